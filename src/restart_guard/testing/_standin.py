@@ -130,7 +130,7 @@ class StandIn:
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(standin.start())
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:
                 error.append(exc)
                 started.set()
                 return
