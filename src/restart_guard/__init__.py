@@ -1,1 +1,47 @@
-"""restart-guard."""
+"""restart-guard: never lose a conversation to a bot restart.
+
+``@restart_guard.protect`` on the function that builds a python-telegram-bot
+``Application``, a discord.py ``Client``/``Bot`` or a slack-bolt
+``App``/``AsyncApp`` (or on the object itself) durably marks every
+conversation whose handler is running, keeps the marks through SIGTERM,
+SIGINT, SIGKILL and crashes, and on the next start posts a "resumed after
+restart" notice in the original chat, thread or topic — optionally
+re-running the interrupted turn.
+"""
+
+from __future__ import annotations
+
+from ._conversation import Conversation
+from ._guard import Guard, Run
+from ._marker import Marker, Phase
+from ._protect import protect, unprotect
+from ._resume import PlatformLink, Resumer
+from ._settings import DEFAULT, Settings, default_marker_dir, make_store
+from .errors import AdapterNotAvailable, ConversationGone, DeliveryError, RateLimited, ThreadGone
+from .stores.base import Store, StoredMarker, StoreError
+from .stores.directory import DirectoryStore
+
+__all__ = [
+    "DEFAULT",
+    "AdapterNotAvailable",
+    "Conversation",
+    "ConversationGone",
+    "DeliveryError",
+    "DirectoryStore",
+    "Guard",
+    "Marker",
+    "Phase",
+    "PlatformLink",
+    "RateLimited",
+    "Resumer",
+    "Run",
+    "Settings",
+    "Store",
+    "StoreError",
+    "StoredMarker",
+    "ThreadGone",
+    "default_marker_dir",
+    "make_store",
+    "protect",
+    "unprotect",
+]

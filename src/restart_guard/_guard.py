@@ -1,0 +1,375 @@
+"""The guard: which conversations are in flight, and their markers' lifecycle.
+
+Life of a marker::
+
+    begin()  ── write-ahead (group commit, background) ──►  in_flight
+    stop signal: pre_mark() ── one durable batch, before the drain ──►  draining
+    end() of the last run  ── removal (group commit) ──►  gone
+    drain timed out: seal() ── no removal is ever written again by this process
+    next start: claim() ──►  resuming ── notice / on_resume / replay ──► gone
+
+The guard knows nothing about any framework: adapters call ``begin``/``end``
+around every handler run and ``pre_mark``/``wait_idle``/``close`` around the
+framework's own shutdown. Everything here is thread-safe because Slack's
+sync listeners run in a thread pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ._conversation import Conversation
+from ._marker import Marker, Phase
+from ._settings import Settings
+from ._writer import GroupCommitWriter
+from .stores.base import Store
+
+__all__ = ["Guard", "Run"]
+
+log = logging.getLogger("restart_guard")
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    RUNNING = "running"
+    STOPPING = "stopping"  # pre-marked; the framework is draining
+    SEALED = "sealed"  # the drain timed out: what is still marked stays marked
+    CLOSED = "closed"
+
+
+class _Entry:
+    """One conversation in flight in this process (in memory only)."""
+
+    __slots__ = ("attempts", "conversation", "cut", "payloads", "phase", "runs", "started_at")
+
+    def __init__(self, conversation: Conversation, started_at: float, attempts: int) -> None:
+        self.conversation = conversation
+        self.started_at = started_at
+        self.attempts = attempts
+        self.runs = 0
+        self.phase = Phase.IN_FLIGHT
+        self.payloads: dict[int, Any] | None = None
+        self.cut = False  # a run was cut off by shutdown: keep the marker
+
+
+class Run:
+    """A handle on one handler run (or one resumption) of a conversation."""
+
+    __slots__ = ("entry", "is_handler", "token")
+
+    def __init__(self, entry: _Entry, token: int, is_handler: bool) -> None:
+        self.entry = entry
+        self.token = token
+        self.is_handler = is_handler
+
+    @property
+    def conversation(self) -> Conversation:
+        """The conversation this run belongs to."""
+        return self.entry.conversation
+
+
+class Guard:
+    """Tracks in-flight conversations of one bot and keeps their markers durable.
+
+    Adapters create one per protected bot object. ``start()`` opens the
+    store and claims the markers a dead process left behind; those come
+    back *held* (see :meth:`hold`) for the resume step.
+    """
+
+    def __init__(self, platform: str, store: Store, settings: Settings) -> None:
+        self.platform = platform
+        self.store = store
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._handler_runs = 0
+        self._tokens = itertools.count(1)
+        self._state = _State.NEW
+        self._idle = threading.Condition(self._lock)
+        self._async_idle: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.writer = GroupCommitWriter(store, self._resolve)
+
+    def __repr__(self) -> str:
+        return f"<Guard {self.platform} {self._state.value} in_flight={self.in_flight}>"
+
+    # ---------------------------------------------------------------- start-up
+    def start(self) -> list[Marker]:
+        """Open the store, start the writer, claim markers of dead processes.
+
+        Never raises: a store that cannot be opened is logged and retried by
+        the writer; the bot runs unprotected until it recovers.
+        """
+        with self._lock:
+            if self._state is not _State.NEW:
+                return []
+            self._state = _State.RUNNING
+        claimed: list[Marker] = []
+        try:
+            self.store.open(self.owner)
+            claimed = self.store.claim()
+        except Exception as exc:
+            log.error(
+                "restart-guard: marker store %s unavailable at start-up: %s — the bot "
+                "runs; markers are kept in memory and written when the store recovers; "
+                "markers already on disk will be resumed on a later start",
+                self.store,
+                exc,
+            )
+        self.writer.adopt(m.key for m in claimed)
+        self.writer.start()
+        if claimed:
+            log.info("restart-guard: claimed %d interrupted conversation(s)", len(claimed))
+        return claimed
+
+    # ---------------------------------------------------------------- tracking
+    def begin(self, conversation: Conversation, payload: Any = None) -> Run:
+        """A handler run for ``conversation`` starts. Never blocks on I/O.
+
+        ``payload`` is the JSON-able update to re-run on replay; it is kept
+        only when replay is on.
+        """
+        key = conversation.key
+        with self._lock:
+            entry = self._entries.get(key)
+            dirty = entry is None
+            if entry is None:
+                entry = self._entries[key] = _Entry(conversation, time.time(), 0)
+                if self._state is _State.STOPPING:
+                    entry.phase = Phase.DRAINING
+            entry.runs += 1
+            self._handler_runs += 1
+            token = next(self._tokens)
+            if payload is not None and self.settings.replay:
+                if entry.payloads is None:
+                    entry.payloads = {}
+                entry.payloads[token] = payload
+                dirty = True
+        if dirty:
+            self.writer.mark(key)
+        return Run(entry, token, True)
+
+    def hold(self, marker: Marker) -> Run:
+        """Hold a claimed marker's conversation while it is being resumed.
+
+        A handler run of the same conversation (the replayed update, or the
+        user writing again) joins the same entry, so the marker stays until
+        both have finished and keeps the attempt count.
+        """
+        key = marker.key
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._entries[key] = _Entry(
+                    marker.conversation, marker.started_at, marker.attempts
+                )
+                entry.phase = Phase.RESUMING
+            entry.attempts = max(entry.attempts, marker.attempts)
+            entry.runs += 1
+            token = next(self._tokens)
+            if marker.payload:
+                if entry.payloads is None:
+                    entry.payloads = {}
+                entry.payloads[token] = marker.payload
+        return Run(entry, token, False)
+
+    def end(self, run: Run, *, completed: bool = True) -> None:
+        """A run finished (``completed``) or was cut off by shutdown (``completed=False``).
+
+        The marker is removed when the conversation's last run completes —
+        unless the drain timed out (sealed) or a run was cut off, in which
+        case it stays for the next start.
+        """
+        entry = run.entry
+        key = entry.conversation.key
+        dirty = False
+        with self._lock:
+            entry.runs -= 1
+            if run.is_handler:
+                self._handler_runs -= 1
+                if self._handler_runs == 0:
+                    self._notify_idle()
+            if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if not completed:
+                entry.cut = True
+            if entry.runs == 0 and not entry.cut and self._state is not _State.SEALED:
+                if self._entries.get(key) is entry:
+                    del self._entries[key]
+                dirty = True
+        if dirty and self._state is not _State.SEALED:
+            self.writer.mark(key)
+
+    def count_attempt(self, run: Run) -> int:
+        """Record that a resumed turn starts now; returns the new attempt count.
+
+        Call :meth:`flush` (or :meth:`flush_async`) before running the turn
+        so that a crash during it is counted.
+        """
+        with self._lock:
+            run.entry.attempts += 1
+            attempts = run.entry.attempts
+        self.writer.mark(run.entry.conversation.key)
+        return attempts
+
+    @property
+    def in_flight(self) -> int:
+        """Handler runs in progress (resumptions not counted)."""
+        with self._lock:
+            return self._handler_runs
+
+    def markers(self) -> list[Marker]:
+        """The markers this process holds right now (for tests and status)."""
+        with self._lock:
+            return [self._to_marker(e) for e in self._entries.values()]
+
+    # ---------------------------------------------------------------- shutdown
+    def pre_mark(self) -> bool:
+        """Durably mark every conversation in flight, in one batch. Call before the drain.
+
+        Blocks the caller for one fsync; returns False (after logging) if the
+        store failed.
+        """
+        with self._lock:
+            if self._state in (_State.STOPPING, _State.SEALED, _State.CLOSED):
+                return True
+            self._state = _State.STOPPING
+            for entry in self._entries.values():
+                if entry.phase is Phase.IN_FLIGHT:
+                    entry.phase = Phase.DRAINING
+            keys = list(self._entries)
+            running = self._handler_runs
+        started = time.perf_counter()
+        ok = self.writer.flush(keys)
+        log.info(
+            "restart-guard: stop requested; %d conversation(s) (%d handler run(s)) marked "
+            "before the drain in %.1f ms%s",
+            len(keys),
+            running,
+            (time.perf_counter() - started) * 1000,
+            "" if ok else " — WRITE FAILED, see the error above",
+        )
+        return ok
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was requested (pre-marked, sealed or closed)."""
+        return self._state in (_State.STOPPING, _State.SEALED, _State.CLOSED)
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no handler runs; False if ``timeout`` seconds passed first."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self._handler_runs == 0:
+                return True
+            self._async_idle.append((loop, future))
+        try:
+            await asyncio.wait_for(future, timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            with self._lock:
+                if (loop, future) in self._async_idle:
+                    self._async_idle.remove((loop, future))
+
+    def wait_idle_blocking(self, timeout: float | None) -> bool:
+        """Thread version of :meth:`wait_idle`."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._handler_runs == 0, timeout)
+
+    def seal(self) -> None:
+        """The drain timed out: everything still marked stays marked for the next start."""
+        with self._lock:
+            if self._state is _State.CLOSED:
+                return
+            self._state = _State.SEALED
+            left = [str(e.conversation) for e in self._entries.values() if e.runs]
+        log.warning(
+            "restart-guard: drain timed out after %.1fs; %d conversation(s) stay marked "
+            "and will be resumed on the next start: %s",
+            self.settings.drain_timeout,
+            len(left),
+            ", ".join(left[:10]) + (" …" if len(left) > 10 else ""),
+        )
+
+    def close(self) -> None:
+        """Commit what is pending and release the store. Idempotent."""
+        with self._lock:
+            if self._state in (_State.CLOSED, _State.NEW):
+                self._state = _State.CLOSED
+                return
+            self._state = _State.CLOSED
+            left = len(self._entries)
+        self.writer.close()
+        try:
+            self.store.close()
+        except Exception as exc:
+            log.error("restart-guard: closing the marker store failed: %s", exc)
+        log.info("restart-guard: closed; %d conversation(s) left marked", left)
+
+    # ---------------------------------------------------------------- internals
+    def flush(self) -> bool:
+        """Commit pending marker changes now, on this thread."""
+        return self.writer.flush()
+
+    async def flush_async(self) -> bool:
+        """Commit pending marker changes in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.writer.flush)
+
+    def _notify_idle(self) -> None:
+        # Called with the lock held.
+        self._idle.notify_all()
+        for loop, future in self._async_idle:
+            loop.call_soon_threadsafe(_resolve_future, future)
+
+    def _to_marker(self, entry: _Entry) -> Marker:
+        payload = None
+        if entry.payloads:
+            payload = []
+            seen: set[str] = set()
+            for value in entry.payloads.values():
+                # A resumption holds the stored list; a handler run holds one update.
+                # The replayed update joins its own resumption: store it once.
+                for update in value if isinstance(value, list) else [value]:
+                    canonical = json.dumps(update, sort_keys=True, default=str)
+                    if canonical not in seen:
+                        seen.add(canonical)
+                        payload.append(update)
+        return Marker(
+            conversation=entry.conversation,
+            started_at=entry.started_at,
+            phase=entry.phase,
+            attempts=entry.attempts,
+            owner=self.owner,
+            payload=payload,
+        )
+
+    def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:
+        puts: list[Marker] = []
+        removes: list[str] = []
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    removes.append(key)
+                else:
+                    puts.append(self._to_marker(entry))
+        return puts, removes
+
+
+def _resolve_future(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

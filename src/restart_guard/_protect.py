@@ -1,0 +1,219 @@
+"""``protect()``: the one decorator. Finds the adapter for the object it is given."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from ._settings import DEFAULT, NoticeOption, OnResume, Settings
+from .errors import AdapterNotAvailable
+from .stores.base import Store
+
+__all__ = ["protect", "unprotect"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _AdapterInfo:
+    platform: str
+    module: str
+    extra: str
+    framework: str
+    # (module, qualname) of the framework classes this adapter takes.
+    classes: tuple[tuple[str, str], ...]
+
+
+_ADAPTERS = (
+    _AdapterInfo(
+        "telegram",
+        "restart_guard.adapters.telegram",
+        "telegram",
+        "python-telegram-bot",
+        (("telegram.ext._application", "Application"),),
+    ),
+    _AdapterInfo(
+        "discord",
+        "restart_guard.adapters.discord",
+        "discord",
+        "discord.py",
+        (("discord.client", "Client"),),
+    ),
+    _AdapterInfo(
+        "slack",
+        "restart_guard.adapters.slack",
+        "slack",
+        "slack-bolt",
+        (("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),
+    ),
+)
+
+SUPPORTED = (
+    "telegram.ext.Application (python-telegram-bot), discord.Client / commands.Bot "
+    "(discord.py), slack_bolt.App / AsyncApp (slack-bolt)"
+)
+
+
+def _adapter_for(cls: type) -> _AdapterInfo | None:
+    # Matched by name along the MRO so that no framework is imported to decide.
+    names = {(c.__module__, c.__qualname__) for c in cls.__mro__}
+    for info in _ADAPTERS:
+        if names.intersection(info.classes):
+            return info
+    return None
+
+
+def _load(info: _AdapterInfo) -> Any:
+    try:
+        return importlib.import_module(info.module)
+    except AdapterNotAvailable:
+        raise
+    except ImportError as exc:
+        raise AdapterNotAvailable(
+            f"restart-guard's {info.platform} adapter needs {info.framework}: "
+            f'pip install "restart-guard[{info.extra}]" ({exc})'
+        ) from exc
+
+
+@overload
+def protect(target: T, /) -> T: ...
+@overload
+def protect(
+    target: None = None,
+    /,
+    *,
+    marker_dir: str | Any | None = ...,
+    store: Store | str | None = ...,
+    drain_timeout: float = ...,
+    notice: NoticeOption = ...,
+    giveup_notice: NoticeOption = ...,
+    on_resume: OnResume | None = ...,
+    replay: bool = ...,
+    max_attempts: int = ...,
+    max_age: float = ...,
+) -> Callable[[T], T]: ...
+
+
+def protect(
+    target: Any = None,
+    /,
+    *,
+    marker_dir: Any = None,
+    store: Store | str | None = None,
+    drain_timeout: float = 20.0,
+    notice: NoticeOption = DEFAULT,
+    giveup_notice: NoticeOption = DEFAULT,
+    on_resume: OnResume | None = None,
+    replay: bool = False,
+    max_attempts: int = 3,
+    max_age: float = 24 * 3600.0,
+) -> Any:
+    """Guard a bot against losing conversations to a restart.
+
+    Use it bare or with options, on a factory function that returns the bot
+    object, on the bot object itself, or (discord.py) on a ``Client``
+    subclass::
+
+        @restart_guard.protect(marker_dir="/var/lib/mybot/restart-guard", drain_timeout=20)
+        def build_app() -> Application: ...
+
+        app = restart_guard.protect()(app)
+
+    Options:
+
+    - ``marker_dir``: where markers are kept. Default ``$RESTART_GUARD_DIR``,
+      else the user state directory for "restart-guard", with one
+      subfolder per bot in either case.
+    - ``store``: a :class:`~restart_guard.Store` object or a ``redis://`` URL
+      (default ``$RESTART_GUARD_URL``) instead of a directory.
+    - ``drain_timeout``: seconds to wait for running handlers after a stop
+      signal (default 20, which fits Kubernetes' 30 s grace period). Keep it
+      a few seconds under your service manager's kill timeout.
+    - ``notice``: the text posted in the interrupted conversation, or a
+      callable ``(marker) -> str | None``; None posts nothing.
+    - ``giveup_notice``: the text posted when ``max_attempts`` is exceeded
+      (``{attempts}`` is filled in), or a callable, or None.
+    - ``on_resume``: ``async def on_resume(marker)`` called after the notice.
+    - ``replay``: re-run the interrupted update after the notice (default
+      False). Only then is message text stored in a marker.
+    - ``max_attempts``: resumed turns cut off this many times are given up
+      (default 3).
+    - ``max_age``: seconds (or a timedelta); older markers are dropped with a
+      log line (default 24 h).
+    """
+    settings = Settings(
+        marker_dir=marker_dir,
+        store=store,
+        drain_timeout=drain_timeout,
+        notice=notice,
+        giveup_notice=giveup_notice,
+        on_resume=on_resume,
+        replay=replay,
+        max_attempts=max_attempts,
+        max_age=max_age,
+    )
+    if target is None:
+        return functools.partial(_apply, settings=settings)
+    return _apply(target, settings=settings)
+
+
+def _apply(target: Any, *, settings: Settings) -> Any:
+    if isinstance(target, type):
+        info = _adapter_for(target)
+        if info is None:
+            raise TypeError(
+                f"restart_guard.protect cannot guard the class {target!r}; it supports {SUPPORTED}"
+            )
+        adapter = _load(info)
+        if not hasattr(adapter, "install_class"):
+            raise TypeError(
+                f"restart_guard.protect guards {info.framework} bot objects, not classes: "
+                "decorate the factory function or pass the object"
+            )
+        return adapter.install_class(target, settings)
+    info = _adapter_for(type(target))
+    if info is not None:
+        return _load(info).install(target, settings)
+    if callable(target):
+        return _wrap_factory(target, settings)
+    raise TypeError(
+        f"restart_guard.protect cannot guard {type(target).__module__}."
+        f"{type(target).__qualname__}; it supports {SUPPORTED}, or a function returning one"
+    )
+
+
+def _wrap_factory(factory: Callable[..., Any], settings: Settings) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(factory):
+
+        @functools.wraps(factory)
+        async def build_async(*args: Any, **kwargs: Any) -> Any:
+            return _apply_to_product(await factory(*args, **kwargs), factory, settings)
+
+        return build_async
+
+    @functools.wraps(factory)
+    def build(*args: Any, **kwargs: Any) -> Any:
+        return _apply_to_product(factory(*args, **kwargs), factory, settings)
+
+    return build
+
+
+def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
+    if _adapter_for(type(product)) is None:
+        raise TypeError(
+            f"{getattr(factory, '__qualname__', factory)!r} returned {type(product).__qualname__}, "
+            f"which restart_guard.protect cannot guard; it supports {SUPPORTED}"
+        )
+    return _apply(product, settings=settings)
+
+
+def unprotect(target: Any) -> Any:
+    """Remove the guard from a bot object protected earlier (idempotent)."""
+    info = _adapter_for(type(target))
+    if info is None:
+        return target
+    return _load(info).uninstall(target)

@@ -1,0 +1,146 @@
+"""Group commit: turn marker changes into durable batches off the handler's path.
+
+Handlers only note that a conversation's key is *dirty*. A background thread
+wakes, asks the guard for the current state of every dirty key (a marker to
+write, or nothing: remove it) and commits them to the store as one batch —
+one fsync however many handlers started meanwhile. A conversation that
+starts and finishes between two batches costs no disk I/O at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+
+from ._marker import Marker
+from .stores.base import Store
+
+__all__ = ["GroupCommitWriter"]
+
+log = logging.getLogger("restart_guard")
+
+#: ``resolve(keys)`` → (markers to write, keys whose marker must go).
+Resolver = Callable[[Iterable[str]], tuple[list[Marker], list[str]]]
+
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 5.0
+# One error line per this many seconds while the store keeps failing.
+_ERROR_LOG_INTERVAL = 30.0
+
+
+class GroupCommitWriter:
+    """A daemon thread that commits dirty keys to a store in batches."""
+
+    def __init__(self, store: Store, resolve: Resolver) -> None:
+        self._store = store
+        self._resolve = resolve
+        self._cond = threading.Condition(threading.Lock())
+        self._io = threading.Lock()  # one commit at a time: the background's or a flush's
+        self._dirty: set[str] = set()
+        self._durable: set[str] = set()  # keys the store holds a marker for
+        self._stopping = False
+        self._failing_since: float | None = None
+        self._last_error_log = 0.0
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # committed batches, for tests and the benchmark
+
+    def start(self) -> None:
+        """Start the background thread."""
+        self._thread = threading.Thread(target=self._run, name="restart-guard-writer", daemon=True)
+        self._thread.start()
+
+    def adopt(self, keys: Iterable[str]) -> None:
+        """Note keys the store already holds (claimed at start-up) so removals reach it."""
+        with self._io:
+            self._durable.update(keys)
+
+    def mark(self, key: str) -> None:
+        """Note that ``key`` changed. Cheap; never touches the disk."""
+        with self._cond:
+            self._dirty.add(key)
+            self._cond.notify()
+
+    def flush(self, extra: Iterable[str] = ()) -> bool:
+        """Commit every dirty key (and ``extra``) now, on the caller's thread.
+
+        Returns False (after logging) if the store failed; the keys stay dirty
+        and the background thread keeps retrying.
+        """
+        with self._cond:
+            self._dirty.update(extra)
+        return self._commit_dirty()
+
+    def close(self) -> bool:
+        """Stop the thread and commit what is left. Returns False if that failed."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None:
+            self._thread.join()
+        return self._commit_dirty()
+
+    @property
+    def pending(self) -> int:
+        """Dirty keys not yet committed."""
+        with self._cond:
+            return len(self._dirty)
+
+    def _run(self) -> None:
+        delay = 0.0
+        while True:
+            with self._cond:
+                while not self._dirty and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+            if delay:
+                # The store is failing: wait before retrying, but leave early on close().
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, timeout=delay)
+            ok = self._commit_dirty()
+            delay = 0.0 if ok else min(max(delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+
+    def _commit_dirty(self) -> bool:
+        with self._io:
+            with self._cond:
+                keys, self._dirty = self._dirty, set()
+            if not keys:
+                return True
+            puts, removes = self._resolve(keys)
+            # A key never written needs no removal: its put was coalesced away.
+            removes = [k for k in removes if k in self._durable]
+            try:
+                self._store.commit(puts, removes)
+            except Exception as exc:  # the store must never take the bot down
+                with self._cond:
+                    self._dirty |= keys
+                self._log_failure(exc, len(puts), len(removes))
+                return False
+            self._durable.update(m.key for m in puts)
+            self._durable.difference_update(removes)
+            self.batches += 1
+            if self._failing_since is not None:
+                log.warning(
+                    "restart-guard: marker store %s writable again after %.1fs",
+                    self._store,
+                    time.monotonic() - self._failing_since,
+                )
+                self._failing_since = None
+            return True
+
+    def _log_failure(self, exc: Exception, puts: int, removes: int) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._last_error_log >= _ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            log.error(
+                "restart-guard: could not write %d marker(s) / remove %d to %s: %s — "
+                "kept in memory, retrying; a crash now would lose them",
+                puts,
+                removes,
+                self._store,
+                exc,
+            )

@@ -1,0 +1,38 @@
+"""Exceptions a user or an adapter can meet."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AdapterNotAvailable",
+    "ConversationGone",
+    "DeliveryError",
+    "RateLimited",
+    "ThreadGone",
+]
+
+
+class AdapterNotAvailable(ImportError):
+    """The framework an adapter needs is not installed (the message has the pip command)."""
+
+
+class DeliveryError(Exception):
+    """Posting a resume notice failed in a way the platform explained."""
+
+
+class ConversationGone(DeliveryError):
+    """The chat or channel no longer exists, or the bot was removed from it.
+
+    The marker is dropped after one log line; there is nobody to tell.
+    """
+
+
+class ThreadGone(DeliveryError):
+    """The forum topic or thread was deleted; the notice goes to the main chat instead."""
+
+
+class RateLimited(DeliveryError):
+    """The platform asked to wait ``retry_after`` seconds before the next call."""
+
+    def __init__(self, retry_after: float, message: str = "") -> None:
+        super().__init__(message or f"rate limited; retry after {retry_after}s")
+        self.retry_after = retry_after
