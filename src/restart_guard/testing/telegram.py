@@ -1,0 +1,856 @@
+"""A loopback stand-in of the Telegram Bot API for offline tests of python-telegram-bot bots.
+
+:class:`TelegramStandIn` is a small HTTP server on 127.0.0.1 that answers the
+Bot API calls a bot makes (``getMe``, ``deleteWebhook``, long-polling
+``getUpdates``, ``sendMessage`` ...). The bot under test is a real
+python-telegram-bot ``Application``; only Telegram is replaced. Point the
+bot at the stand-in with ``ApplicationBuilder().base_url(...)``::
+
+    from telegram.ext import ApplicationBuilder
+
+    app = ApplicationBuilder().token(api.token).base_url(api.base_url).build()
+
+In the test's own event loop (``async`` tests)::
+
+    from restart_guard.testing.telegram import TelegramStandIn
+
+    async def test_echo() -> None:
+        async with TelegramStandIn() as api:
+            app = ApplicationBuilder().token(api.token).base_url(api.base_url).build()
+            app.add_handler(MessageHandler(filters.TEXT, echo))
+            async with app:
+                await app.updater.start_polling()
+                await app.start()
+                api.inject_message(42, "hello")
+                [reply] = await api.wait_for_sent_async(lambda m: m.chat == "42")
+                await app.updater.stop()
+                await app.stop()
+
+The blocking waits (``wait_for_sent``, ``wait_until_confirmed`` ...) would
+freeze a loop that also runs the stand-in; in ``async`` code use their
+``..._async`` twins.
+
+In a thread of its own, for synchronous tests and for a bot that runs in
+another thread or in a subprocess (pass ``api.base_url`` and ``api.token`` to
+it, for example in its environment)::
+
+    with TelegramStandIn.running() as api:
+        bot = subprocess.Popen([...], env={..., "BOT_API": api.base_url})
+        api.wait_for_poll()                    # the bot is up and long polling
+        update_id = api.inject_message(-1001234, "/start", message_thread_id=7)
+        api.wait_for_sent(lambda m: m.chat == "-1001234" and m.thread == "7")
+        api.wait_until_confirmed(update_id)    # Telegram will not deliver it again
+
+What the stand-in does like Telegram:
+
+- every call is ``{base_url}{token}/{method}``, POST form-encoded (values
+  JSON-encoded), a JSON body or a GET query string; a wrong token gets 401
+  (and is not recorded);
+- ``getUpdates`` is a real long poll: it answers as soon as an update is
+  injected, honours ``offset`` (updates below it are confirmed and dropped
+  for good), ``limit`` and ``timeout``, and a newer ``getUpdates`` terminates a
+  waiting one with 409 Conflict, as when two bot instances poll;
+- errors have Telegram's exact shape, so python-telegram-bot raises
+  ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``Conflict`` ... by itself;
+- methods it does not model answer ``{"ok": true, "result": true}``.
+
+Everything the bot sent is in :attr:`~TelegramStandIn.sent`, every call in
+:attr:`~TelegramStandIn.calls`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import threading
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from ._standin import Failure, SentMessage, StandIn
+
+__all__ = ["TelegramStandIn"]
+
+_T = TypeVar("_T")
+_Json = dict[str, Any]
+
+_FIRST_UPDATE_ID = 100_000
+# How often a waiting long poll looks whether its client has gone away. aiohttp
+# does not cancel handlers on disconnect, and a dead poll must not count as
+# "the bot is polling" (wait_for_poll) after the bot was killed.
+_DISCONNECT_CHECK = 0.1
+_CONFLICT = (
+    "Conflict: terminated by other getUpdates request; "
+    "make sure that only one bot instance is running"
+)
+# python-telegram-bot sends str values raw and everything else JSON-encoded, so
+# a text "42" or "true" would decode to a number or bool; these stay strings.
+_STRING_PARAMS = frozenset(
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "business_connection_id",
+        "title",
+        "description",
+        "short_description",
+        "name",
+        "first_name",
+        "last_name",
+        "url",
+        "question",
+        "explanation",
+        "emoji",
+        "callback_query_id",
+        "inline_message_id",
+        "message_effect_id",
+        "secret_token",
+        "ip_address",
+    }
+)
+
+
+class _ApiError(Exception):
+    """A Bot API error answer (``ok: false``) raised inside a method handler."""
+
+    def __init__(self, status: int, description: str, parameters: _Json | None = None) -> None:
+        super().__init__(description)
+        self.status = status
+        self.description = description
+        self.parameters = parameters
+
+
+@dataclass(eq=False)
+class _Poll:
+    """A getUpdates long poll that is waiting for an update."""
+
+    offset: int
+    event: asyncio.Event
+    request: web.Request
+    conflict: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    def alive(self) -> bool:
+        transport = self.request.transport
+        return not self.conflict and transport is not None and not transport.is_closing()
+
+
+def _error_body(status: int, description: str, parameters: _Json | None = None) -> _Json:
+    body: _Json = {"ok": False, "error_code": status, "description": description}
+    if parameters:
+        body["parameters"] = parameters
+    return body
+
+
+def _decode_value(name: str, value: str) -> Any:
+    if name in _STRING_PARAMS:
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _int_param(params: _Json, name: str, default: int) -> int:
+    value = params.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _ApiError(400, f"Bad Request: wrong parameter {name}") from None
+
+
+def _utf16_len(text: str) -> int:
+    # Telegram measures entity offsets and lengths in UTF-16 code units.
+    return len(text.encode("utf-16-le")) // 2
+
+
+class TelegramStandIn(StandIn):
+    """Loopback Telegram Bot API for one bot token.
+
+    ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
+    user id is the number before the colon. ``host`` and ``port`` are where to
+    listen (port 0: a free port, see :attr:`url` once started).
+
+    Use it with ``async with TelegramStandIn() as api:`` in the test's loop or
+    ``with TelegramStandIn.running() as api:`` in a thread of its own; every
+    public method is thread-safe.
+    """
+
+    def __init__(
+        self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        bot_id, colon, secret = token.partition(":")
+        if not (bot_id.isdigit() and colon and secret):
+            raise ValueError(f"not a bot token (want '<digits>:<secret>'): {token!r}")
+        super().__init__(host, port)
+        self._token = token
+        self._bot_user: _Json = {
+            "id": int(bot_id),
+            "is_bot": True,
+            "first_name": "Stand-in Bot",
+            "username": "standin_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
+        self._updates: list[_Json] = []  # not yet confirmed, in update_id order
+        self._next_update_id = _FIRST_UPDATE_ID
+        self._confirmed_offset = 0
+        self._polls: list[_Poll] = []
+        self._stopping = False
+        self._chats: dict[str, _Json] = {}
+        self._message_ids: dict[str, int] = {}
+        self._messages: dict[tuple[str, int], _Json] = {}
+        self._forgotten: set[str] = set()
+        self._kicked: set[str] = set()
+        self._deleted_topics: set[tuple[str, str]] = set()
+        # Async waiters live on other event loops; they are woken through their
+        # own loop, never from the stand-in's thread directly.
+        self._waiters_lock = threading.Lock()
+        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._methods: dict[str, Callable[[_Json, web.Request], Awaitable[Any]]] = {
+            "getme": self._get_me,
+            "getupdates": self._get_updates,
+            "deletewebhook": self._delete_webhook,
+            "getwebhookinfo": self._get_webhook_info,
+            "sendmessage": self._send_message,
+        }
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def token(self) -> str:
+        """The bot token the stand-in accepts; every other token gets 401 Unauthorized."""
+        return self._token
+
+    @property
+    def base_url(self) -> str:
+        """What ``ApplicationBuilder().base_url()`` (or ``Bot(base_url=...)``) takes."""
+        return f"{self.url}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        """What ``ApplicationBuilder().base_file_url()`` takes (file downloads answer 404)."""
+        return f"{self.url}/file/bot"
+
+    @property
+    def bot_user(self) -> dict[str, Any]:
+        """The bot's User object, as ``getMe`` answers it (a copy)."""
+        return dict(self._bot_user)
+
+    # ----------------------------------------------------------------- lifecycle
+    async def start(self) -> None:
+        """Start serving on ``host:port`` (port 0 picks a free one)."""
+        with self._lock:
+            self._stopping = False
+        await super().start()
+
+    async def _before_stop(self) -> None:
+        # aiohttp's cleanup waits for running handlers: answer the long polls now.
+        with self._lock:
+            self._stopping = True
+            polls = list(self._polls)
+        for poll in polls:
+            poll.event.set()
+
+    # ----------------------------------------------------------------- injection
+    def inject_message(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        user_id: int = 1001,
+        chat_type: str | None = None,
+        message_thread_id: int | None = None,
+        is_topic_message: bool | None = None,
+        is_forum: bool | None = None,
+        business_connection_id: str | None = None,
+    ) -> int:
+        """Queue a text message from a user for the bot; return its ``update_id``.
+
+        ``chat_type`` defaults to ``"private"`` for a positive ``chat_id`` and
+        ``"supergroup"`` otherwise (``"group"`` and ``"channel"`` work too; a
+        channel message arrives as ``channel_post`` without a sender).
+        ``message_thread_id`` puts the message in a forum topic:
+        ``is_topic_message`` and the chat's ``is_forum`` then default to true
+        (pass ``is_topic_message=False`` for a reply thread of a normal group).
+        With ``business_connection_id`` the update is a ``business_message``.
+        A text starting with ``/`` carries a ``bot_command`` entity, so
+        ``CommandHandler`` matches it. Delivered to ``getUpdates`` in order.
+        """
+        if chat_type is None:
+            chat_type = "private" if chat_id > 0 else "supergroup"
+        if is_topic_message is None:
+            is_topic_message = message_thread_id is not None
+        if is_forum is None:
+            is_forum = message_thread_id is not None and is_topic_message
+        chat: _Json = {"id": chat_id, "type": chat_type}
+        if chat_type == "private":
+            chat.update(first_name="User", username=f"user{chat_id}")
+        else:
+            chat["title"] = f"Chat {chat_id}"
+        if is_forum:
+            chat["is_forum"] = True
+        message: _Json = {"date": int(time.time()), "chat": chat, "text": text}
+        if chat_type == "channel":
+            message["sender_chat"] = chat
+        else:
+            message["from"] = {
+                "id": user_id,
+                "is_bot": False,
+                "first_name": "User",
+                "username": f"user{user_id}",
+                "language_code": "en",
+            }
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [
+                {"type": "bot_command", "offset": 0, "length": _utf16_len(command)}
+            ]
+        if message_thread_id is not None:
+            message["message_thread_id"] = message_thread_id
+            if is_topic_message:
+                message["is_topic_message"] = True
+        if business_connection_id is not None:
+            message["business_connection_id"] = business_connection_id
+            kind = "business_message"
+        else:
+            kind = "channel_post" if chat_type == "channel" else "message"
+        key = str(chat_id)
+        with self._lock:
+            self._chats[key] = chat
+            message["message_id"] = self._next_message_id(key)
+            self._messages[(key, message["message_id"])] = message
+        return self.inject_update({kind: message})
+
+    def inject_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
+
+        A missing ``update_id`` is assigned; a given one must be above every
+        confirmed and pending one. The dict is copied.
+        """
+        update = copy.deepcopy(update)
+        with self._changed:
+            if update.get("update_id") is None:
+                update["update_id"] = self._next_update_id
+            update_id = int(update["update_id"])
+            if update_id < self._next_update_id or update_id < self._confirmed_offset:
+                raise ValueError(
+                    f"update_id {update_id} is not new (next free id: {self._next_update_id})"
+                )
+            self._next_update_id = update_id + 1
+            self._updates.append(update)
+            self._changed.notify_all()
+        self._wake_polls()
+        self._notify_async()
+        return update_id
+
+    # -------------------------------------------------------- confirmation state
+    @property
+    def confirmed_offset(self) -> int:
+        """The highest ``offset`` the bot confirmed: every update below it is gone for good."""
+        with self._lock:
+            return self._confirmed_offset
+
+    @property
+    def pending_update_ids(self) -> list[int]:
+        """Injected updates not yet confirmed (delivered or not), oldest first."""
+        with self._lock:
+            return [int(u["update_id"]) for u in self._updates]
+
+    def wait_until_confirmed(self, update_id: int, timeout: float = 15.0) -> int:
+        """Block until the bot confirmed ``update_id``; return :attr:`confirmed_offset`.
+
+        python-telegram-bot confirms with its next ``getUpdates`` (at the latest
+        the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
+        confirmation state.
+        """
+        return self._wait(
+            lambda: self._check_confirmed(update_id),
+            timeout,
+            lambda: self._describe_confirmation(update_id, timeout),
+        )
+
+    async def wait_until_confirmed_async(self, update_id: int, timeout: float = 15.0) -> int:
+        """:meth:`wait_until_confirmed` for code running on an event loop."""
+        return await self._wait_async(
+            lambda: self._check_confirmed(update_id),
+            timeout,
+            lambda: self._describe_confirmation(update_id, timeout),
+        )
+
+    def wait_for_poll(self, timeout: float = 15.0, *, since: float | None = None) -> int:
+        """Block until a ``getUpdates`` long poll is waiting; return its confirmed offset.
+
+        A waiting poll means the bot is up, has taken every update below the
+        returned offset and is waiting for more. A poll whose client went away
+        stops counting within about 0.1 s; to wait for a *restarted* bot
+        without that race, pass ``since=time.monotonic()`` taken before the
+        restart: only polls that began at or after it count. Raises
+        ``TimeoutError``.
+        """
+        return self._wait(
+            lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
+        )
+
+    async def wait_for_poll_async(
+        self, timeout: float = 15.0, *, since: float | None = None
+    ) -> int:
+        """:meth:`wait_for_poll` for code running on an event loop."""
+        return await self._wait_async(
+            lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
+        )
+
+    async def wait_for_sent_async(
+        self,
+        predicate: Callable[[SentMessage], bool] | None = None,
+        timeout: float = 15.0,
+        count: int = 1,
+    ) -> list[SentMessage]:
+        """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
+
+        def check() -> list[SentMessage] | None:
+            hits = [m for m in self._sent if predicate is None or predicate(m)]
+            return hits if len(hits) >= count else None
+
+        return await self._wait_async(
+            check,
+            timeout,
+            lambda: (
+                f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
+            ),
+        )
+
+    async def wait_for_call_async(
+        self,
+        method: str,
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 15.0,
+        count: int = 1,
+    ) -> list[dict[str, Any]]:
+        """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
+
+        def check() -> list[dict[str, Any]] | None:
+            hits = [
+                p for m, p in self._calls if m == method and (predicate is None or predicate(p))
+            ]
+            return hits if len(hits) >= count else None
+
+        return await self._wait_async(
+            check,
+            timeout,
+            lambda: (
+                f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
+                f"{[m for m, _ in self._calls]!r}"
+            ),
+        )
+
+    # --------------------------------------------------------- failure injection
+    def forget_chat(self, chat_id: int | str) -> None:
+        """From now on every call naming this chat answers 400 "Bad Request: chat not found"."""
+        with self._lock:
+            self._forgotten.add(str(chat_id))
+
+    def kick_bot(self, chat_id: int | str) -> None:
+        """From now on every call naming this chat answers 403 Forbidden.
+
+        The description is Telegram's for the chat type: "Forbidden: bot was
+        kicked from the supergroup chat" (the default for a negative id),
+        "... from the group chat", "... from the channel chat", and for a
+        private chat "Forbidden: bot was blocked by the user".
+        """
+        with self._lock:
+            self._kicked.add(str(chat_id))
+
+    def delete_topic(self, chat_id: int | str, message_thread_id: int | str) -> None:
+        """Calls into this forum topic answer 400 "Bad Request: message thread not found".
+
+        The rest of the chat (no ``message_thread_id``, other topics) keeps working.
+        """
+        with self._lock:
+            self._deleted_topics.add((str(chat_id), str(message_thread_id)))
+
+    def rate_limit(
+        self, chat_id: int | str | None = None, retry_after: int = 1, times: int = 1
+    ) -> None:
+        """The next ``times`` sendMessage calls (to ``chat_id``, or any) answer 429.
+
+        The body carries ``parameters.retry_after``, so python-telegram-bot
+        raises ``RetryAfter`` with that many seconds.
+        """
+        self.fail_next(
+            "sendMessage",
+            429,
+            f"Too Many Requests: retry after {retry_after}",
+            chat_id=chat_id,
+            times=times,
+            parameters={"retry_after": retry_after},
+        )
+
+    def fail_next(
+        self,
+        method: str,
+        status: int,
+        description: str,
+        chat_id: int | str | None = None,
+        times: int = 1,
+        *,
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """The next ``times`` calls of ``method`` (to ``chat_id``, or any) get this error.
+
+        ``method`` as the bot spells it (python-telegram-bot: ``"sendMessage"``);
+        any method can fail, ``getUpdates`` included. The answer is
+        ``{"ok": false, "error_code": status, "description": description}``
+        plus ``parameters`` when given (``{"migrate_to_chat_id": ...}`` ...).
+        """
+        self.fail(
+            Failure(
+                method=method,
+                status=status,
+                body=_error_body(status, description, parameters),
+                chat=None if chat_id is None else str(chat_id),
+                times=times,
+            )
+        )
+
+    # ------------------------------------------------------------------- routes
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        path = request.path
+        if not path.startswith("/bot"):
+            return web.json_response(_error_body(404, "Not Found"), status=404)
+        token, _, method = path[len("/bot") :].partition("/")
+        if token != self._token:
+            return web.json_response(_error_body(401, "Unauthorized"), status=401)
+        if not method or "/" in method:
+            return web.json_response(_error_body(404, "Not Found"), status=404)
+        try:
+            params = await self._read_params(request)
+        except ConnectionError:
+            # The client gave up before its request was read; nobody hears an answer.
+            return web.Response(status=499)
+        except ValueError:
+            return web.json_response(
+                _error_body(400, "Bad Request: can't parse request body"), status=400
+            )
+        self._record_call(method, params)
+        chat = self._chat_key(params.get("chat_id"))
+        failure = self._take_failure(method, chat)
+        if failure is not None:
+            return web.json_response(failure.body, status=failure.status, headers=failure.headers)
+        try:
+            self._check_chat_state(chat, params)
+            handler = self._methods.get(method.lower())
+            result = True if handler is None else await handler(params, request)
+        except _ApiError as err:
+            return web.json_response(
+                _error_body(err.status, err.description, err.parameters), status=err.status
+            )
+        return web.json_response({"ok": True, "result": result})
+
+    @staticmethod
+    async def _read_params(request: web.Request) -> _Json:
+        params: _Json = {k: _decode_value(k, v) for k, v in request.query.items()}
+        if not request.body_exists:
+            return params
+        if request.content_type == "application/json":
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("JSON body is not an object")
+            params.update(body)
+            return params
+        form = await request.post()
+        for name, value in form.items():
+            if isinstance(value, web.FileField):
+                # An upload: what was sent matters to a test, not the bytes.
+                params[name] = {"filename": value.filename, "content_type": value.content_type}
+            else:
+                params[name] = _decode_value(name, str(value))
+        return params
+
+    @staticmethod
+    def _chat_key(chat_id: Any) -> str | None:
+        return None if chat_id is None or chat_id == "" else str(chat_id)
+
+    def _check_chat_state(self, chat: str | None, params: _Json) -> None:
+        if chat is None:
+            return
+        thread = params.get("message_thread_id")
+        with self._lock:
+            forgotten = chat in self._forgotten
+            kicked = chat in self._kicked
+            topic_gone = thread is not None and (chat, str(thread)) in self._deleted_topics
+            chat_type = self._chat_type(chat)
+        if forgotten:
+            raise _ApiError(400, "Bad Request: chat not found")
+        if kicked:
+            if chat_type == "private":
+                raise _ApiError(403, "Forbidden: bot was blocked by the user")
+            raise _ApiError(403, f"Forbidden: bot was kicked from the {chat_type} chat")
+        if topic_gone:
+            raise _ApiError(400, "Bad Request: message thread not found")
+
+    # ------------------------------------------------------------------ methods
+    async def _get_me(self, params: _Json, request: web.Request) -> Any:
+        return dict(self._bot_user)
+
+    async def _delete_webhook(self, params: _Json, request: web.Request) -> Any:
+        if params.get("drop_pending_updates") in (True, "true", "True", 1):
+            with self._changed:
+                self._confirm(self._next_update_id)
+            self._notify_async()
+        return True
+
+    async def _get_webhook_info(self, params: _Json, request: web.Request) -> Any:
+        with self._lock:
+            pending = len(self._updates)
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+
+    async def _get_updates(self, params: _Json, request: web.Request) -> Any:
+        offset = _int_param(params, "offset", 0)
+        limit = min(max(_int_param(params, "limit", 100), 1), 100)
+        try:
+            timeout = max(float(params.get("timeout") or 0), 0.0)
+        except (TypeError, ValueError):
+            raise _ApiError(400, "Bad Request: wrong parameter timeout") from None
+        poll: _Poll | None = None
+        with self._changed:
+            if offset > 0:
+                self._confirm(offset)
+            elif offset < 0:
+                # A negative offset keeps only the last -offset updates.
+                kept = self._updates[offset:]
+                self._confirm(int(kept[0]["update_id"]) if kept else self._next_update_id)
+            # As on Telegram, the newest getUpdates wins and an older waiting one is
+            # terminated: two bot instances polling one token see 409 Conflict.
+            for older in self._polls:
+                older.conflict = True
+                older.event.set()
+            self._polls.clear()
+            batch = copy.deepcopy(self._updates[:limit])
+            if not (batch or timeout == 0 or self._stopping):
+                poll = _Poll(self._confirmed_offset, asyncio.Event(), request)
+                self._polls.append(poll)
+            self._changed.notify_all()
+        self._notify_async()
+        if poll is None:
+            return batch
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                poll.event.clear()
+                if poll.conflict:
+                    raise _ApiError(409, _CONFLICT)
+                with self._lock:
+                    batch = copy.deepcopy(self._updates[:limit])
+                    stopping = self._stopping
+                left = deadline - loop.time()
+                if batch or stopping or left <= 0 or not poll.alive():
+                    return batch
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(poll.event.wait(), min(left, _DISCONNECT_CHECK))
+        finally:
+            with self._changed:
+                if poll in self._polls:
+                    self._polls.remove(poll)
+                self._changed.notify_all()
+            self._notify_async()
+
+    async def _send_message(self, params: _Json, request: web.Request) -> Any:
+        chat_id = params.get("chat_id")
+        chat = self._chat_key(chat_id)
+        if chat is None:
+            raise _ApiError(400, "Bad Request: chat_id is empty")
+        text = params.get("text")
+        if text is None or not str(text).strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        text = str(text)
+        if len(text) > 4096:
+            raise _ApiError(400, "Bad Request: message is too long")
+        thread = params.get("message_thread_id")
+        business = params.get("business_connection_id")
+        reply = params.get("reply_parameters")
+        with self._lock:
+            chat_obj = dict(self._chats.get(chat) or self._unknown_chat(chat, chat_id))
+            if thread is not None and chat_obj["type"] == "supergroup":
+                chat_obj.setdefault("is_forum", True)
+            message: _Json = {
+                "message_id": self._next_message_id(chat),
+                "from": dict(self._bot_user),
+                "chat": chat_obj,
+                "date": int(time.time()),
+                "text": text,
+            }
+            if thread is not None:
+                message["message_thread_id"] = int(thread)
+                message["is_topic_message"] = True
+            if business:
+                message["business_connection_id"] = str(business)
+            if isinstance(params.get("entities"), list):
+                message["entities"] = params["entities"]
+            if isinstance(reply, dict) and reply.get("message_id") is not None:
+                reply_id = int(reply["message_id"])
+                replied = self._messages.get((chat, reply_id))
+                if replied is None:
+                    replied = {"message_id": reply_id, "date": message["date"], "chat": chat_obj}
+                message["reply_to_message"] = {
+                    k: v for k, v in replied.items() if k != "reply_to_message"
+                }
+            self._messages[(chat, message["message_id"])] = message
+        self._record(
+            SentMessage(
+                chat=chat,
+                thread=None if thread is None else str(thread),
+                text=text,
+                params=dict(params),
+            )
+        )
+        return message
+
+    # ---------------------------------------------------------------- internals
+    def _next_message_id(self, chat: str) -> int:
+        # Caller holds self._lock.
+        self._message_ids[chat] = self._message_ids.get(chat, 0) + 1
+        return self._message_ids[chat]
+
+    def _chat_type(self, chat: str) -> str:
+        # Caller holds self._lock.
+        known = self._chats.get(chat)
+        if known is not None:
+            return str(known["type"])
+        return str(self._unknown_chat(chat, chat)["type"])
+
+    @staticmethod
+    def _unknown_chat(chat: str, chat_id: Any) -> _Json:
+        """A plausible Chat for a chat the bot was never told about (Telegram would know it)."""
+        try:
+            number = int(chat)
+        except ValueError:
+            username = chat.lstrip("@")
+            # A stable id (crc32, not hash()) so runs of a test see the same chat.
+            channel_id = -1_000_000_000_000 - zlib.crc32(username.encode())
+            return {"id": channel_id, "type": "channel", "title": username, "username": username}
+        if number > 0:
+            return {"id": number, "type": "private", "first_name": "User"}
+        return {"id": number, "type": "supergroup", "title": f"Chat {number}"}
+
+    def _confirm(self, offset: int) -> None:
+        # Caller holds self._lock (through self._changed).
+        if offset <= self._confirmed_offset:
+            return
+        self._confirmed_offset = offset
+        self._updates = [u for u in self._updates if int(u["update_id"]) >= offset]
+
+    def _wake_polls(self) -> None:
+        """Wake the waiting long polls, from any thread."""
+        loop = self._loop
+
+        def wake() -> None:
+            with self._lock:
+                polls = list(self._polls)
+            for poll in polls:
+                poll.event.set()
+
+        if loop is not None:
+            # A closed loop means the stand-in is gone; the update stays queued.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake)
+
+    def _notify_async(self) -> None:
+        with self._waiters_lock:
+            waiters = list(self._async_waiters)
+        for loop, event in waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    def _record(self, message: SentMessage) -> None:
+        super()._record(message)
+        self._notify_async()
+
+    def _record_call(self, method: str, params: dict[str, Any]) -> None:
+        super()._record_call(method, params)
+        self._notify_async()
+
+    def clear(self) -> None:
+        """Forget the record of sent messages and calls (failures and updates stay)."""
+        super().clear()
+        self._notify_async()
+
+    def _check_confirmed(self, update_id: int) -> int | None:
+        # Caller holds self._lock.
+        return self._confirmed_offset if self._confirmed_offset > update_id else None
+
+    def _describe_confirmation(self, update_id: int, timeout: float) -> str:
+        return (
+            f"waited {timeout}s for update {update_id} to be confirmed; confirmed offset: "
+            f"{self._confirmed_offset}, pending: {[u['update_id'] for u in self._updates]}, "
+            f"getUpdates offsets asked: "
+            f"{[p.get('offset') for m, p in self._calls if m.lower() == 'getupdates']}"
+        )
+
+    def _check_poll(self, since: float | None) -> int | None:
+        # Caller holds self._lock.
+        for poll in self._polls:
+            if poll.alive() and (since is None or poll.started >= since):
+                return poll.offset
+        return None
+
+    def _describe_poll(self, timeout: float) -> str:
+        return (
+            f"waited {timeout}s for a getUpdates long poll; calls so far: "
+            f"{[m for m, _ in self._calls]!r}"
+        )
+
+    def _wait(
+        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
+    ) -> _T:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = check()
+                if result is not None:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(describe())
+                # A poll's client can vanish without a state change to wake us.
+                self._changed.wait(min(left, _DISCONNECT_CHECK * 2))
+
+    async def _wait_async(
+        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
+    ) -> _T:
+        loop = asyncio.get_running_loop()
+        waiter = (loop, asyncio.Event())
+        with self._waiters_lock:
+            self._async_waiters.add(waiter)
+        try:
+            deadline = loop.time() + timeout
+            while True:
+                # Cleared before the check, so a change during the check re-wakes us.
+                waiter[1].clear()
+                with self._lock:
+                    result = check()
+                    if result is None and loop.time() >= deadline:
+                        raise TimeoutError(describe())
+                if result is not None:
+                    return result
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        waiter[1].wait(), min(deadline - loop.time(), _DISCONNECT_CHECK * 2)
+                    )
+        finally:
+            with self._waiters_lock:
+                self._async_waiters.discard(waiter)
