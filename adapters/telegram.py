@@ -101,6 +101,10 @@ class _State:
     guard: Guard | None = None
     resumer: Resumer | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
+    # update_ids re-run by replay: Telegram redelivers an update the killed
+    # process never confirmed, and the turn must not run twice.
+    replayed: set[int] = field(default_factory=set)
+    replaying: bool = False
 
 
 def _state(obj: Any) -> _State:
@@ -116,6 +120,13 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
         guard = state.guard
+        if isinstance(item, Update) and not state.replaying and item.update_id in state.replayed:
+            log.info(
+                "restart-guard: update %d was redelivered by Telegram and already replayed; "
+                "skipped",
+                item.update_id,
+            )
+            return
         if guard is not None and isinstance(item, Update):
             conversation = conversation_of(item)
             if conversation is not None:
@@ -213,6 +224,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             state.guard = None
             state.resumer = None
             state.queued.clear()
+            state.replayed.clear()
 
 
 async def _tracked(guard: Guard, run: Run, coroutine: Any) -> Any:
@@ -255,10 +267,17 @@ class _Link:
             raise ConversationGone(f"rejected by Telegram: {exc.message}") from exc
 
     async def replay(self, marker: Marker) -> None:
+        state = _state(self.app)
         for raw in marker.payload or ():
             update = Update.de_json(raw, self.app.bot)
-            if update is not None:
-                await self.app.update_queue.put(update)
+            if update is None:
+                continue
+            state.replayed.add(update.update_id)
+            state.replaying = True
+            try:
+                self.app.update_queue.put_nowait(update)  # unbounded queue: never full
+            finally:
+                state.replaying = False
 
 
 def install(app: Application, settings: Settings) -> Application:  # type: ignore[type-arg]

@@ -1,0 +1,1 @@
+"""``restart-guard demo``: the restart gap and its fix, on loopback, narrated."""
