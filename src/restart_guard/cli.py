@@ -1,0 +1,50 @@
+"""The ``restart-guard`` command.
+
+``restart-guard demo`` shows the restart gap and the fix on loopback. Each
+subcommand lives in its own module and registers a parser here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        runner = importlib.import_module(f"restart_guard.demo.{args.platform}_runner")
+    except ModuleNotFoundError:
+        print(f"the {args.platform} demo is not available in this version")
+        return 2
+    status: int = runner.run_demo()
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="restart-guard",
+        description="Never lose a conversation to a bot restart.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo", help="show a restart losing a conversation, then restart-guard saving it"
+    )
+    demo.add_argument("--platform", choices=["telegram", "discord", "slack"], default="telegram")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``restart-guard`` console script."""
+    args = build_parser().parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
