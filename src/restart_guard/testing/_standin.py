@@ -181,9 +181,7 @@ class StandIn:
         chat_s = str(chat)
         thread_s = None if thread is None else str(thread)
         return [
-            m
-            for m in self.sent
-            if m.chat == chat_s and (thread is None or m.thread == thread_s)
+            m for m in self.sent if m.chat == chat_s and (thread is None or m.thread == thread_s)
         ]
 
     def wait_for_sent(
@@ -222,9 +220,7 @@ class StandIn:
         with self._changed:
             while True:
                 hits = [
-                    p
-                    for m, p in self._calls
-                    if m == method and (predicate is None or predicate(p))
+                    p for m, p in self._calls if m == method and (predicate is None or predicate(p))
                 ]
                 if len(hits) >= count:
                     return hits
