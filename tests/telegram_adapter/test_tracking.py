@@ -1,0 +1,317 @@
+"""In-process: which handler runs are tracked, under which key, and for how long.
+
+A real python-telegram-bot Application against the loopback stand-in; the
+markers are read back from the real marker directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from telegram import Update
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CommandHandler,
+    ContextTypes,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+import restart_guard
+from restart_guard import DirectoryStore, Phase
+from restart_guard.testing.telegram import TelegramStandIn
+
+CHAT = -1001000000001
+
+
+def stored(marker_dir: Path) -> dict[tuple[str, str | None, str | None], Phase]:
+    return {
+        (s.marker.conversation.chat, s.marker.conversation.thread, s.marker.conversation.scope): (
+            s.marker.phase
+        )
+        for s in DirectoryStore(marker_dir).load()
+    }
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait for an observable condition, with a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.005)
+
+
+class Gate:
+    """Lets a test hold a handler in flight and release it."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.count = 0
+
+    async def __call__(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        self.count += 1
+        self.entered.set()
+        await self.release.wait()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[TelegramStandIn]:
+    async with TelegramStandIn() as standin:
+        yield standin
+
+
+Build = Callable[..., Application]  # type: ignore[type-arg]
+
+
+@pytest.fixture
+def build(api: TelegramStandIn, tmp_path: Path) -> Build:
+    def make(concurrent: bool = False, **options: Any) -> Application:  # type: ignore[type-arg]
+        builder = ApplicationBuilder().token(api.token).base_url(api.base_url)
+        app = builder.concurrent_updates(concurrent).build()
+        return restart_guard.protect(marker_dir=tmp_path / "m", **options)(app)
+
+    return make
+
+
+async def running(app: Application) -> None:  # type: ignore[type-arg]
+    await app.initialize()
+    await app.updater.start_polling(poll_interval=0)  # type: ignore[union-attr]
+    await app.start()
+
+
+async def stopped(app: Application) -> None:  # type: ignore[type-arg]
+    await app.updater.stop()  # type: ignore[union-attr]
+    await app.stop()
+    await app.shutdown()
+
+
+async def test_handler_added_after_protect_is_tracked_until_it_returns(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build()
+    gate = Gate()
+    app.add_handler(MessageHandler(filters.TEXT, gate))  # after protect()
+    await running(app)
+    api.inject_message(CHAT, "hi", message_thread_id=7)
+    await gate.entered.wait()
+    await eventually(lambda: stored(tmp_path / "m") == {(str(CHAT), "7", None): Phase.IN_FLIGHT})
+    gate.release.set()
+    await eventually(lambda: stored(tmp_path / "m") == {})
+    await stopped(app)
+
+
+async def test_write_ahead_never_fsyncs_on_the_handler_thread(
+    api: TelegramStandIn, build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncing_threads: list[int] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        syncing_threads.append(threading.get_ident())
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    app = build()
+    gate = Gate()
+    app.add_handler(MessageHandler(filters.TEXT, gate))
+    await running(app)
+    api.inject_message(CHAT, "hi")
+    await gate.entered.wait()
+    # Durable while the handler is still blocked: nobody but the writer thread wrote it.
+    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    assert syncing_threads
+    assert threading.get_ident() not in syncing_threads
+    gate.release.set()
+    await stopped(app)
+
+
+async def test_non_blocking_handler_stays_marked_until_its_task_ends(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build()
+    gate = Gate()
+    app.add_handler(MessageHandler(filters.TEXT, gate, block=False))
+    await running(app)
+    api.inject_message(CHAT, "hi")
+    await gate.entered.wait()
+    # process_update() has long returned; the task still runs.
+    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    gate.release.set()
+    await eventually(lambda: stored(tmp_path / "m") == {})
+    await stopped(app)
+
+
+async def test_concurrent_updates_are_each_tracked(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build(concurrent=True)
+    gate = Gate()
+    app.add_handler(MessageHandler(filters.TEXT, gate))
+    await running(app)
+    api.inject_message(CHAT, "one")
+    api.inject_message(CHAT - 1, "two")
+    api.inject_message(42, "three")
+    await eventually(lambda: gate.count == 3)
+    await eventually(lambda: len(stored(tmp_path / "m")) == 3)
+    gate.release.set()
+    await eventually(lambda: stored(tmp_path / "m") == {})
+    await stopped(app)
+
+
+async def test_conversation_handler_states_are_tracked(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build()
+    gate = Gate()
+    asking = 1
+
+    async def entry(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        return asking
+
+    async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> int:
+        await gate(update, context)
+        return ConversationHandler.END
+
+    app.add_handler(
+        ConversationHandler(
+            entry_points=[CommandHandler("ask", entry)],
+            states={asking: [MessageHandler(filters.TEXT, answer, block=False)]},
+            fallbacks=[],
+        )
+    )
+    await running(app)
+    api.inject_message(CHAT, "/ask")
+    api.inject_message(CHAT, "the answer")
+    await gate.entered.wait()
+    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    gate.release.set()
+    await eventually(lambda: stored(tmp_path / "m") == {})
+    await stopped(app)
+
+
+@pytest.mark.parametrize(
+    ("inject", "expected"),
+    [
+        ({"message_thread_id": 7}, (str(CHAT), "7", None)),
+        # A reply chain in a normal group also carries message_thread_id: not a topic.
+        ({"message_thread_id": 7, "is_topic_message": False}, (str(CHAT), None, None)),
+        ({"business_connection_id": "bc-1"}, (str(CHAT), None, "bc-1")),
+    ],
+)
+async def test_conversation_key_follows_topic_and_business_connection(
+    api: TelegramStandIn,
+    build: Build,
+    tmp_path: Path,
+    inject: dict[str, Any],
+    expected: tuple[str, str | None, str | None],
+) -> None:
+    app = build()
+    gate = Gate()
+    app.add_handler(TypeHandler(Update, gate))
+    await running(app)
+    api.inject_message(CHAT, "hi", **inject)
+    await gate.entered.wait()
+    await eventually(lambda: expected in stored(tmp_path / "m"))
+    assert len(stored(tmp_path / "m")) == 1
+    gate.release.set()
+    await stopped(app)
+
+
+async def test_updates_without_a_chat_are_not_tracked(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build()
+    gate = Gate()
+    app.add_handler(TypeHandler(Update, gate))
+    await running(app)
+    api.inject_update(
+        {
+            "inline_query": {
+                "id": "1",
+                "from": {"id": 5, "is_bot": False, "first_name": "U"},
+                "query": "q",
+                "offset": "",
+            }
+        }
+    )
+    await gate.entered.wait()
+    guard = type(app)._restart_guard.guard  # type: ignore[attr-defined]
+    assert guard.in_flight == 0  # the handler runs, but there is no chat to resume in
+    gate.release.set()
+    await stopped(app)
+    assert stored(tmp_path / "m") == {}
+
+
+async def test_stop_pre_marks_everything_before_the_drain(
+    api: TelegramStandIn, build: Build, tmp_path: Path
+) -> None:
+    app = build(drain_timeout=30)
+    gate = Gate()
+    app.add_handler(MessageHandler(filters.TEXT, gate, block=False))
+    await running(app)
+    for chat in range(1, 6):
+        api.inject_message(chat, "hi")
+    await eventually(lambda: gate.count == 5)
+    await app.updater.stop()  # type: ignore[union-attr]
+    stopping = asyncio.ensure_future(app.stop())
+    # The drain is waiting on the handlers; every conversation is already marked "draining".
+    await eventually(lambda: set(stored(tmp_path / "m").values()) == {Phase.DRAINING})
+    assert len(stored(tmp_path / "m")) == 5
+    assert not stopping.done()
+    gate.release.set()
+    await stopping
+    await app.shutdown()
+    assert stored(tmp_path / "m") == {}
+
+
+def test_run_polling_keeps_the_users_lifecycle_hooks(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    async def post_init(app: Application) -> None:  # type: ignore[type-arg]
+        calls.append("post_init")
+
+    async def post_stop(app: Application) -> None:  # type: ignore[type-arg]
+        calls.append("post_stop")
+
+    async def post_shutdown(app: Application) -> None:  # type: ignore[type-arg]
+        calls.append("post_shutdown")
+
+    async def quit_after_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await update.effective_message.reply_text("bye")  # type: ignore[union-attr]
+        context.application.stop_running()
+
+    with TelegramStandIn.running() as api:
+
+        @restart_guard.protect(marker_dir=tmp_path / "m")
+        def build_app() -> Application:  # type: ignore[type-arg]
+            app = (
+                ApplicationBuilder()
+                .token(api.token)
+                .base_url(api.base_url)
+                .post_init(post_init)
+                .post_stop(post_stop)
+                .post_shutdown(post_shutdown)
+                .build()
+            )
+            app.add_handler(MessageHandler(filters.TEXT, quit_after_reply))
+            return app
+
+        app = build_app()
+        api.inject_message(CHAT, "hi")
+        app.run_polling(poll_interval=0, stop_signals=None, close_loop=False)
+        assert api.sent_to(CHAT)[-1].text == "bye"
+    assert calls == ["post_init", "post_stop", "post_shutdown"]
+    assert stored(tmp_path / "m") == {}
+    assert list((tmp_path / "m").iterdir()) == []
