@@ -1,0 +1,171 @@
+"""Shared helpers of the core tests: real directories, real threads, no mocks.
+
+The only stand-ins are for what is outside the core: a store wrapper that
+fails like a full disk does (``FlakyStore``) and a platform (``FakeLink``).
+Waiting is always for an observable condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from restart_guard import (
+    Conversation,
+    DirectoryStore,
+    Guard,
+    Marker,
+    Phase,
+    Settings,
+    Store,
+    StoredMarker,
+)
+
+T = TypeVar("T")
+
+DEADLINE = 2.0
+
+
+def wait_for(check: Callable[[], T], timeout: float = DEADLINE, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.002)
+
+
+async def wait_for_async(
+    check: Callable[[], T], timeout: float = DEADLINE, what: str = "condition"
+) -> T:
+    """``wait_for`` for async tests (yields to the loop between polls)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.002)
+
+
+def conv(chat: int | str = 42, thread: str | None = None, scope: str | None = None) -> Conversation:
+    return Conversation("telegram", str(chat), thread, scope)
+
+
+def marker(
+    chat: int | str = 42,
+    *,
+    thread: str | None = None,
+    attempts: int = 0,
+    age: float = 5.0,
+    payload: list[Any] | None = None,
+    phase: Phase = Phase.IN_FLIGHT,
+    owner: str = "dead-process",
+) -> Marker:
+    now = time.time()
+    return Marker(
+        conversation=conv(chat, thread),
+        started_at=now - age,
+        phase=phase,
+        attempts=attempts,
+        owner=owner,
+        updated_at=now - age,
+        payload=payload,
+    )
+
+
+def leave_markers(path: Path, markers: Sequence[Marker]) -> None:
+    """Write ``markers`` as a process that then died would: committed, never removed."""
+    store = DirectoryStore(path)
+    store.open("dead-process")
+    store.commit(markers, [])
+    store.close()  # the lock is released exactly as the kernel does on SIGKILL
+
+
+def stored(store: Store | FlakyStore) -> dict[str, Marker]:
+    """Every marker in the store's directory, by key."""
+    return {s.marker.key: s.marker for s in store.load()}
+
+
+def entries(path: Path) -> list[str]:
+    """Names in a directory (a sync helper, so async tests do not touch the disk inline)."""
+    return sorted(p.name for p in path.iterdir())
+
+
+def journals(path: Path) -> list[str]:
+    return sorted(p.name for p in path.iterdir() if p.name.startswith("journal-"))
+
+
+class FlakyStore:
+    """Wraps a real store; ``fail_commits`` next commits raise like a full disk.
+
+    ``gate`` (when set) makes ``commit`` wait until it is opened, so a test
+    can hold the writer inside a batch.
+    """
+
+    def __init__(self, inner: DirectoryStore, fail_commits: int = 0) -> None:
+        self.inner = inner
+        self.fail_commits = fail_commits
+        self.commits: list[tuple[list[str], list[str]]] = []
+        self.failures = 0
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"FlakyStore({self.inner!r})"
+
+    def open(self, owner: str) -> None:
+        self.inner.open(owner)
+
+    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(DEADLINE)
+        if self.fail_commits > 0:
+            self.fail_commits -= 1
+            self.failures += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.inner.commit(puts, removes)
+        self.commits.append(([m.key for m in puts], list(removes)))
+
+    def claim(self) -> list[Marker]:
+        return self.inner.claim()
+
+    def load(self) -> list[StoredMarker]:
+        return self.inner.load()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@pytest.fixture
+def marker_dir(tmp_path: Path) -> Path:
+    return tmp_path / "markers"
+
+
+@pytest.fixture
+def make_guard(marker_dir: Path) -> Iterator[Callable[..., Guard]]:
+    """Build guards on a DirectoryStore in ``marker_dir``; closed at the end of the test."""
+    made: list[Guard] = []
+
+    def make(settings: Settings | None = None, store: Any = None, start: bool = True) -> Guard:
+        guard = Guard("telegram", store or DirectoryStore(marker_dir), settings or Settings())
+        made.append(guard)
+        if start:
+            guard.start()
+        return guard
+
+    yield make
+    for guard in made:
+        guard.close()
