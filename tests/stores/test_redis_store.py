@@ -1,0 +1,595 @@
+"""Redis-only behaviour: leases and real process deaths, outages, key hygiene, fallback.
+
+Every test talks to a real ``redis-server`` of its own or to the shared one
+(in a namespace of its own). Processes that must die do so by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("redis")
+
+import redis
+
+from restart_guard import Conversation, Guard, Marker, Phase, Settings
+from restart_guard.stores.base import StoreError
+from restart_guard.stores.directory import DirectoryStore
+from restart_guard.stores.fallback import FallbackStore
+from restart_guard.stores.redis import RedisStore
+
+from .conftest import RedisFactory, RedisServer, free_port
+
+pytestmark = pytest.mark.external_service
+
+ServerFactory = Callable[..., RedisServer]
+
+# A process that opens a RedisStore, commits or claims, reports, then waits to be killed.
+_CHILD = r"""
+import json, sys, time
+from restart_guard import Conversation, Marker
+from restart_guard.stores.redis import RedisStore
+
+url, namespace, lease, owner, action, count = sys.argv[1:7]
+store = RedisStore(url, namespace=namespace, lease=float(lease))
+store.open(owner)
+print("ready", flush=True)
+if action == "commit":
+    markers = [
+        Marker(Conversation("telegram", str(i)), started_at=1.0 + i, owner=owner)
+        for i in range(int(count))
+    ]
+    store.commit(markers, [])
+    print(json.dumps([m.key for m in markers]), flush=True)
+else:
+    if action == "claim-on-go":
+        sys.stdin.readline()
+    print(json.dumps([m.key for m in store.claim()]), flush=True)
+time.sleep(3600)
+"""
+
+
+def marker(n: int, owner: str = "", **changes: Any) -> Marker:
+    base = Marker(Conversation("slack", f"C{n:05d}", thread=f"{n}.0001"), started_at=1e9 + n)
+    return base.with_changes(owner=owner, **changes)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll until ``condition()``; return the seconds it took, fail after ``timeout``."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+class Child:
+    """A store-owning process of its own (see ``_CHILD``)."""
+
+    def __init__(self, url: str, namespace: str, lease: float, owner: str, action: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, url, namespace, str(lease), owner, action, "5"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.line() == "ready"
+
+    def line(self) -> str:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline().strip()
+        assert line, f"child exited with {self.process.wait()}"
+        return line
+
+    def result(self) -> list[str]:
+        keys: list[str] = json.loads(self.line())
+        return keys
+
+    def go(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@pytest.fixture
+def children() -> Iterator[Callable[..., Child]]:
+    made: list[Child] = []
+
+    def spawn(*args: Any) -> Child:
+        child = Child(*args)
+        made.append(child)
+        return child
+
+    yield spawn
+    for child in made:
+        child.kill()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    with contextlib.closing(redis_server.client(decode_responses=True)) as connection:
+        yield connection
+
+
+@pytest.fixture
+def stores() -> Iterator[Callable[..., RedisStore]]:
+    """``make(url, namespace, lease)``; every store made is closed at the end."""
+    made: list[RedisStore] = []
+
+    def make(url: str, namespace: str, lease: float = 5.0) -> RedisStore:
+        store = RedisStore(url, namespace=namespace, lease=lease)
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        with contextlib.suppress(StoreError):
+            store.close()
+
+
+def claim_until(store: Any, want: set[str], timeout: float) -> tuple[list[Marker], float]:
+    got: list[Marker] = []
+
+    def complete() -> bool:
+        got.extend(store.claim())
+        return {m.key for m in got} >= want
+
+    took = wait_for(complete, timeout, f"{len(want)} markers to become claimable")
+    return got, took
+
+
+# ---------------------------------------------------------------------- leases
+def test_markers_of_a_killed_owner_are_claimable_after_its_lease(
+    redis_server: RedisServer,
+    namespace: str,
+    client: redis.Redis,
+    children: Callable[..., Child],
+    stores: Callable[..., RedisStore],
+) -> None:
+    lease = 1.0
+    child = children(redis_server.url, namespace, lease, "victim", "commit")
+    left = set(child.result())
+    child.kill()  # SIGKILL: no close(), the lease just stops being renewed
+
+    claimer = stores(redis_server.url, namespace, lease)
+    claimer.open("heir")
+    remaining_ms = client.pttl(f"{namespace}:lease:victim")
+    assert remaining_ms > 50, "the lease should still run right after the kill"
+    assert claimer.claim() == []  # dead, but we cannot know yet: wait for the lease
+
+    got, took = claim_until(claimer, left, timeout=lease + 3)
+    assert {m.key for m in got} == left
+    assert len(got) == len(left)
+    assert took <= lease + 1.5
+    assert not client.exists(f"{namespace}:m:victim")
+
+
+def test_claim_by_an_owner_that_then_dies_is_claimable_again(
+    redis_server: RedisServer,
+    namespace: str,
+    children: Callable[..., Child],
+    stores: Callable[..., RedisStore],
+) -> None:
+    first = stores(redis_server.url, namespace)
+    first.open("first")
+    first.commit([marker(i, "first", attempts=1) for i in range(5)], [])
+    first.close()
+
+    lease = 0.5
+    claimer = children(redis_server.url, namespace, lease, "claimer", "claim")
+    claimed = set(claimer.result())
+    assert claimed == {marker(i).key for i in range(5)}
+    claimer.kill()  # died while resuming
+
+    heir = stores(redis_server.url, namespace, lease)
+    heir.open("heir")
+    got, _ = claim_until(heir, claimed, timeout=lease + 3)
+    assert len(got) == 5
+    assert {(m.owner, m.phase, m.attempts) for m in got} == {("heir", Phase.RESUMING, 1)}
+
+
+def test_processes_claiming_at_once_split_the_markers_exactly(
+    redis_server: RedisServer,
+    namespace: str,
+    children: Callable[..., Child],
+    stores: Callable[..., RedisStore],
+) -> None:
+    left = set()
+    for owner in range(8):
+        store = stores(redis_server.url, namespace)
+        store.open(f"dead-{owner}")
+        markers = [marker(owner * 1000 + i, f"dead-{owner}") for i in range(50)]
+        store.commit(markers, [])
+        store.close()
+        left |= {m.key for m in markers}
+
+    claimers = [
+        children(redis_server.url, namespace, 5.0, f"c{i}", "claim-on-go") for i in range(4)
+    ]
+    for claimer in claimers:
+        claimer.go()
+    results = [claimer.result() for claimer in claimers]
+    everything = [key for result in results for key in result]
+    assert len(everything) == len(left)
+    assert set(everything) == left
+
+
+def test_lease_is_renewed_while_open_and_released_on_close(
+    redis_server: RedisServer,
+    namespace: str,
+    client: redis.Redis,
+    stores: Callable[..., RedisStore],
+) -> None:
+    store = stores(redis_server.url, namespace, 0.3)
+    store.open("me")
+    lease_key = f"{namespace}:lease:me"
+    previous = [client.pttl(lease_key)]
+
+    def renewed() -> bool:
+        now = client.pttl(lease_key)
+        went_up = now > previous[0]
+        previous[0] = now
+        return went_up
+
+    wait_for(renewed, timeout=2.0, what="the lease to be renewed")
+    assert any(t.name == "restart-guard-redis-lease" for t in threading.enumerate())
+
+    store.close()
+    assert not client.exists(lease_key)
+    assert not any(t.name == "restart-guard-redis-lease" for t in threading.enumerate())
+
+
+def test_a_lost_lease_is_reported_and_taken_again(
+    redis_server: RedisServer,
+    namespace: str,
+    client: redis.Redis,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = stores(redis_server.url, namespace)
+    store.open("me")
+    client.delete(f"{namespace}:lease:me")  # as if Redis had been unreachable for a lease
+    with caplog.at_level(logging.ERROR, logger="restart_guard"):
+        store.commit([marker(1, "me")], [])
+    assert "lease" in caplog.text
+    assert "expired" in caplog.text
+    assert client.exists(f"{namespace}:lease:me")
+
+
+# ---------------------------------------------------------------------- outages
+def test_unreachable_redis_raises_a_clear_store_error(
+    namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    port = free_port()  # nobody listens here
+    store = stores(f"redis://127.0.0.1:{port}/0", namespace)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=rf"unreachable.*127\.0\.0\.1:{port}"):
+        store.open("me")
+    with pytest.raises(StoreError, match=r"cannot write 1 marker\(s\) / remove 0: Redis at"):
+        store.commit([marker(1, "me")], [])
+    with pytest.raises(StoreError, match="cannot claim markers"):
+        store.claim()
+    with pytest.raises(StoreError, match="cannot read markers"):
+        store.load()
+    with pytest.raises(StoreError):
+        store.close()
+    assert time.monotonic() - started < 10  # short timeouts: a dead Redis cannot eat the drain
+    assert not any(t.name == "restart-guard-redis-lease" for t in threading.enumerate())
+
+
+def test_wrong_credentials_are_named_as_such(
+    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    store = stores(f"redis://nobody:wrong-secret@127.0.0.1:{redis_server.port}/0", namespace)
+    with pytest.raises(StoreError, match="rejected the credentials") as raised:
+        store.open("me")
+    assert "wrong-secret" not in str(raised.value)
+
+
+def test_store_opened_while_redis_is_down_works_once_it_is_up(
+    redis_binary: str, tmp_path: Path, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    server = RedisServer(redis_binary, tmp_path)
+    server.port = free_port()
+    store = stores(server.url, namespace)
+    with pytest.raises(StoreError):
+        store.open("me")
+    try:
+        server.start()
+        store.commit([marker(1, "me")], [])  # the guard's writer retries like this
+        (stored,) = store.load()
+        assert stored.held
+        assert stored.marker.key == marker(1).key
+    finally:
+        server.kill()
+
+
+def test_claim_can_be_retried_after_its_reply_was_lost(
+    redis_server: RedisServer,
+    namespace: str,
+    stores: Callable[..., RedisStore],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dead = stores(redis_server.url, namespace)
+    dead.open("dead")
+    dead.commit([marker(i, "dead") for i in range(3)], [])
+    dead.close()
+
+    store = stores(redis_server.url, namespace)
+    store.open("me")
+    # The network fails right after the claim script ran: the second round trip is lost.
+    real_pipeline = store._client.pipeline
+
+    class Severed:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.pipe = real_pipeline(*args, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.pipe, name)
+
+        def execute(self) -> None:
+            raise redis.ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(store._client, "pipeline", Severed)
+    with pytest.raises(StoreError, match="unreachable"):
+        store.claim()
+    monkeypatch.undo()
+
+    claimed = store.claim()
+    assert sorted(m.key for m in claimed) == sorted(marker(i).key for i in range(3))
+    assert {(m.owner, m.phase) for m in claimed} == {("me", Phase.RESUMING)}
+    assert store.claim() == []
+
+
+# ---------------------------------------------------------------------- keys
+def test_other_keys_in_the_database_are_untouched(
+    redis_server: RedisServer,
+    namespace: str,
+    client: redis.Redis,
+    stores: Callable[..., RedisStore],
+) -> None:
+    others = {
+        "session:42": "user data",
+        f"{namespace}-other:m:dead": "same prefix, another namespace",
+        f"x{namespace}:owners": "looks alike",
+    }
+    for key, value in others.items():
+        client.set(key, value)
+    client.hset("bot:state", mapping={"a": "1", "b": "2"})
+    client.sadd(f"{namespace}2:owners", "dead")
+    client.hset(f"{namespace}2:m:dead", mapping={marker(1).key: "x"})
+    client.expire("session:42", 3600)
+
+    dead = stores(redis_server.url, namespace)
+    dead.open("dead")  # same owner name as in the other namespace
+    dead.commit([marker(i, "dead") for i in range(3)], [])
+    dead.close()
+    store = stores(redis_server.url, namespace)
+    store.open("me")
+    store.load()
+    claimed = store.claim()
+    store.commit([], [m.key for m in claimed])
+    store.close()
+
+    for key, value in others.items():
+        assert client.get(key) == value
+    assert client.hgetall("bot:state") == {"a": "1", "b": "2"}
+    assert client.smembers(f"{namespace}2:owners") == {"dead"}
+    assert client.hgetall(f"{namespace}2:m:dead") == {marker(1).key: "x"}
+    assert 3500 < client.ttl("session:42") <= 3600
+    assert list(client.scan_iter(match=f"{namespace}:*")) == []
+
+
+def test_unreadable_records_are_set_aside(
+    redis_server: RedisServer, namespace: str, client: redis.Redis
+) -> None:
+    factory = RedisFactory(redis_server, namespace)
+    try:
+        dead = factory()
+        dead.open("dead")
+        dead.commit([marker(1, "dead")], [])
+        dead.close()
+        factory.add_garbage("dead")
+        store = factory()
+        store.open("me")
+        assert [m.key for m in store.claim()] == [marker(1).key]
+        assert client.hlen(f"{namespace}:corrupt") == 2
+        assert client.hkeys(f"{namespace}:m:me") == [marker(1).key]
+    finally:
+        factory.close_all()
+
+
+def test_a_foreign_key_where_a_marker_hash_should_be_is_left_alone(
+    redis_server: RedisServer,
+    namespace: str,
+    client: redis.Redis,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client.sadd(f"{namespace}:owners", "weird")
+    client.set(f"{namespace}:m:weird", "not a hash")
+    store = stores(redis_server.url, namespace)
+    store.open("me")
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        assert store.claim() == []
+        assert store.load() == []
+    assert f"{namespace}:m:weird is not a hash" in caplog.text
+    assert client.get(f"{namespace}:m:weird") == "not a hash"
+
+
+def test_a_client_passed_in_is_used_and_not_closed(
+    redis_server: RedisServer, namespace: str, client: redis.Redis
+) -> None:
+    store = RedisStore(client, namespace=namespace)  # decode_responses=True works too
+    store.open("me")
+    store.commit([marker(1, "me")], [])
+    assert [s.marker.key for s in store.load()] == [marker(1).key]
+    store.close()
+    assert client.ping()
+    other = RedisStore(redis_server.client(), namespace=namespace)
+    other.open("other")
+    assert [m.key for m in other.claim()] == [marker(1).key]
+    other.commit([], [marker(1).key])
+    other.close()
+    assert "127.0.0.1" in repr(other)
+
+
+def test_constructor_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="lease"):
+        RedisStore("redis://127.0.0.1:1/0", lease=0)
+    with pytest.raises(ValueError, match="namespace"):
+        RedisStore("redis://127.0.0.1:1/0", namespace="")
+    with pytest.raises(ValueError, match="invalid Redis URL"):
+        RedisStore("http://127.0.0.1/")
+    with pytest.raises(TypeError, match=r"sync redis\.Redis"):
+        RedisStore(42)  # type: ignore[arg-type]
+    assert "secret" not in repr(RedisStore("redis://:secret@127.0.0.1:1/0"))
+
+
+def test_markers_survive_a_redis_crash_with_appendfsync_always(
+    redis_server_factory: ServerFactory, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    server = redis_server_factory("always")
+    store = stores(server.url, namespace)
+    store.open("me")
+    store.commit([marker(i, "me") for i in range(100)], [marker(0).key])
+    server.kill()  # SIGKILL right after the commit returned
+    server.start()
+    assert len(store.load()) == 99
+
+
+# ---------------------------------------------------------------------- fallback
+def fallback_store(url: str, namespace: str, directory: Path) -> FallbackStore:
+    return FallbackStore(RedisStore(url, namespace=namespace, lease=0.5), DirectoryStore(directory))
+
+
+def test_fallback_takes_the_batch_when_redis_dies_and_the_next_start_reads_both(
+    redis_server_factory: ServerFactory,
+    namespace: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_server_factory("always")
+    local = tmp_path / "fallback"
+    store = fallback_store(server.url, namespace, local)
+    store.open("old")
+    store.commit([marker(i, "old") for i in range(3)], [])  # written ahead, to Redis
+    assert not DirectoryStore(local).load()
+
+    server.kill()
+    drain = [marker(i, "old", phase=Phase.DRAINING, attempts=1, updated_at=2e9) for i in range(5)]
+    with caplog.at_level(logging.ERROR, logger="restart_guard"):
+        store.commit(drain, [])  # the pre-drain write: no exception
+        store.commit([marker(5, "old")], [])
+    outage_lines = [r for r in caplog.records if "fallback" in r.getMessage()]
+    assert len(outage_lines) == 1, caplog.text
+    assert "unreachable" in outage_lines[0].getMessage()
+    assert sorted(s.marker.key for s in DirectoryStore(local).load()) == sorted(
+        marker(i).key for i in range(6)
+    )
+    with pytest.raises(StoreError):
+        store.close()  # Redis still down: the error is reported, the directory is closed
+
+    server.start()
+    with contextlib.closing(server.client()) as client:
+        wait_for(lambda: not client.exists(f"{namespace}:lease:old"), 3, "the old lease to end")
+    new = fallback_store(server.url, namespace, local)
+    new.open("new")
+    try:
+        got = new.claim()
+        assert sorted(m.key for m in got) == sorted(marker(i).key for i in range(6))
+        assert len(got) == 6  # one per conversation, though 3 were in both stores
+        # For the 3 in both stores, the newer record (the fallback's pre-drain one) wins.
+        attempts = {m.key: m.attempts for m in got}
+        assert attempts == {marker(i).key: 1 if i < 5 else 0 for i in range(6)}
+        assert {m.owner for m in got} == {"new"}
+    finally:
+        new.close()
+
+
+def test_fallback_moves_markers_back_to_redis_when_it_recovers(
+    redis_server_factory: ServerFactory, namespace: str, tmp_path: Path
+) -> None:
+    server = redis_server_factory("always")
+    local = tmp_path / "fallback"
+    store = fallback_store(server.url, namespace, local)
+    store.open("me")
+    store.commit([marker(1, "me"), marker(2, "me")], [])
+    server.kill()
+    store.commit([marker(3, "me")], [marker(1).key])  # during the outage
+    server.start()
+    store.commit([marker(4, "me")], [])  # first batch after recovery
+    redis_only = RedisStore(server.url, namespace=namespace)
+    try:
+        assert sorted(s.marker.key for s in redis_only.load()) == sorted(
+            marker(i).key for i in (2, 3, 4)
+        )
+        assert DirectoryStore(local).load() == []
+    finally:
+        store.close()
+        redis_only.close()
+
+
+def test_fallback_claims_locally_when_redis_is_down_at_start(
+    namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = tmp_path / "fallback"
+    dead = DirectoryStore(local)
+    dead.open("dead")
+    dead.commit([marker(i, "dead") for i in range(2)], [])
+    dead.close()
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    guard = Guard("slack", fallback_store(url, namespace, local), Settings())
+    with caplog.at_level(logging.ERROR, logger="restart_guard"):
+        claimed = guard.start()  # never raises: the bot starts
+    try:
+        assert sorted(m.key for m in claimed) == sorted(marker(i).key for i in range(2))
+        assert any("cannot claim" in r.getMessage() for r in caplog.records), caplog.text
+        guard.begin(Conversation("slack", "C99999"))
+        assert guard.pre_mark()  # lands in the directory
+        assert Conversation("slack", "C99999").key in {
+            s.marker.key for s in DirectoryStore(local).load()
+        }
+    finally:
+        guard.close()
+
+
+def test_fallback_claim_keeps_what_redis_handed_over_when_the_directory_fails(
+    redis_server: RedisServer,
+    namespace: str,
+    tmp_path: Path,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    dead = stores(redis_server.url, namespace)
+    dead.open("dead")
+    dead.commit([marker(1, "dead")], [])
+    dead.close()
+    not_a_directory = tmp_path / "file"
+    not_a_directory.write_text("")
+    store = fallback_store(redis_server.url, namespace, not_a_directory)
+    with caplog.at_level(logging.ERROR, logger="restart_guard"):
+        store.open("me")  # the directory fails, Redis works: no exception
+        claimed = store.claim()
+    assert [m.key for m in claimed] == [marker(1).key]
+    assert "cannot claim from the fallback" in caplog.text
+    store.commit([], [marker(1).key])
+    with contextlib.suppress(OSError):
+        store.close()
