@@ -44,6 +44,7 @@ from typing import Any
 
 from restart_guard import Conversation, Guard, Marker, Resumer, Run, Settings, make_store
 from restart_guard.errors import AdapterNotAvailable, ConversationGone, RateLimited, ThreadGone
+from restart_guard.ops.systemd import notify_ready
 
 try:
     from telegram import Update
@@ -154,6 +155,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             STARTUP_NOTICE_WAIT
         ):
             log.info("restart-guard: notices continue in the background while the bot runs")
+        notify_ready()  # systemd (Type=notify): start-up recovery is done
 
     async def process_update(self, update: object) -> None:
         state = _state(self)

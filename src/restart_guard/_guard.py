@@ -33,6 +33,8 @@ from ._conversation import Conversation
 from ._marker import Marker, Phase
 from ._settings import Settings
 from ._writer import GroupCommitWriter
+from .ops.metrics import make_metrics
+from .ops.systemd import notify_stopping
 from .stores.base import Store
 
 __all__ = ["Guard", "Run"]
@@ -99,7 +101,11 @@ class Guard:
         self._state = _State.NEW
         self._idle = threading.Condition(self._lock)
         self._async_idle: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self.writer = GroupCommitWriter(store, self._resolve)
+        #: Counters for ``protect(metrics=...)``; None when not asked for.
+        self.metrics = make_metrics(settings.metrics, self)
+        self.writer = GroupCommitWriter(
+            store, self._resolve, self.metrics.committed if self.metrics is not None else None
+        )
 
     def __repr__(self) -> str:
         return f"<Guard {self.platform} {self._state.value} in_flight={self.in_flight}>"
@@ -127,7 +133,7 @@ class Guard:
                 self.store,
                 exc,
             )
-        self.writer.adopt(m.key for m in claimed)
+        self.writer.adopt(claimed)
         self.writer.start()
         if claimed:
             log.info("restart-guard: claimed %d interrupted conversation(s)", len(claimed))
@@ -248,14 +254,17 @@ class Guard:
             for entry in self._entries.values():
                 if entry.phase is Phase.IN_FLIGHT:
                     entry.phase = Phase.DRAINING
-            keys = list(self._entries)
+            marked = len(self._entries)
             running = self._handler_runs
         started = time.perf_counter()
-        ok = self.writer.flush(keys)
+        # Markers already written need only the one "draining" record; the ones
+        # not yet written (still dirty) go in the same batch, with that phase.
+        ok = self.writer.flush(draining=True)
+        notify_stopping()  # systemd (Type=notify): the drain begins now
         log.info(
             "restart-guard: stop requested; %d conversation(s) (%d handler run(s)) marked "
             "before the drain in %.1f ms%s",
-            len(keys),
+            marked,
             running,
             (time.perf_counter() - started) * 1000,
             "" if ok else " — WRITE FAILED, see the error above",

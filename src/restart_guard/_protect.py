@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 
 from ._settings import DEFAULT, NoticeOption, OnResume, Settings
 from .errors import AdapterNotAvailable
+from .ops.metrics import MetricsHook
 from .stores.base import Store
 
 __all__ = ["protect", "unprotect"]
@@ -95,6 +96,7 @@ def protect(
     replay: bool = ...,
     max_attempts: int = ...,
     max_age: float = ...,
+    metrics: MetricsHook | Any | None = ...,
 ) -> Callable[[T], T]: ...
 
 
@@ -111,6 +113,7 @@ def protect(
     replay: bool = False,
     max_attempts: int = 3,
     max_age: float = 24 * 3600.0,
+    metrics: MetricsHook | Any | None = None,
 ) -> Any:
     """Guard a bot against losing conversations to a restart.
 
@@ -144,6 +147,11 @@ def protect(
       (default 3).
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a
       log line (default 24 h).
+    - ``metrics``: a callable receiving a
+      :class:`~restart_guard.ops.metrics.MetricsEvent` for every counter
+      change (marked, cleared, resumed, dropped, gave_up) and the in-flight
+      gauge, or a ``prometheus_client.CollectorRegistry`` to expose them in
+      (default None; see :mod:`restart_guard.ops.metrics`).
     """
     settings = Settings(
         marker_dir=marker_dir,
@@ -155,6 +163,7 @@ def protect(
         replay=replay,
         max_attempts=max_attempts,
         max_age=max_age,
+        metrics=metrics,
     )
     if target is None:
         return functools.partial(_apply, settings=settings)

@@ -74,7 +74,8 @@ class Resumer:
         self._task: asyncio.Task[None] | None = None
         self._pending: list[tuple[Marker, Run]] = []
         self.delivered = 0
-        self.dropped = 0
+        self.dropped = 0  # given up included
+        self.gave_up = 0
 
     def start(self, markers: Sequence[Marker]) -> asyncio.Task[None] | None:
         """Hold every marker and start resuming them; returns the task (None if nothing to do)."""
@@ -110,6 +111,12 @@ class Resumer:
                 self._pending.pop(0)
                 if sent:
                     await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+            log.info(
+                "restart-guard: start-up recovery done: %d resumed, %d dropped (%d given up)",
+                self.delivered,
+                self.dropped,
+                self.gave_up,
+            )
         except asyncio.CancelledError:
             for _, run in self._pending:
                 self.guard.end(run, completed=False)
@@ -138,7 +145,7 @@ class Resumer:
                 marker.attempts,
                 "; told the user" if sent else "",
             )
-            self._drop(run)
+            self._drop(run, "gave_up")
             return sent
         default = DEFAULT_REPLAY_NOTICE if self._will_replay(marker) else DEFAULT_NOTICE
         text = self._text(self.settings.notice, default, marker)
@@ -168,21 +175,32 @@ class Resumer:
         else:
             log.info("restart-guard: notified %s (interrupted %.0fs ago)", where, age)
         self.delivered += 1
+        self._count("resumed")
         self.guard.end(run)
         return text is not None
 
     def _will_replay(self, marker: Marker) -> bool:
         return self.settings.replay and bool(marker.payload)
 
-    def _drop(self, run: Run) -> None:
+    def _drop(self, run: Run, reason: str = "dropped") -> None:
         self.dropped += 1
+        if reason == "gave_up":
+            self.gave_up += 1
+        self._count(reason)
         self.guard.end(run)
+
+    def _count(self, name: str) -> None:
+        if self.guard.metrics is not None:
+            self.guard.metrics.count(name)
 
     def _text(self, option: NoticeOption, default: str, marker: Marker) -> str | None:
         if option is DEFAULT:
-            return default.format(attempts=marker.attempts)
-        if option is None or isinstance(option, str):
-            return option
+            option = default
+        if option is None:
+            return None
+        if isinstance(option, str):
+            # Not str.format: a user's text may contain other braces.
+            return option.replace("{attempts}", str(marker.attempts))
         try:
             return option(marker)
         except Exception:
@@ -190,7 +208,7 @@ class Resumer:
                 "restart-guard: notice callable failed for %s; using the default",
                 marker.conversation,
             )
-            return default.format(attempts=marker.attempts)
+            return default.replace("{attempts}", str(marker.attempts))
 
     async def _deliver(self, conversation: Conversation, text: str) -> bool:
         """Post until delivered (True) or the conversation is gone (False)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._marker import Marker
+from .ops.metrics import MetricsHook, check_metrics_option
 from .stores.base import Store
 
 __all__ = ["DEFAULT", "NoticeOption", "Settings", "default_marker_dir", "make_store"]
@@ -46,6 +47,8 @@ class Settings:
     replay: bool = False
     max_attempts: int = 3
     max_age: float = 24 * 3600.0
+    #: A :data:`~restart_guard.ops.metrics.MetricsHook` or a prometheus_client registry.
+    metrics: MetricsHook | Any | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.max_age, timedelta):
@@ -72,6 +75,7 @@ class Settings:
                 raise TypeError(f"{name} must be text, a callable or None, got {value!r}")
         if self.on_resume is not None and not callable(self.on_resume):
             raise TypeError(f"on_resume must be an async callable, got {self.on_resume!r}")
+        check_metrics_option(self.metrics)
 
 
 def default_marker_dir(platform: str, bot_identity: str) -> Path:

@@ -10,10 +10,12 @@ starts and finishes between two batches costs no disk I/O at all.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
 
+from ._conversation import Conversation
 from ._marker import Marker
 from .stores.base import Store
 
@@ -23,6 +25,8 @@ log = logging.getLogger("restart_guard")
 
 #: ``resolve(keys)`` → (markers to write, keys whose marker must go).
 Resolver = Callable[[Iterable[str]], tuple[list[Marker], list[str]]]
+#: ``on_commit(marked, cleared)``: markers created in / removed from the store by a batch.
+OnCommit = Callable[[int, int], None]
 
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 5.0
@@ -33,16 +37,18 @@ _ERROR_LOG_INTERVAL = 30.0
 class GroupCommitWriter:
     """A daemon thread that commits dirty keys to a store in batches."""
 
-    def __init__(self, store: Store, resolve: Resolver) -> None:
+    def __init__(self, store: Store, resolve: Resolver, on_commit: OnCommit | None = None) -> None:
         self._store = store
         self._resolve = resolve
+        self._on_commit = on_commit
         self._cond = threading.Condition(threading.Lock())
         self._io = threading.Lock()  # one commit at a time: the background's or a flush's
         self._dirty: set[str] = set()
-        self._durable: set[str] = set()  # keys the store holds a marker for
+        # Keys the store holds a marker for, and where (for the log line when one goes).
+        self._durable: dict[str, Conversation] = {}
         self._stopping = False
         self._failing_since: float | None = None
-        self._last_error_log = 0.0
+        self._last_error_log = -math.inf  # monotonic() may be small soon after boot
         self._thread: threading.Thread | None = None
         self.batches = 0  # committed batches, for tests and the benchmark
 
@@ -51,10 +57,10 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="restart-guard-writer", daemon=True)
         self._thread.start()
 
-    def adopt(self, keys: Iterable[str]) -> None:
-        """Note keys the store already holds (claimed at start-up) so removals reach it."""
+    def adopt(self, markers: Iterable[Marker]) -> None:
+        """Note markers the store already holds (claimed at start-up) so removals reach it."""
         with self._io:
-            self._durable.update(keys)
+            self._durable.update((m.key, m.conversation) for m in markers)
 
     def mark(self, key: str) -> None:
         """Note that ``key`` changed. Cheap; never touches the disk."""
@@ -62,15 +68,17 @@ class GroupCommitWriter:
             self._dirty.add(key)
             self._cond.notify()
 
-    def flush(self, extra: Iterable[str] = ()) -> bool:
+    def flush(self, extra: Iterable[str] = (), *, draining: bool = False) -> bool:
         """Commit every dirty key (and ``extra``) now, on the caller's thread.
 
-        Returns False (after logging) if the store failed; the keys stay dirty
-        and the background thread keeps retrying.
+        ``draining`` records in the same batch that every stored marker of
+        this process is now draining (see :meth:`Store.commit`). Returns
+        False (after logging) if the store failed; the keys stay dirty and
+        the background thread keeps retrying.
         """
         with self._cond:
             self._dirty.update(extra)
-        return self._commit_dirty()
+        return self._commit_dirty(draining=draining)
 
     def close(self) -> bool:
         """Stop the thread and commit what is left. Returns False if that failed."""
@@ -102,24 +110,33 @@ class GroupCommitWriter:
             ok = self._commit_dirty()
             delay = 0.0 if ok else min(max(delay * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
 
-    def _commit_dirty(self) -> bool:
+    def _commit_dirty(self, draining: bool = False) -> bool:
         with self._io:
             with self._cond:
                 keys, self._dirty = self._dirty, set()
-            if not keys:
+            if not keys and not draining:
                 return True
             puts, removes = self._resolve(keys)
             # A key never written needs no removal: its put was coalesced away.
             removes = [k for k in removes if k in self._durable]
             try:
-                self._store.commit(puts, removes)
+                if draining:
+                    self._store.commit(puts, removes, draining=True)
+                else:
+                    self._store.commit(puts, removes)
             except Exception as exc:  # the store must never take the bot down
                 with self._cond:
                     self._dirty |= keys
+                    # A failed flush() ran on a caller's thread: hand the retry to ours.
+                    self._cond.notify()
                 self._log_failure(exc, len(puts), len(removes))
                 return False
-            self._durable.update(m.key for m in puts)
-            self._durable.difference_update(removes)
+            marked = sum(1 for m in puts if m.key not in self._durable)
+            if log.isEnabledFor(logging.DEBUG):
+                self._log_batch(puts, removes, marked)
+            self._durable.update((m.key, m.conversation) for m in puts)
+            for key in removes:
+                del self._durable[key]
             self.batches += 1
             if self._failing_since is not None:
                 log.warning(
@@ -128,7 +145,28 @@ class GroupCommitWriter:
                     time.monotonic() - self._failing_since,
                 )
                 self._failing_since = None
-            return True
+        # Outside the I/O lock: a slow metrics hook must not hold up the next batch.
+        if self._on_commit is not None and (marked or removes):
+            self._on_commit(marked, len(removes))
+        return True
+
+    def _log_batch(self, puts: list[Marker], removes: list[str], marked: int) -> None:
+        # DEBUG only, and here in the writer thread rather than in begin()/end():
+        # one line per conversation would be too much at INFO for a busy bot.
+        counts = f"batch of {marked} marked, {len(puts) - marked} updated, {len(removes)} cleared"
+        for m in puts:
+            log.debug(
+                "restart-guard: %s %s (phase %s, attempts %d; %s)",
+                "updated" if m.key in self._durable else "marked",
+                m.conversation,
+                m.phase.value,
+                m.attempts,
+                counts,
+            )
+        for key in removes:
+            log.debug(
+                "restart-guard: cleared %s: no longer in flight (%s)", self._durable[key], counts
+            )
 
     def _log_failure(self, exc: Exception, puts: int, removes: int) -> None:
         now = time.monotonic()
