@@ -1,7 +1,9 @@
 """The ``restart-guard`` command.
 
-``restart-guard demo`` shows the restart gap and the fix on loopback. Each
-subcommand lives in its own module and registers a parser here.
+``restart-guard demo`` shows the restart gap and the fix on loopback;
+``status`` (``list``), ``clear`` and ``doctor`` are for operators (see
+:mod:`restart_guard.ops`). Each subcommand lives in its own module and
+registers a parser here.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--platform", choices=["telegram", "discord", "slack"], default="telegram")
     demo.set_defaults(run=_demo)
+    # Operators' commands; their modules import nothing heavy until they run.
+    from .ops import clear, doctor, status
+
+    status.register(commands)
+    clear.register(commands)
+    doctor.register(commands)
     return parser
 
 
