@@ -1,0 +1,262 @@
+"""Putting the guard on an app: its class, its listener runner, Bolt's runners.
+
+- The app's class is swapped for a subclass made for it that overrides
+  public methods only: ``dispatch``/``async_dispatch`` (start-up on the first
+  request if nothing else started it; requests arriving after a stop signal
+  are refused, so Slack delivers them again; a redelivered event that replay
+  already re-ran is acked, not run twice), ``App.start`` (start-up before the
+  server binds, signal handlers), ``AsyncApp.server`` (start-up in aiohttp's
+  ``on_startup``, drain in its ``on_shutdown``) and ``AsyncApp.start``.
+- ``connect()``/``connect_async()`` of Bolt's Socket Mode handler base classes
+  are wrapped once per process (and unwrapped when the last app is
+  unprotected): a handler is created by the user after ``protect()``, so
+  this is the only place that sees it. For an unguarded app they do exactly
+  what they did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from aiohttp import web
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode.async_base_handler import AsyncBaseSocketModeHandler
+from slack_bolt.adapter.socket_mode.base_handler import BaseSocketModeHandler
+from slack_bolt.app.async_server import AsyncSlackAppServer
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from restart_guard import Settings
+
+from ._lifecycle import (
+    PROCESS_SIGNALS,
+    SIGNALS,
+    aiohttp_signal_handler,
+    loop_signals,
+    shutdown_async_state,
+    startup_async_state,
+    startup_state,
+)
+from ._state import REPLAY_KEY, AppState, Phase, log
+from ._tracking import track, untrack
+
+__all__ = ["install", "state_of", "uninstall"]
+
+
+def state_of(app: object) -> AppState | None:
+    """The adapter's state of a protected app, or None."""
+    if isinstance(app, (_GuardedApp, _GuardedAsyncApp)):
+        return type(app)._restart_guard
+    return None
+
+
+def _turned_away(state: AppState, request: BoltRequest | AsyncBoltRequest) -> BoltResponse | None:
+    """The answer to a request that must not run now, or None to let it run."""
+    if not state.accepting:
+        # Not acked: Slack sends it again, to the next process or connection.
+        return BoltResponse(status=503, body="restarting; deliver again later")
+    if state.replayed:
+        event_id = request.body.get("event_id")
+        if event_id in state.replayed:
+            log.info(
+                "restart-guard: event %s was delivered again after replay re-ran it; "
+                "acknowledged, not run twice",
+                event_id,
+            )
+            return BoltResponse(status=200, body="")
+    return None
+
+
+def _needs_startup(state: AppState) -> bool:
+    return not state.ready.is_set() and state.phase in (Phase.NEW, Phase.RUNNING)
+
+
+class _GuardedApp(App):
+    """Overrides mixed into a protected ``App``'s class (see the module docstring)."""
+
+    _restart_guard: AppState
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        state = self._restart_guard
+        if not req.context.get(REPLAY_KEY):
+            if _needs_startup(state):
+                startup_state(self, state)
+            refusal = _turned_away(state, req)
+            if refusal is not None:
+                return refusal
+        return super().dispatch(req)
+
+    def start(
+        self,
+        port: int = 3000,
+        path: str = "/slack/events",
+        http_server_logger_enabled: bool = True,
+    ) -> None:
+        state = self._restart_guard
+        startup_state(self, state)  # notices go out before the server binds its port
+        # Requests arriving during the drain are answered 503 (Slack retries them);
+        # after the drain SystemExit(0) leaves serve_forever().
+        PROCESS_SIGNALS.register(state)
+        super().start(port=port, path=path, http_server_logger_enabled=http_server_logger_enabled)
+
+
+class _GuardedAsyncApp(AsyncApp):
+    """Overrides mixed into a protected ``AsyncApp``'s class (see the module docstring)."""
+
+    _restart_guard: AppState
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        state = self._restart_guard
+        if not req.context.get(REPLAY_KEY):
+            if _needs_startup(state):
+                await startup_async_state(self, state)
+            refusal = _turned_away(state, req)
+            if refusal is not None:
+                return refusal
+        return await super().async_dispatch(req)
+
+    def server(
+        self, port: int = 3000, path: str = "/slack/events", host: str | None = None
+    ) -> AsyncSlackAppServer:
+        server = super().server(port=port, path=path, host=host)
+        _hook_web_app(self, self._restart_guard, server.web_app)
+        return server
+
+    def start(self, port: int = 3000, path: str = "/slack/events", host: str | None = None) -> None:
+        state = self._restart_guard
+        state.standalone = True  # aiohttp's run_app owns the signals: extend, not replace
+        try:
+            super().start(port=port, path=path, host=host)
+        finally:
+            state.standalone = False
+
+
+def _graceful_exit() -> None:
+    raise web.GracefulExit()
+
+
+def _hook_web_app(app: AsyncApp, state: AppState, web_app: web.Application) -> None:
+    if any(getattr(cb, "_restart_guard", False) for cb in web_app.on_startup):
+        return
+
+    async def on_startup(_: web.Application) -> None:
+        # Inside runner.setup(), before the site listens: notices precede events.
+        await startup_async_state(app, state)
+        if state.standalone:
+            # run_app() installed handlers that raise GracefulExit; ours pre-mark first.
+            loop = asyncio.get_running_loop()
+            handler = aiohttp_signal_handler(state, _graceful_exit)
+            for sig in SIGNALS:
+                loop.add_signal_handler(sig, handler, sig)
+
+    async def on_shutdown(_: web.Application) -> None:
+        # After the site stopped listening, before aiohttp cancels every task.
+        await shutdown_async_state(state)
+
+    on_startup._restart_guard = True  # type: ignore[attr-defined]
+    web_app.on_startup.append(on_startup)
+    web_app.on_shutdown.append(on_shutdown)
+
+
+# ------------------------------------------------------- Socket Mode handlers
+_originals: dict[tuple[type, str], Any] = {}
+_protected_apps = 0
+
+
+def _wrap_connect(original: Any) -> Any:
+    @functools.wraps(original)
+    def connect(self: BaseSocketModeHandler) -> None:
+        state = state_of(self.app)
+        if state is None:
+            original(self)
+            return
+        startup_state(self.app, state)  # notices before the connection takes events
+        if self not in state.handlers:
+            state.handlers.append(self)
+        PROCESS_SIGNALS.register(state)
+        original(self)
+
+    return connect
+
+
+def _wrap_connect_async(original: Any) -> Any:
+    @functools.wraps(original)
+    async def connect_async(self: AsyncBaseSocketModeHandler) -> None:
+        app = self.app
+        state = state_of(app)
+        if state is None:
+            await original(self)
+            return
+        if isinstance(app, AsyncApp):
+            await startup_async_state(app, state)
+        else:
+            await asyncio.to_thread(startup_state, app, state)
+        if self not in state.handlers:
+            state.handlers.append(self)
+        loop_signals(asyncio.get_running_loop()).register(state)
+        await original(self)
+
+    return connect_async
+
+
+def _patch_socket_mode() -> None:
+    global _protected_apps
+    _protected_apps += 1
+    if _originals:
+        return
+    for cls, name, wrap in (
+        (BaseSocketModeHandler, "connect", _wrap_connect),
+        (AsyncBaseSocketModeHandler, "connect_async", _wrap_connect_async),
+    ):
+        original = cls.__dict__[name]
+        _originals[(cls, name)] = original
+        setattr(cls, name, wrap(original))
+
+
+def _unpatch_socket_mode() -> None:
+    global _protected_apps
+    _protected_apps = max(_protected_apps - 1, 0)
+    if _protected_apps:
+        return
+    for (cls, name), original in _originals.items():
+        setattr(cls, name, original)
+    _originals.clear()
+
+
+# ------------------------------------------------------------------ public
+def install(app: App | AsyncApp, settings: Settings) -> App | AsyncApp:
+    """Guard ``app`` (called by :func:`restart_guard.protect`). Idempotent."""
+    if state_of(app) is not None:
+        log.debug("restart-guard: %r is already protected", app)
+        return app
+    is_async = isinstance(app, AsyncApp)
+    if not is_async and not isinstance(app, App):
+        raise TypeError(f"restart_guard's slack adapter guards App and AsyncApp, not {app!r}")
+    original = type(app)
+    state = AppState(settings, original, is_async)
+    track(app.listener_runner, state)
+    mixin: type = _GuardedAsyncApp if is_async else _GuardedApp
+    namespace = {"_restart_guard": state, "__module__": original.__module__}
+    app.__class__ = type(original.__name__, (mixin, original), namespace)
+    _patch_socket_mode()
+    return app
+
+
+def uninstall(app: App | AsyncApp) -> App | AsyncApp:
+    """Remove the guard (called by :func:`restart_guard.unprotect`). Idempotent."""
+    state = state_of(app)
+    if state is None:
+        return app
+    if state.phase in (Phase.RUNNING, Phase.STOPPING):
+        raise RuntimeError(
+            "restart_guard.unprotect needs a stopped app: call "
+            "restart_guard.adapters.slack.shutdown(app) (or shutdown_async) first"
+        )
+    untrack(app.listener_runner)
+    app.__class__ = state.original_class
+    _unpatch_socket_mode()
+    return app

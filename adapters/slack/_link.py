@@ -1,0 +1,202 @@
+"""Posting notices and replaying events through the app's own Web API client."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from slack_bolt import App
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from restart_guard import Conversation, Marker
+from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
+
+from ._state import NOTICES_PER_SECOND, REPLAY_KEY, AppState, log
+
+__all__ = ["AsyncLink", "LoopThread", "SyncLink", "delivery_error"]
+
+T = TypeVar("T")
+
+#: Errors after which nobody can be told: the marker is dropped after one log line.
+GONE = frozenset(
+    {"channel_not_found", "not_in_channel", "is_archived", "account_inactive", "token_revoked"}
+)
+THREAD_GONE = frozenset({"thread_not_found", "invalid_thread_ts"})
+
+
+def delivery_error(exc: SlackApiError) -> Exception:
+    """The resume step's view of a failed ``chat.postMessage`` (``exc`` itself: transient)."""
+    response = exc.response
+    error = str(response.get("error") or "") if hasattr(response, "get") else ""
+    if getattr(response, "status_code", None) == 429 or error == "ratelimited":
+        return RateLimited(_retry_after(response), f"Slack answered {error or 'HTTP 429'}")
+    if error in GONE:
+        return ConversationGone(f"Slack answered {error}")
+    if error in THREAD_GONE:
+        return ThreadGone(f"Slack answered {error}")
+    return exc
+
+
+def _retry_after(response: Any) -> float:
+    headers = getattr(response, "headers", None) or {}
+    for name, value in headers.items():
+        if name.lower() == "retry-after":
+            try:
+                return max(float(value), 0.0)
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
+def _replay_body(state: AppState, raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return None
+    event_id = raw.get("event_id")
+    if isinstance(event_id, str):
+        state.replayed.add(event_id)
+    return raw
+
+
+def _client_for_token(client: Any, cls: type[T], token: str) -> T:
+    # Same endpoint, proxy and TLS as the app's client, another workspace's token.
+    return cls(  # type: ignore[call-arg]
+        token=token,
+        base_url=client.base_url,
+        timeout=client.timeout,
+        ssl=client.ssl,
+        proxy=client.proxy,
+        headers=client.headers,
+        logger=client.logger,
+    )
+
+
+class LoopThread:
+    """An event loop in a daemon thread: where a sync app's resume step runs."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="restart-guard-resume", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        """Run ``coroutine`` on the loop; wait up to ``timeout`` seconds for its result."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SyncLink:
+    """Notices and replays for an ``App``: the blocking client, off the resume loop."""
+
+    notices_per_second = NOTICES_PER_SECOND
+
+    def __init__(self, app: App, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def send_notice(self, conversation: Conversation, text: str) -> None:
+        post = functools.partial(self._post, conversation, text)
+        await asyncio.get_running_loop().run_in_executor(None, post)
+
+    def _post(self, conversation: Conversation, text: str) -> None:
+        client = self.app.client
+        if client.token is None:
+            client = _client_for_token(client, WebClient, self._installed_token(conversation))
+        try:
+            client.chat_postMessage(
+                channel=conversation.chat, thread_ts=conversation.thread, text=text
+            )
+        except SlackApiError as exc:
+            mapped = delivery_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    def _installed_token(self, conversation: Conversation) -> str:
+        store = self.app.installation_store
+        bot = None
+        if store is not None:
+            bot = store.find_bot(enterprise_id=conversation.parent, team_id=conversation.scope)
+        if bot is None or not bot.bot_token:
+            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
+        return str(bot.bot_token)
+
+    async def replay(self, marker: Marker) -> None:
+        loop = asyncio.get_running_loop()
+        for raw in marker.payload or ():
+            body = _replay_body(self.state, raw)
+            if body is None:
+                continue
+            request = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
+            response = await loop.run_in_executor(None, self.app.dispatch, request)
+            if response.status != 200:
+                log.warning(
+                    "restart-guard: replayed event %s answered %s",
+                    body.get("event_id"),
+                    response.status,
+                )
+
+
+class AsyncLink:
+    """Notices and replays for an ``AsyncApp``, on the app's own loop."""
+
+    notices_per_second = NOTICES_PER_SECOND
+
+    def __init__(self, app: AsyncApp, state: AppState) -> None:
+        self.app = app
+        self.state = state
+
+    async def send_notice(self, conversation: Conversation, text: str) -> None:
+        client = self.app.client
+        if client.token is None:
+            token = await self._installed_token(conversation)
+            client = _client_for_token(client, AsyncWebClient, token)
+        try:
+            await client.chat_postMessage(
+                channel=conversation.chat, thread_ts=conversation.thread, text=text
+            )
+        except SlackApiError as exc:
+            mapped = delivery_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _installed_token(self, conversation: Conversation) -> str:
+        store = self.app.installation_store
+        bot = None
+        if store is not None:
+            bot = await store.async_find_bot(
+                enterprise_id=conversation.parent, team_id=conversation.scope
+            )
+        if bot is None or not bot.bot_token:
+            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
+        return str(bot.bot_token)
+
+    async def replay(self, marker: Marker) -> None:
+        for raw in marker.payload or ():
+            body = _replay_body(self.state, raw)
+            if body is None:
+                continue
+            request = AsyncBoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
+            response = await self.app.async_dispatch(request)
+            if response.status != 200:
+                log.warning(
+                    "restart-guard: replayed event %s answered %s",
+                    body.get("event_id"),
+                    response.status,
+                )

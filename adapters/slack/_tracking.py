@@ -1,0 +1,383 @@
+"""Bracketing every listener run with its conversation, in Bolt's sync and async runners.
+
+Where a run begins and ends:
+
+- **begins** in ``listener_runner.run()``, before Bolt acks the request: the
+  listener may wait in the thread pool's queue before its start handler
+  runs, and Slack will not redeliver what was acked;
+- **ends** in ``listener_completion_handler`` — Bolt calls it in a
+  ``finally`` once the listener returned or raised;
+- **lazy listeners** begin in ``lazy_listener_runner.start()`` and end when
+  the lazy function returns.
+
+The runner's class is swapped for a subclass made for it (public methods
+only), and its ``listener_completion_handler`` and ``lazy_listener_runner``
+become properties that wrap whatever is assigned, so a user who sets their
+own handler after ``protect()`` keeps the tracking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.lazy_listener.runner import LazyListenerRunner
+from slack_bolt.listener.async_listener import AsyncListener
+from slack_bolt.listener.async_listener_completion_handler import (
+    AsyncListenerCompletionHandler,
+)
+from slack_bolt.listener.asyncio_runner import AsyncioListenerRunner
+from slack_bolt.listener.listener import Listener
+from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
+from slack_bolt.listener.thread_runner import ThreadListenerRunner
+from slack_bolt.request import BoltRequest
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from restart_guard import Conversation, Guard, Run
+
+from ._state import PLATFORM, AppState
+
+__all__ = ["conversation_of", "track", "untrack"]
+
+# Attribute names on a request / runner instance (``__dict__`` keys).
+_RUNS = "_restart_guard_runs"
+_COMPLETION = "_restart_guard_completion"
+_LAZY = "_restart_guard_lazy"
+_CUT_OFF = (asyncio.CancelledError, GeneratorExit)
+
+AnyRequest = BoltRequest | AsyncBoltRequest
+
+
+def conversation_of(request: AnyRequest) -> Conversation | None:
+    """Where a reply to ``request`` belongs: team, channel and thread.
+
+    The thread is the message's ``thread_ts``; for a top-level message it is
+    the message's own ``ts``, so a notice threads under the message that was
+    being answered. The enterprise id is kept as ``parent``. Requests without
+    a channel (shortcuts, view submissions, app home) are not tracked.
+    """
+    context = request.context
+    channel = context.get("channel_id")
+    if not channel:
+        return None
+    thread = context.get("thread_ts") or _thread_root(request.body)
+    team = context.get("team_id")
+    enterprise = context.get("enterprise_id")
+    return Conversation(
+        PLATFORM,
+        str(channel),
+        None if thread is None else str(thread),
+        None if team is None else str(team),
+        None if enterprise is None else str(enterprise),
+    )
+
+
+def _thread_root(body: dict[str, Any]) -> str | None:
+    event = body.get("event")
+    if isinstance(event, dict):
+        for inner in ("message", "item"):  # message_changed, reaction_added
+            nested = event.get(inner)
+            if isinstance(nested, dict) and nested.get("ts"):
+                return str(nested["ts"])
+        ts = event.get("ts")
+        return None if ts is None else str(ts)
+    container = body.get("container")  # interactivity on a message (block_actions)
+    if isinstance(container, dict) and container.get("message_ts"):
+        return str(container["message_ts"])
+    message = body.get("message")  # message shortcuts
+    if isinstance(message, dict) and message.get("ts"):
+        return str(message["ts"])
+    return None  # slash commands: the channel itself
+
+
+# ------------------------------------------------------------------ brackets
+def _begin(state: AppState, request: AnyRequest) -> bool:
+    guard = state.guard
+    if guard is None or request.lazy_only:
+        return False
+    conversation = conversation_of(request)
+    if conversation is None:
+        return False
+    run = guard.begin(conversation, request.body if state.settings.replay else None)
+    runs = request.__dict__.get(_RUNS)
+    if runs is None:
+        # A list, not one slot: a second matching listener (after an ack
+        # timeout) runs with the same request.
+        runs = request.__dict__[_RUNS] = []
+    runs.append((guard, run))
+    return True
+
+
+def _finish(request: AnyRequest, cut: bool = False) -> None:
+    runs = request.__dict__.get(_RUNS)
+    if not runs:
+        return
+    try:
+        guard, run = runs.pop()  # atomic: the completion and an error path never both end it
+    except IndexError:
+        return
+    guard.end(run, completed=not (cut and guard.stopping))
+
+
+def _begin_lazy(state: AppState, request: AnyRequest) -> tuple[Guard, Run] | None:
+    guard = state.guard
+    conversation = conversation_of(request) if guard is not None else None
+    if guard is None or conversation is None:
+        return None
+    return guard, guard.begin(conversation, request.body if state.settings.replay else None)
+
+
+def _being_cut_off() -> bool:
+    # Inside Bolt's ``finally``: the exception on its way out, if any.
+    return isinstance(sys.exc_info()[1], _CUT_OFF)
+
+
+# ------------------------------------------------------------ sync runner
+class _EndOnCompletion(ListenerCompletionHandler):
+    """Runs the app's own completion handler, then ends the listener's run."""
+
+    def __init__(self, inner: ListenerCompletionHandler) -> None:
+        self.inner = inner
+
+    def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
+        try:
+            self.inner.handle(request=request, response=response)
+        finally:
+            _finish(request)
+
+
+class _TrackingLazyRunner(LazyListenerRunner):
+    """Tracks each lazy function from ``start()`` until it returns."""
+
+    def __init__(self, inner: LazyListenerRunner, state: AppState) -> None:
+        self.inner = inner
+        self.state = state
+        self.logger = inner.logger
+
+    def start(self, function: Callable[..., None], request: BoltRequest) -> None:
+        began = _begin_lazy(self.state, request)
+        if began is None:
+            self.inner.start(function, request)
+            return
+        guard, run = began
+
+        # Bolt injects arguments by the names of ``inspect.unwrap(function)``.
+        @functools.wraps(function)
+        def tracked(*args: Any, **kwargs: Any) -> None:
+            try:
+                function(*args, **kwargs)
+            finally:
+                guard.end(run)
+
+        try:
+            self.inner.start(tracked, request)
+        except BaseException:
+            guard.end(run)
+            raise
+
+    def run(self, function: Callable[..., None], request: BoltRequest) -> None:
+        began = _begin_lazy(self.state, request)
+        try:
+            self.inner.run(function, request)
+        finally:
+            if began is not None:
+                began[0].end(began[1])
+
+
+class _TrackingThreadRunner(ThreadListenerRunner):
+    """``ThreadListenerRunner`` that brackets listener runs (see the module docstring)."""
+
+    _restart_guard: AppState
+
+    @property
+    def listener_completion_handler(self) -> ListenerCompletionHandler:
+        handler: ListenerCompletionHandler = self.__dict__[_COMPLETION]
+        return handler
+
+    @listener_completion_handler.setter
+    def listener_completion_handler(self, handler: ListenerCompletionHandler) -> None:
+        if isinstance(handler, _EndOnCompletion):
+            handler = handler.inner
+        self.__dict__[_COMPLETION] = _EndOnCompletion(handler)
+
+    @property
+    def lazy_listener_runner(self) -> LazyListenerRunner:
+        runner: LazyListenerRunner = self.__dict__[_LAZY]
+        return runner
+
+    @lazy_listener_runner.setter
+    def lazy_listener_runner(self, runner: LazyListenerRunner) -> None:
+        if isinstance(runner, _TrackingLazyRunner):
+            runner = runner.inner
+        self.__dict__[_LAZY] = _TrackingLazyRunner(runner, self._restart_guard)
+
+    def run(
+        self,
+        request: BoltRequest,
+        response: BoltResponse,
+        listener_name: str,
+        listener: Listener,
+        starting_time: float | None = None,
+    ) -> BoltResponse | None:
+        if not _begin(self._restart_guard, request):
+            return super().run(request, response, listener_name, listener, starting_time)
+        try:
+            return super().run(request, response, listener_name, listener, starting_time)
+        except BaseException:
+            # Never handed to the thread pool: no completion handler will end it.
+            _finish(request)
+            raise
+
+
+# ----------------------------------------------------------- async runner
+class _EndOnCompletionAsync(AsyncListenerCompletionHandler):
+    """Async twin of :class:`_EndOnCompletion`; a cancelled listener counts as cut off."""
+
+    def __init__(self, inner: AsyncListenerCompletionHandler) -> None:
+        self.inner = inner
+
+    async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
+        cut = _being_cut_off()
+        try:
+            await self.inner.handle(request=request, response=response)
+        finally:
+            _finish(request, cut)
+
+
+class _TrackingAsyncLazyRunner(AsyncLazyListenerRunner):
+    """Tracks each async lazy function from ``start()`` until it returns."""
+
+    def __init__(self, inner: AsyncLazyListenerRunner, state: AppState) -> None:
+        self.inner = inner
+        self.state = state
+        self.logger = inner.logger
+
+    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
+        began = _begin_lazy(self.state, request)
+        if began is None:
+            self.inner.start(function, request)
+            return
+        guard, run = began
+
+        @functools.wraps(function)
+        async def tracked(*args: Any, **kwargs: Any) -> None:
+            cut = False
+            try:
+                await function(*args, **kwargs)
+            except _CUT_OFF:
+                cut = True
+                raise
+            finally:
+                guard.end(run, completed=not (cut and guard.stopping))
+
+        try:
+            self.inner.start(tracked, request)
+        except BaseException:
+            guard.end(run)
+            raise
+
+    async def run(
+        self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest
+    ) -> None:
+        began = _begin_lazy(self.state, request)
+        cut = False
+        try:
+            await self.inner.run(function, request)
+        except _CUT_OFF:
+            cut = True
+            raise
+        finally:
+            if began is not None:
+                guard, run = began
+                guard.end(run, completed=not (cut and guard.stopping))
+
+
+class _TrackingAsyncioRunner(AsyncioListenerRunner):
+    """``AsyncioListenerRunner`` that brackets listener runs (see the module docstring)."""
+
+    _restart_guard: AppState
+
+    @property
+    def listener_completion_handler(self) -> AsyncListenerCompletionHandler:
+        handler: AsyncListenerCompletionHandler = self.__dict__[_COMPLETION]
+        return handler
+
+    @listener_completion_handler.setter
+    def listener_completion_handler(self, handler: AsyncListenerCompletionHandler) -> None:
+        if isinstance(handler, _EndOnCompletionAsync):
+            handler = handler.inner
+        self.__dict__[_COMPLETION] = _EndOnCompletionAsync(handler)
+
+    @property
+    def lazy_listener_runner(self) -> AsyncLazyListenerRunner:
+        runner: AsyncLazyListenerRunner = self.__dict__[_LAZY]
+        return runner
+
+    @lazy_listener_runner.setter
+    def lazy_listener_runner(self, runner: AsyncLazyListenerRunner) -> None:
+        if isinstance(runner, _TrackingAsyncLazyRunner):
+            runner = runner.inner
+        self.__dict__[_LAZY] = _TrackingAsyncLazyRunner(runner, self._restart_guard)
+
+    async def run(
+        self,
+        request: AsyncBoltRequest,
+        response: BoltResponse,
+        listener_name: str,
+        listener: AsyncListener,
+        starting_time: float | None = None,
+    ) -> BoltResponse | None:
+        if not _begin(self._restart_guard, request):
+            return await super().run(request, response, listener_name, listener, starting_time)
+        try:
+            return await super().run(request, response, listener_name, listener, starting_time)
+        except BaseException as exc:
+            _finish(request, isinstance(exc, _CUT_OFF))
+            raise
+
+
+# ------------------------------------------------------------ install
+_RUNNER_CLASSES: dict[type, type] = {
+    ThreadListenerRunner: _TrackingThreadRunner,
+    AsyncioListenerRunner: _TrackingAsyncioRunner,
+}
+_TRACKING = (_TrackingThreadRunner, _TrackingAsyncioRunner)
+
+
+def track(runner: Any, state: AppState) -> None:
+    """Swap ``runner``'s class for a tracking subclass made for it (idempotent)."""
+    if isinstance(runner, _TRACKING):
+        return
+    base = next((b for b in type(runner).__mro__ if b in _RUNNER_CLASSES), None)
+    if base is None:
+        raise TypeError(
+            f"restart_guard cannot track listeners run by {type(runner).__qualname__}; "
+            "it supports Bolt's ThreadListenerRunner and AsyncioListenerRunner"
+        )
+    mixin = _RUNNER_CLASSES[base]
+    original = type(runner)
+    completion = runner.__dict__.pop("listener_completion_handler")
+    lazy = runner.__dict__.pop("lazy_listener_runner")
+    runner.__class__ = type(
+        original.__name__,
+        (mixin, original),
+        {"_restart_guard": state, "_restart_guard_original": original},
+    )
+    runner.listener_completion_handler = completion  # wrapped by the property
+    runner.lazy_listener_runner = lazy
+
+
+def untrack(runner: Any) -> None:
+    """Undo :func:`track` (idempotent)."""
+    if not isinstance(runner, _TRACKING):
+        return
+    completion = runner.__dict__.pop(_COMPLETION).inner
+    lazy = runner.__dict__.pop(_LAZY).inner
+    runner.__class__ = type(runner).__dict__["_restart_guard_original"]
+    runner.listener_completion_handler = completion
+    runner.lazy_listener_runner = lazy
