@@ -1,0 +1,147 @@
+"""``restart-guard demo --platform slack``: the restart gap, then the same restart with the guard.
+
+Everything runs on loopback: the Slack stand-in from ``restart_guard.testing``
+in this process (Web API and Socket Mode), a real slack-bolt app over Socket
+Mode in a subprocess, and real signals — SIGTERM as a deploy sends it,
+SIGKILL one second later as a service manager does when the drain outlives
+its limit.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = ["run_demo"]
+
+CHANNEL = "C0DEPLOYS"
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _transcript(api: object, thread: str, since: int) -> None:
+    sent = [m for m in api.sent[since:] if m.thread == thread]  # type: ignore[attr-defined]
+    if not sent:
+        _say("      (nothing)")
+    for message in sent:
+        _say(f"      bot → thread {thread}: {message.text}")
+
+
+def _round(api: object, workdir: Path, guarded: bool) -> bool:
+    from restart_guard.testing.process import BotProcess
+
+    label = "WITH restart-guard" if guarded else "WITHOUT restart-guard"
+    _say(f"\n=== {label} ===")
+    name = "guarded" if guarded else "unguarded"
+    argv = [
+        sys.executable,
+        "-m",
+        "restart_guard.demo.slack_bot",
+        "--mode",
+        "socket",
+        "--marker-dir",
+        str(workdir / f"markers-{name}"),
+        "--drain-timeout",
+        "20",
+    ]
+    if not guarded:
+        argv.append("--unguarded")
+
+    def start(run: int) -> BotProcess:
+        connections = api.total_connections  # type: ignore[attr-defined]
+        bot = BotProcess.start(
+            argv,
+            env=api.env(),  # type: ignore[attr-defined]
+            log_path=workdir / f"{name}-{run}.log",
+        )
+        deadline = time.monotonic() + 30
+        # Start-up recovery (the notice) happens before the Socket Mode connection opens.
+        while api.total_connections <= connections:  # type: ignore[attr-defined]
+            if bot.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bot did not connect:\n{bot.log()}")
+            time.sleep(0.02)
+        return bot
+
+    bot = start(1)
+    _say(f"[1] bot started (pid {bot.pid}), connected over Socket Mode to the loopback Slack")
+    root = api.next_ts()  # type: ignore[attr-defined]
+    mark = len(api.sent)  # type: ignore[attr-defined]
+    event = api.inject_message(CHANNEL, "work 60", thread_ts=root)  # type: ignore[attr-defined]
+    _say(f"[2] a user asks, in a thread of {CHANNEL}, for 60 s of work: work 60")
+    api.wait_for_sent(  # type: ignore[attr-defined]
+        lambda m: m.thread == root and m.text.startswith("working"), timeout=30
+    )
+    api.wait_for_ack(event, timeout=30)  # type: ignore[attr-defined]
+    _say("      Bolt acknowledged the event before the listener ran: Slack will not resend it")
+    _transcript(api, root, mark)
+    _say("[3] deploy: SIGTERM")
+    bot.send_signal(signal.SIGTERM)
+    if guarded:
+        bot.wait_for_log("marked before the drain", timeout=30)
+        _say("      restart-guard marked the conversation durably, then began the drain…")
+        time.sleep(1.0)  # the service manager's stop timeout, shortened for the demo
+        bot.process.kill()
+        status = bot.wait_exit(30)
+        _say(f"[4] the service manager's stop timeout expires: SIGKILL (exit {status})")
+    else:
+        status = bot.wait_exit(30)
+        _say(f"[4] Bolt has no SIGTERM handler: the process died mid-listener (exit {status})")
+    mark = len(api.sent)  # type: ignore[attr-defined]
+    bot = start(2)
+    _say(f"[5] bot restarted (pid {bot.pid})")
+    if guarded:
+        api.wait_for_sent(  # type: ignore[attr-defined]
+            lambda m: m.thread == root and "restarted" in m.text, timeout=30
+        )
+    # Show that the bot is up and serving; any notice was posted before it connected.
+    api.inject_message(CHANNEL, "hello?", thread_ts=root)  # type: ignore[attr-defined]
+    api.wait_for_sent(  # type: ignore[attr-defined]
+        lambda m: m.thread == root and m.text == "echo: hello?", timeout=30
+    )
+    _say("[6] what the user sees in the thread after the restart:")
+    _transcript(api, root, mark)
+    notified = any(
+        "restarted" in m.text and m.thread == root
+        for m in api.sent[mark:]  # type: ignore[attr-defined]
+    )
+    bot.send_signal(signal.SIGTERM)
+    status = bot.wait_exit(30)
+    clean = status == 0 if guarded else True  # unguarded, SIGTERM kills Bolt outright
+    if guarded:
+        verdict = "resumed: the user was told in its thread" if notified else "NO NOTICE (bug!)"
+    else:
+        verdict = "silently lost" if not notified else "unexpected notice"
+    _say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+    return notified == guarded and clean
+
+
+def run_demo() -> int:
+    """Run both rounds; return the process exit status (0 when both behaved)."""
+    try:
+        import slack_bolt  # noqa: F401 - the bot subprocess needs it
+
+        from restart_guard.testing.slack import SlackStandIn
+    except ImportError as exc:
+        _say(
+            "the Slack demo needs slack-bolt and aiohttp: "
+            f'pip install "restart-guard[slack,testing]" ({exc})'
+        )
+        return 2
+    started = time.monotonic()
+    _say("restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack")
+    _say("(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)")
+    with (
+        tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
+        SlackStandIn.running() as api,
+    ):
+        ok = _round(api, Path(tmp), guarded=False)
+        ok = _round(api, Path(tmp), guarded=True) and ok
+    _say(
+        f"\ndone in {time.monotonic() - started:.1f}s — " + ("as expected" if ok else "UNEXPECTED")
+    )
+    return 0 if ok else 1
