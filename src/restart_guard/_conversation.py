@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ class Conversation:
     scope: str | None = None
     parent: str | None = None
     key: str = field(init=False, repr=False, compare=False)
+    _json: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         identity = "\x1f".join((self.platform, self.scope or "", self.chat, self.thread or ""))
@@ -55,6 +57,14 @@ class Conversation:
             if value is not None:
                 data[name] = value
         return data
+
+    def json_fragment(self) -> str:
+        """:meth:`to_json` as compact JSON text, computed once (stores encode it often)."""
+        if self._json is None:
+            text = json.dumps(self.to_json(), separators=(",", ":"))
+            object.__setattr__(self, "_json", text)
+            return text
+        return self._json
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Conversation:

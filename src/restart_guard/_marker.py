@@ -94,7 +94,11 @@ class Marker:
         for name, number in (("started_at", started_at), ("updated_at", updated_at)):
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise ValueError(f"marker {name} is not a number")
-            if not math.isfinite(number):
+            try:
+                finite = math.isfinite(number)
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if not finite:
                 raise ValueError(f"marker {name} is not finite")
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
             raise ValueError("marker attempts is not a non-negative integer")

@@ -47,6 +47,7 @@ class GroupCommitWriter:
         # Keys the store holds a marker for, and where (for the log line when one goes).
         self._durable: dict[str, Conversation] = {}
         self._stopping = False
+        self._drain_pending = False  # a "draining" record still owed to the store
         self._failing_since: float | None = None
         self._last_error_log = -math.inf  # monotonic() may be small soon after boot
         self._thread: threading.Thread | None = None
@@ -99,7 +100,7 @@ class GroupCommitWriter:
         delay = 0.0
         while True:
             with self._cond:
-                while not self._dirty and not self._stopping:
+                while not (self._dirty or self._drain_pending or self._stopping):
                     self._cond.wait()
                 if self._stopping:
                     return
@@ -114,6 +115,8 @@ class GroupCommitWriter:
         with self._io:
             with self._cond:
                 keys, self._dirty = self._dirty, set()
+                draining = draining or self._drain_pending
+                self._drain_pending = False
             if not keys and not draining:
                 return True
             puts, removes = self._resolve(keys)
@@ -127,6 +130,7 @@ class GroupCommitWriter:
             except Exception as exc:  # the store must never take the bot down
                 with self._cond:
                     self._dirty |= keys
+                    self._drain_pending = self._drain_pending or draining
                     # A failed flush() ran on a caller's thread: hand the retry to ours.
                     self._cond.notify()
                 self._log_failure(exc, len(puts), len(removes))

@@ -118,6 +118,7 @@ class FlakyStore:
         self.inner = inner
         self.fail_commits = fail_commits
         self.commits: list[tuple[list[str], list[str]]] = []
+        self.drains: list[bool] = []  # the ``draining`` flag of each commit
         self.failures = 0
         self.gate: threading.Event | None = None
         self.entered = threading.Event()
@@ -128,7 +129,9 @@ class FlakyStore:
     def open(self, owner: str) -> None:
         self.inner.open(owner)
 
-    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
         self.entered.set()
         if self.gate is not None:
             self.gate.wait(DEADLINE)
@@ -136,8 +139,9 @@ class FlakyStore:
             self.fail_commits -= 1
             self.failures += 1
             raise OSError(errno.ENOSPC, "No space left on device")
-        self.inner.commit(puts, removes)
+        self.inner.commit(puts, removes, draining=draining)
         self.commits.append(([m.key for m in puts], list(removes)))
+        self.drains.append(draining)
 
     def claim(self) -> list[Marker]:
         return self.inner.claim()

@@ -205,12 +205,6 @@ def test_marker_from_json_rejects_nan_read_from_text() -> None:
         Marker.from_json(json.loads(text))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Marker.from_json lets OverflowError out for a huge integer timestamp "
-    "(math.isfinite/float of an int > 1e308), and DirectoryStore._parse does not catch it, "
-    "so one such record makes claim() raise and hides every valid marker",
-)
 def test_marker_from_json_rejects_huge_integer_timestamp() -> None:
     text = json.dumps(full_marker().to_json()).replace("1700000000.25", "1" + "0" * 400)
     with pytest.raises(ValueError, match="started_at"):

@@ -478,12 +478,6 @@ def test_compacted_journal_is_still_held_by_its_owner(marker_dir: Path) -> None:
     assert set(claim_fresh(marker_dir)) == {keep.key}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: DirectoryStore.commit compacts whenever the journal is over 1 MiB and "
-    "averages more than 1,600 bytes per live marker, which live markers with replay "
-    "payloads do on their own; then every batch rewrites the whole journal (write + 2 fsyncs)",
-)
 def test_live_payloads_over_a_mebibyte_do_not_compact_on_every_commit(marker_dir: Path) -> None:
     s = DirectoryStore(marker_dir)
     s.open("replaying")

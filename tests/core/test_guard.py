@@ -123,7 +123,7 @@ def test_many_threads_begin_and_end_leave_nothing(make_guard: MakeGuard, marker_
 
 
 # ------------------------------------------------------------------ shutdown
-def test_pre_mark_writes_everything_draining_in_one_batch(
+def test_pre_mark_marks_everything_draining_in_one_batch(
     make_guard: MakeGuard, marker_dir: Path
 ) -> None:
     store = FlakyStore(DirectoryStore(marker_dir))
@@ -140,8 +140,8 @@ def test_pre_mark_writes_everything_draining_in_one_batch(
     assert guard.writer.batches == before + 1
     assert len(store.commits) == commits_before + 1
     puts, removes = store.commits[-1]
-    assert set(puts) == {c.key for c in convs}
-    assert removes == []
+    # Every marker is on disk already: the batch is the one "draining" record.
+    assert (puts, removes, store.drains[-1]) == ([], [], True)
     on_disk = stored(store.inner)
     assert {m.phase for m in on_disk.values()} == {Phase.DRAINING}
     assert guard.stopping
@@ -330,13 +330,6 @@ def test_payloads_are_stored_with_replay(make_guard: MakeGuard) -> None:
     wait_for(gone(guard, c.key))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: one replay payload that cannot be UTF-8 encoded (a lone surrogate, "
-    "which json.loads produces from Telegram's '\\ud83d' escapes) makes every batch fail "
-    "forever: DirectoryStore._encode uses ensure_ascii=False, and the writer retries the "
-    "whole batch, so no other conversation is ever marked again",
-)
 def test_an_unencodable_payload_does_not_block_other_markers(make_guard: MakeGuard) -> None:
     guard = make_guard(Settings(replay=True))
     poisoned, healthy = conv(1), conv(2)
@@ -380,12 +373,6 @@ def test_pre_mark_on_a_failing_store_returns_false_and_recovers(
     guard.end(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: when a flush() on the caller's thread (pre_mark) fails, "
-    "GroupCommitWriter._commit_dirty puts the keys back as dirty without notifying the "
-    "idle background thread, so nothing retries them until some other handler starts or ends",
-)
 def test_failed_pre_mark_is_retried_by_the_background_writer(
     make_guard: MakeGuard, marker_dir: Path
 ) -> None:
@@ -423,7 +410,7 @@ SOON_AFTER_BOOT = textwrap.dedent(
     guard = Guard("telegram", FullDisk(), Settings())
     guard.start()
     guard.begin(Conversation("telegram", "1"))
-    print("monotonic", round(time.monotonic()))
+    sys.stdout.write(f"monotonic {round(time.monotonic())}\\n")  # one write: the writer logs too
     guard.flush()  # fails: the error line is logged on this thread, now
     """
 )
@@ -440,12 +427,6 @@ def _time_namespace_works() -> bool:
 
 
 @pytest.mark.skipif(not _time_namespace_works(), reason="needs root and time namespaces")
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: GroupCommitWriter._last_error_log starts at 0.0 and is compared with "
-    "time.monotonic(), which counts from boot, so a bot started by its service manager "
-    "less than 30 s after boot logs no error when its markers cannot be written",
-)
 def test_store_failure_is_logged_even_right_after_boot() -> None:
     uptime = float(Path("/proc/uptime").read_text().split()[0])
     # A time namespace whose monotonic clock reads ~5 s: the machine "just booted".

@@ -209,11 +209,6 @@ async def test_below_max_attempts_is_resumed(scenario: Scenario) -> None:
     assert len(scenario.link.replayed) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: Resumer._text returns a text giveup_notice as is, so the '{attempts}' "
-    "that protect()'s docstring promises to fill in is posted literally",
-)
 async def test_custom_giveup_notice_fills_in_attempts(scenario: Scenario) -> None:
     await scenario.run(
         [marker(1, attempts=4)],

@@ -37,10 +37,16 @@ class Store(Protocol):
     def open(self, owner: str) -> None:
         """Prepare to write as ``owner`` (a unique id of this process)."""
 
-    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
         """Durably upsert ``puts`` and delete the markers keyed ``removes``, as one batch.
 
-        When this returns, the change survives a crash of this process and of the host.
+        ``draining=True`` also records, in the same batch, that every marker
+        this owner holds is now in the ``draining`` phase (a stop signal
+        arrived) — one record, however many conversations are in flight.
+        When this returns, the change survives a crash of this process and
+        of the host.
         """
 
     def claim(self) -> list[Marker]:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._durable import ensure_private_dir, fsync_dir, write_all
-from .._marker import Marker, Phase, newer
+from .._marker import FORMAT_VERSION, Marker, Phase, newer
 from .base import StoredMarker, StoreError
 
 __all__ = ["DirectoryStore"]
@@ -63,9 +63,38 @@ class _Parsed:
     torn_tail: bool = False
 
 
-def _encode(record: dict[str, object]) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode()
+def _line(body: bytes) -> bytes:
     return b"%08x %s\n" % (zlib.crc32(body), body)
+
+
+def _encode(record: dict[str, object]) -> bytes:
+    # ensure_ascii: a lone surrogate from a platform's JSON must not make a batch unwritable.
+    return _line(json.dumps(record, separators=(",", ":")).encode())
+
+
+def _encode_put(marker: Marker) -> bytes:
+    """A marker record, built from cached pieces: pre-drain writes thousands at once.
+
+    Same JSON as ``{"op": "put", **marker.to_json()}``.
+    """
+    body = (
+        f'{{"op":"put","v":{FORMAT_VERSION},"key":"{marker.key}",'
+        f'"conversation":{marker.conversation.json_fragment()},'
+        f'"started_at":{marker.started_at!r},"updated_at":{marker.updated_at!r},'
+        f'"phase":"{marker.phase.value}","attempts":{marker.attempts},'
+        f'"owner":{json.dumps(marker.owner)}'
+    )
+    if marker.payload is not None:
+        try:
+            body += ',"payload":' + json.dumps(marker.payload, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            # One unserialisable update must not keep every other marker off the disk.
+            log.error(
+                "restart-guard: replay payload of %s is not JSON (%s); marked without it",
+                marker.conversation,
+                exc,
+            )
+    return _line((body + "}").encode())
 
 
 def _parse(data: bytes) -> _Parsed:
@@ -89,12 +118,25 @@ def _parse(data: bytes) -> _Parsed:
                 if not isinstance(key, str):
                     raise ValueError("removal without a key")
                 parsed.markers.pop(key, None)
+            elif record.get("op") == "drain" and record.get("v") == 1:
+                parsed.markers = {
+                    k: m.with_changes(phase=Phase.DRAINING) if m.phase is Phase.IN_FLIGHT else m
+                    for k, m in parsed.markers.items()
+                }
             elif record.get("op") == "put":
                 marker = Marker.from_json(record)
                 parsed.markers[marker.key] = marker
             else:
                 raise ValueError(f"unknown record {record.get('op')!r} v{record.get('v')!r}")
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            UnicodeDecodeError,
+            OverflowError,
+            RecursionError,
+        ):
             if not (parsed.torn_tail and number == len(lines) - 1):
                 parsed.bad_lines += 1
     return parsed
@@ -126,6 +168,8 @@ class DirectoryStore:
         self._fd: int | None = None
         self._size = 0
         self._live: dict[str, Marker] = {}
+        self._live_bytes: dict[str, int] = {}
+        self._draining = False
 
     def __repr__(self) -> str:
         return f"DirectoryStore({str(self.path)!r})"
@@ -157,15 +201,18 @@ class DirectoryStore:
         self._fd = fd
         return fd
 
-    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
         """Append one batch and fdatasync it once."""
-        if not puts and not removes:
+        if not puts and not removes and not draining:
             return
         fd = self._ensure_journal()
-        data = b"".join(
-            [_encode({"op": "put", **m.to_json()}) for m in puts]
-            + [_encode({"op": "del", "v": 1, "key": k}) for k in removes]
-        )
+        lines = [_encode_put(m) for m in puts]
+        tail = [_encode({"op": "del", "v": 1, "key": k}) for k in removes]
+        if draining:
+            tail.append(_encode({"op": "drain", "v": 1, "at": time.time()}))
+        data = b"".join(lines + tail)
         try:
             write_all(fd, data)
             os.fdatasync(fd)
@@ -177,11 +224,16 @@ class DirectoryStore:
                 log.error("restart-guard: could not truncate a torn write in %s", self.path)
             raise
         self._size += len(data)
-        for marker in puts:
+        self._draining = self._draining or draining
+        for marker, line in zip(puts, lines, strict=True):
             self._live[marker.key] = marker
+            self._live_bytes[marker.key] = len(line)
         for key in removes:
             self._live.pop(key, None)
-        if self._size > _COMPACT_BYTES and self._size > 4 * 400 * (len(self._live) + 1):
+            self._live_bytes.pop(key, None)
+        # Rewrite only when mostly dead records: after a rewrite the file must
+        # double before the next one, so compaction costs O(1) per record.
+        if self._size > max(_COMPACT_BYTES, 2 * sum(self._live_bytes.values())):
             self._compact()
 
     def _compact(self) -> None:
@@ -192,7 +244,9 @@ class DirectoryStore:
         try:
             # Locked before it gets its real name, so no claimer can take it for dead.
             fcntl.flock(fd, fcntl.LOCK_EX)
-            data = b"".join(_encode({"op": "put", **m.to_json()}) for m in self._live.values())
+            data = b"".join(_encode_put(m) for m in self._live.values())
+            if self._draining:
+                data += _encode({"op": "drain", "v": 1, "at": time.time()})
             write_all(fd, data)
             os.fdatasync(fd)
             os.replace(temp, self.path / self._name)

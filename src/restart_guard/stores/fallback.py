@@ -91,9 +91,11 @@ class FallbackStore:
                 f"neither marker store could be opened: {errors[0]}; {errors[1]}"
             ) from errors[0]
 
-    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
         """Commit to the primary, or to the fallback if the primary raises."""
-        if not puts and not removes:
+        if not puts and not removes and not draining:
             return
         put_keys = {m.key for m in puts}
         removed = set(removes)
@@ -102,9 +104,9 @@ class FallbackStore:
         ]
         primary_removes = list(removes) + sorted(self._primary_stale - put_keys - removed)
         try:
-            self.primary.commit([*puts, *carried], primary_removes)
+            self.primary.commit([*puts, *carried], primary_removes, draining=draining)
         except Exception as exc:
-            self._commit_fallback(puts, removes, exc)
+            self._commit_fallback(puts, removes, exc, draining)
             return
         if self._primary_down:
             self._primary_down = False
@@ -135,10 +137,10 @@ class FallbackStore:
                 self._fallback_stale.difference_update(stale)
 
     def _commit_fallback(
-        self, puts: Sequence[Marker], removes: Sequence[str], error: Exception
+        self, puts: Sequence[Marker], removes: Sequence[str], error: Exception, draining: bool
     ) -> None:
         try:
-            self.fallback.commit(puts, removes)
+            self.fallback.commit(puts, removes, draining=draining)
         except Exception as fallback_error:
             raise StoreError(
                 f"marker store {self.primary!r} failed ({error}) and so did the fallback "

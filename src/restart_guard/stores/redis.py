@@ -157,6 +157,8 @@ _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encod
 
 # KEYS: registry, our hash, our resuming set, our lease. ARGV: namespace, owner, lease ms.
 # Returns {moved: [field, record, ...], skipped: [key, ...]}.
+_DRAINING_TTL_MS = 7 * 24 * 3600 * 1000
+
 _CLAIM = """
 local registry, mine, resuming, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ns, me, lease_ms = ARGV[1], ARGV[2], ARGV[3]
@@ -308,6 +310,9 @@ class RedisStore:
     def _lease_key(self, owner: str) -> str:
         return f"{self.namespace}:lease:{owner}"
 
+    def _draining_key(self, owner: str) -> str:
+        return f"{self.namespace}:draining:{owner}"
+
     def _resuming_key(self, owner: str) -> str:
         return f"{self.namespace}:resuming:{owner}"
 
@@ -398,9 +403,15 @@ class RedisStore:
                 log.warning("restart-guard: Redis lease renewed again")
 
     # ------------------------------------------------------------------ writing
-    def commit(self, puts: Sequence[Marker], removes: Sequence[str]) -> None:
-        """Upsert ``puts`` and delete ``removes`` in one MULTI/EXEC round trip."""
-        if not puts and not removes:
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
+        """Upsert ``puts`` and delete ``removes`` in one MULTI/EXEC round trip.
+
+        ``draining`` sets ``{ns}:draining:{owner}`` in the same transaction:
+        every marker of this owner reads as phase ``draining`` from then on.
+        """
+        if not puts and not removes and not draining:
             return
         owner = self._require_open()
         hash_key = self._markers_key(owner)
@@ -411,6 +422,9 @@ class RedisStore:
             pipe.hset(hash_key, mapping=_records(puts))
         if removes:
             pipe.hdel(hash_key, *removes)
+        if draining:
+            # Outlives the owner only as long as a marker could matter (max_age is 24 h).
+            pipe.set(self._draining_key(owner), "1", px=_DRAINING_TTL_MS)
         with self._errors(f"write {len(puts)} marker(s) / remove {len(removes)}"):
             replies = pipe.execute()
         self._note_lease(replies[0])
@@ -429,6 +443,7 @@ class RedisStore:
             if self._owner:
                 owner = self._owner
                 with self._errors("release the lease of this process"):
+                    self._client.delete(self._draining_key(owner))
                     self._close_script(
                         keys=[self._registry, self._markers_key(owner), self._lease_key(owner)],
                         args=[owner],
@@ -500,11 +515,12 @@ class RedisStore:
             for owner in owners:
                 pipe.hgetall(self._markers_key(owner))
                 pipe.exists(self._lease_key(owner))
+                pipe.exists(self._draining_key(owner))
             replies: list[Any] = pipe.execute(raise_on_error=False)
         found: list[StoredMarker] = []
         bad = 0
         for index, owner in enumerate(owners):
-            records, alive = replies[2 * index], replies[2 * index + 1]
+            records, alive, draining = replies[3 * index : 3 * index + 3]
             if isinstance(records, Exception):
                 log.warning(
                     "restart-guard: %s is not a hash of markers: %s",
@@ -519,8 +535,10 @@ class RedisStore:
                 marker = _parse(_text(field), record)
                 if marker is None:
                     bad += 1
-                else:
-                    found.append(StoredMarker(marker, held))
+                    continue
+                if draining in (True, 1) and marker.phase is Phase.IN_FLIGHT:
+                    marker = marker.with_changes(phase=Phase.DRAINING)
+                found.append(StoredMarker(marker, held))
         if bad:
             log.warning(
                 "restart-guard: skipped %d unreadable marker record(s) in Redis namespace %s "
@@ -541,6 +559,14 @@ def _records(markers: Sequence[Marker]) -> Mapping[FieldT, EncodableT]:
 def _parse(field: str, record: bytes | str) -> Marker | None:
     try:
         marker = Marker.from_json(json.loads(record))
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+        OverflowError,
+        RecursionError,
+    ):
         return None
     return marker if marker.key == field else None
