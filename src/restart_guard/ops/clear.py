@@ -2,8 +2,9 @@
 
 Selection: every marker, or those older than ``--older-than`` and/or of the
 conversations named with ``--conversation`` (a marker key, ``CHAT`` for a
-chat and all its threads, or ``CHAT:THREAD``). The markers are shown and a
-confirmation is asked for unless ``--yes``.
+chat and all its threads, or ``CHAT:THREAD``; Telegram group ids are
+negative, so write ``--conversation=-1001234:7``). The markers are shown
+and a confirmation is asked for unless ``--yes``.
 
 How a marker is removed safely: exactly as a starting bot takes markers
 over. The command opens the store as a process of its own, ``claim()``s
@@ -175,8 +176,9 @@ def _confirm(prompt: str) -> bool:
     try:
         answer = input(prompt)
     except EOFError:
-        print()
-        return False
+        answer = ""
+    if not sys.stdin.isatty():
+        print()  # a piped answer is not echoed: end the prompt's line ourselves
     return answer.strip().lower() in ("y", "yes")
 
 
@@ -283,7 +285,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=[],
         metavar="KEY|CHAT[:THREAD]",
         help="only this conversation: a marker key, a chat (with all its threads) or "
-        "chat:thread, as status shows them (repeatable)",
+        "chat:thread, as status shows them (repeatable; write a negative chat id as "
+        "--conversation=-100…:7)",
     )
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
