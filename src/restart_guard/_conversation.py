@@ -69,16 +69,25 @@ class Conversation:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Conversation:
         """Rebuild a conversation from :meth:`to_json` output; ValueError if malformed."""
+        # Start-up parses thousands of these: plain lookups, no per-field loops.
         try:
             platform = data["platform"]
             chat = data["chat"]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"conversation record lacks {exc}") from None
-        optional = {n: data.get(n) for n in ("thread", "scope", "parent")}
-        values = [platform, chat, *optional.values()]
-        if not all(v is None or isinstance(v, str) for v in values) or not (platform and chat):
+        get = data.get
+        thread, scope, parent = get("thread"), get("scope"), get("parent")
+        if not (
+            type(platform) is str
+            and type(chat) is str
+            and platform
+            and chat
+            and (thread is None or type(thread) is str)
+            and (scope is None or type(scope) is str)
+            and (parent is None or type(parent) is str)
+        ):
             raise ValueError("conversation fields must be non-empty strings")
-        return cls(platform, chat, **optional)
+        return cls(platform, chat, thread, scope, parent)
 
     def without_thread(self) -> Conversation:
         """The same chat's main thread (used when a topic or thread was deleted)."""

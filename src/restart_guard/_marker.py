@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -80,42 +79,59 @@ class Marker:
     @classmethod
     def from_json(cls, data: Any) -> Marker:
         """Rebuild a marker; ValueError on an unknown version or a malformed record."""
-        if not isinstance(data, dict):
+        # Start-up parses thousands of these: checks are plain type tests, no loops.
+        if type(data) is not dict:
             raise ValueError("marker record is not a JSON object")
-        if data.get("v") != FORMAT_VERSION:
-            raise ValueError(f"unknown marker format version {data.get('v')!r}")
-        conversation = Conversation.from_json(data.get("conversation"))  # type: ignore[arg-type]
-        if data.get("key") not in (None, conversation.key):
+        get = data.get
+        version = get("v")
+        if version != FORMAT_VERSION or type(version) is not int:
+            raise ValueError(f"unknown marker format version {version!r}")
+        conversation = Conversation.from_json(get("conversation"))  # type: ignore[arg-type]
+        key = get("key")
+        if key is not None and key != conversation.key:
             raise ValueError("marker key does not match its conversation")
-        started_at = data.get("started_at")
-        updated_at = data.get("updated_at", started_at)
-        attempts = data.get("attempts", 0)
-        payload = data.get("payload")
-        for name, number in (("started_at", started_at), ("updated_at", updated_at)):
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise ValueError(f"marker {name} is not a number")
-            try:
-                finite = math.isfinite(number)
-            except OverflowError:  # an integer too large for a float
-                finite = False
-            if not finite:
-                raise ValueError(f"marker {name} is not finite")
-        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
+        started_at = _timestamp(get("started_at"), "started_at")
+        updated = get("updated_at")
+        updated_at = started_at if updated is None else _timestamp(updated, "updated_at")
+        attempts = get("attempts", 0)
+        if type(attempts) is not int or attempts < 0:
             raise ValueError("marker attempts is not a non-negative integer")
-        if payload is not None and not isinstance(payload, list):
+        payload = get("payload")
+        if payload is not None and type(payload) is not list:
             raise ValueError("marker payload is not a list")
-        owner = data.get("owner", "")
-        if not isinstance(owner, str):
+        owner = get("owner", "")
+        if type(owner) is not str:
             raise ValueError("marker owner is not a string")
-        return cls(
-            conversation=conversation,
-            started_at=float(started_at),  # type: ignore[arg-type]
-            phase=Phase(data.get("phase", Phase.IN_FLIGHT.value)),
-            attempts=attempts,
-            owner=owner,
-            updated_at=float(updated_at),  # type: ignore[arg-type]
-            payload=payload,
+        phase = _PHASES.get(get("phase", "in_flight"))
+        if phase is None:
+            raise ValueError(f"{get('phase')!r} is not a valid Phase")
+        return cls(conversation, started_at, phase, attempts, owner, updated_at, payload)
+
+    def claimed_by(self, owner: str, now: float) -> Marker:
+        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``)."""
+        return Marker(
+            self.conversation,
+            self.started_at,
+            Phase.RESUMING,
+            self.attempts,
+            owner,
+            now,
+            self.payload,
         )
+
+
+_PHASES = {phase.value: phase for phase in Phase}
+# Beyond any real clock, and small enough that float() cannot overflow.
+_MAX_TIMESTAMP = 1e15
+
+
+def _timestamp(value: Any, name: str) -> float:
+    kind = type(value)
+    if kind is not float and kind is not int:
+        raise ValueError(f"marker {name} is not a number")
+    if not -_MAX_TIMESTAMP < value < _MAX_TIMESTAMP:  # also false for NaN and inf
+        raise ValueError(f"marker {name} is not finite")
+    return float(value)
 
 
 def newer(a: Marker, b: Marker) -> Marker:

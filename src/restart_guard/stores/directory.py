@@ -59,6 +59,9 @@ _LOCK_TRIES = 5
 @dataclass
 class _Parsed:
     markers: dict[str, Marker] = field(default_factory=dict)
+    # The verified line (checksum and newline included) of each marker's latest put:
+    # a claim copies these bytes as they are instead of re-encoding every marker.
+    raw: dict[str, bytes] = field(default_factory=dict)
     bad_lines: int = 0
     torn_tail: bool = False
 
@@ -123,9 +126,18 @@ def _parse(data: bytes) -> _Parsed:
                     k: m.with_changes(phase=Phase.DRAINING) if m.phase is Phase.IN_FLIGHT else m
                     for k, m in parsed.markers.items()
                 }
+            elif record.get("op") == "own" and record.get("v") == 1:
+                owner, at, keys = record["owner"], float(record["at"]), record["keys"]
+                if not (isinstance(owner, str) and isinstance(keys, list)):
+                    raise ValueError("malformed claim record")
+                for key in keys:
+                    marker = parsed.markers.get(key)
+                    if marker is not None:
+                        parsed.markers[key] = marker.claimed_by(owner, at)
             elif record.get("op") == "put":
                 marker = Marker.from_json(record)
                 parsed.markers[marker.key] = marker
+                parsed.raw[marker.key] = line + b"\n"
             else:
                 raise ValueError(f"unknown record {record.get('op')!r} v{record.get('v')!r}")
         except (
@@ -212,18 +224,7 @@ class DirectoryStore:
         tail = [_encode({"op": "del", "v": 1, "key": k}) for k in removes]
         if draining:
             tail.append(_encode({"op": "drain", "v": 1, "at": time.time()}))
-        data = b"".join(lines + tail)
-        try:
-            write_all(fd, data)
-            os.fdatasync(fd)
-        except OSError:
-            # Cut a partial batch off so the next batch does not start on a torn line.
-            try:
-                os.ftruncate(fd, self._size)
-            except OSError:
-                log.error("restart-guard: could not truncate a torn write in %s", self.path)
-            raise
-        self._size += len(data)
+        self._append(fd, b"".join(lines + tail))
         self._draining = self._draining or draining
         for marker, line in zip(puts, lines, strict=True):
             self._live[marker.key] = marker
@@ -235,6 +236,20 @@ class DirectoryStore:
         # double before the next one, so compaction costs O(1) per record.
         if self._size > max(_COMPACT_BYTES, 2 * sum(self._live_bytes.values())):
             self._compact()
+
+    def _append(self, fd: int, data: bytes) -> None:
+        """One write and one fdatasync; a failed batch is cut off whole."""
+        try:
+            write_all(fd, data)
+            os.fdatasync(fd)
+        except OSError:
+            # Cut a partial batch off so the next batch does not start on a torn line.
+            try:
+                os.ftruncate(fd, self._size)
+            except OSError:
+                log.error("restart-guard: could not truncate a torn write in %s", self.path)
+            raise
+        self._size += len(data)
 
     def _compact(self) -> None:
         temp = self.path / f".{self._name[:-4]}.tmp"
@@ -285,17 +300,7 @@ class DirectoryStore:
                 got = self._take(path)
                 if got is not None:
                     taken.append((path, *got))
-            merged: dict[str, Marker] = {}
-            for _, _, parsed in taken:
-                for key, marker in parsed.markers.items():
-                    merged[key] = newer(merged[key], marker) if key in merged else marker
-            now = time.time()
-            claimed = [newer(self._live[k], m) if k in self._live else m for k, m in merged.items()]
-            claimed = [
-                m.with_changes(owner=self._owner, phase=Phase.RESUMING, updated_at=now)
-                for m in claimed
-            ]
-            self.commit(claimed, [])
+            claimed = self._adopt([parsed for _, _, parsed in taken])
             for path, _, parsed in taken:
                 if parsed.bad_lines:
                     os.replace(path, path.with_name(path.name + ".corrupt"))
@@ -307,6 +312,35 @@ class DirectoryStore:
         finally:
             for _, fd, _ in taken:
                 os.close(fd)
+
+    def _adopt(self, sources: Sequence[_Parsed]) -> list[Marker]:
+        """Copy the newest record of each marker into our journal, then one claim record.
+
+        The records are copied byte for byte (checksums included); the claim
+        record that follows makes them ours and ``resuming`` when read back.
+        """
+        merged: dict[str, tuple[Marker, bytes | None]] = {}
+        for parsed in sources:
+            for key, marker in parsed.markers.items():
+                if key in merged and newer(merged[key][0], marker) is not marker:
+                    continue
+                merged[key] = (marker, parsed.raw.get(key))
+        for key, mine in self._live.items():
+            if key in merged and newer(mine, merged[key][0]) is mine:
+                merged[key] = (mine, None)  # ours already: nothing to copy
+        if not merged:
+            return []
+        now = time.time()
+        copied = [raw for _, raw in merged.values() if raw is not None]
+        claim = _encode(
+            {"op": "own", "v": 1, "owner": self._owner, "at": now, "keys": list(merged)}
+        )
+        self._append(self._ensure_journal(), b"".join(copied) + claim)
+        claimed = [marker.claimed_by(self._owner, now) for marker, _ in merged.values()]
+        for marker, (_, raw) in zip(claimed, merged.values(), strict=True):
+            self._live[marker.key] = marker
+            self._live_bytes[marker.key] = len(raw) if raw is not None else 400
+        return claimed
 
     def _foreign_files(self) -> Iterable[Path]:
         try:
