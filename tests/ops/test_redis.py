@@ -1,0 +1,134 @@
+"""status, clear and doctor against a real ``redis-server`` holding markers of real bots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import TOKENS, Bots, chats, folder_of, run_cli, start_work, status_json, wait_until
+
+pytestmark = pytest.mark.e2e
+
+redis = pytest.importorskip("redis")
+DEAD_CHAT, HELD_CHAT = 71, 72
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: these tests must not be skipped)", pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    """A redis-server of our own, without persistence (doctor must say so)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _missing("redis-server not found: apt-get install -y redis-server")
+    assert binary is not None
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_until(answers, "redis-server to answer")
+        yield url
+    finally:
+        client.close()
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.fixture
+def redis_markers(redis_url: str, bots: Bots) -> str:
+    """One bot stopped with a turn cut off by its drain, one running with a turn in flight."""
+    env = {"RESTART_GUARD_URL": redis_url}
+    dead = bots.start(TOKENS["drained"], env, "--drain-timeout", "0.5")
+    start_work(bots.api(TOKENS["drained"]), DEAD_CHAT, "/work 600")
+    dead.send_signal(signal.SIGTERM)
+    dead.wait_for_log("drain timed out")
+    dead.wait_exit(30)
+    bots.start(TOKENS["running"], env)
+    start_work(bots.api(TOKENS["running"]), HELD_CHAT, "/work 600")
+    wait_until(lambda: len(status_json("--store", redis_url)) == 2, "both markers in Redis")
+    return redis_url
+
+
+def test_status_shows_every_bot_namespace(redis_markers: str) -> None:
+    rows = status_json(env={"RESTART_GUARD_URL": redis_markers})
+    by_chat = {r["chat"]: r for r in rows}
+    dead, held = by_chat[str(DEAD_CHAT)], by_chat[str(HELD_CHAT)]
+    # (The phase is the Redis store's business; status shows what it holds.)
+    assert (dead["held"], held["held"]) == (False, True)
+    assert held["phase"] == "in_flight"
+    assert dead["bot"] == folder_of(TOKENS["drained"])
+    only = status_json("--store", redis_markers, "--namespace", f"restart-guard:{dead['bot']}")
+    assert chats(only) == [(str(DEAD_CHAT), None)]
+    table = run_cli("status", "--store", redis_markers)
+    assert f"Markers in {redis_markers} (--store):" in table.out
+
+
+def test_clear_takes_dead_markers_and_held_ones_only_with_force(redis_markers: str) -> None:
+    url = redis_markers
+    result = run_cli("clear", "--store", url, "-y")
+    assert result.status == 0, result
+    assert "Left alone, held by a running process" in result.out
+    assert result.out.splitlines()[-1] == "Removed 1 marker(s)."
+    assert chats(status_json("--store", url)) == [(str(HELD_CHAT), None)]
+    forced = run_cli("clear", "--store", url, "-y", "--force")
+    assert forced.out.splitlines()[-1] == "Removed 1 marker(s).", forced
+    assert status_json("--store", url) == []
+
+
+def test_doctor_finds_redis_without_persistence(redis_markers: str) -> None:
+    result = run_cli("doctor", "--store", redis_markers)
+    assert result.status == 1
+    assert "ok       reachable" in result.out
+    assert (
+        'ERROR    no persistence (appendonly no, save ""): a Redis restart loses every'
+        in result.out
+    )
+    assert "fix: in redis.conf: appendonly yes" in result.out
+    assert "2 bot namespace(s), 2 pending marker(s)" in result.out
+    redis.Redis.from_url(redis_markers).config_set("appendonly", "yes")
+    deadline = time.monotonic() + 15
+    while (fixed := run_cli("doctor", "--store", redis_markers)).status != 0:
+        assert time.monotonic() < deadline, fixed.out  # the AOF rewrite starts in the background
+    assert "persistent: appendonly yes" in fixed.out
+
+
+def test_doctor_and_status_on_a_redis_nobody_runs() -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = run_cli("doctor", "--store", url)
+    assert result.status == 1
+    assert "ERROR    cannot reach Redis" in result.out
+    status = run_cli("status", "--store", url)
+    assert status.status == 2
+    assert f"cannot read Redis at {url}" in status.err
