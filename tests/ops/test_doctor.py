@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import textwrap
 from pathlib import Path
@@ -326,3 +327,33 @@ def test_dir_and_store_are_exclusive_and_the_environment_is_read(
     assert "not allowed with argument" in both.err
     text, _ = doctor(env={"RESTART_GUARD_DIR": str(good_dir)})
     assert f"Marker directory {good_dir} ($RESTART_GUARD_DIR)" in text.out
+
+
+DEPLOY = Path(__file__).parents[2] / "examples" / "deploy"
+
+
+def test_the_systemd_recipe_passes_doctor(good_dir: Path) -> None:
+    text, findings = doctor(
+        "--dir",
+        str(good_dir),
+        "--unit-file",
+        str(DEPLOY / "mybot.service"),
+        "--drain-timeout",
+        "20",
+    )
+    assert text.status == 0, text.out
+    assert [f["level"] for f in findings if f["level"] != "ok"] in ([], ["note"])
+
+
+@pytest.mark.parametrize(
+    ("recipe", "setting"),
+    [
+        ("docker-compose.yml", r"stop_grace_period: (\d+)s"),
+        ("kubernetes.yaml", r"terminationGracePeriodSeconds: (\d+)"),
+        ("supervisord.conf", r"^stopwaitsecs=(\d+)"),
+        ("mybot.service", r"^TimeoutStopSec=(\d+)s"),
+    ],
+)
+def test_every_recipe_leaves_the_default_drain_and_a_margin(recipe: str, setting: str) -> None:
+    [seconds] = re.findall(setting, (DEPLOY / recipe).read_text(), re.MULTILINE)
+    assert int(seconds) >= 20 + 5
