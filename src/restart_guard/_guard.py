@@ -139,6 +139,19 @@ class Guard:
             log.info("restart-guard: claimed %d interrupted conversation(s)", len(claimed))
         return claimed
 
+    def claim(self) -> list[Marker]:
+        """Claim markers whose owner has gone since start-up; never raises (logs instead)."""
+        with self._lock:
+            if self._state is not _State.RUNNING:
+                return []
+        try:
+            claimed = self.store.claim()
+        except Exception as exc:
+            log.error("restart-guard: re-claiming from %s failed: %s", self.store, exc)
+            return []
+        self.writer.adopt(claimed)
+        return claimed
+
     # ---------------------------------------------------------------- tracking
     def begin(self, conversation: Conversation, payload: Any = None) -> Run:
         """A handler run for ``conversation`` starts. Never blocks on I/O.

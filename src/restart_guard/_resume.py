@@ -42,6 +42,8 @@ DEFAULT_GIVEUP_NOTICE = (
 )
 
 _BACKOFF_FIRST = 1.0
+#: A Redis lease is 30 s: look again about that often.
+RECLAIM_INTERVAL = 30.0
 _BACKOFF_MAX = 60.0
 
 
@@ -73,19 +75,48 @@ class Resumer:
         self.settings = guard.settings
         self._task: asyncio.Task[None] | None = None
         self._pending: list[tuple[Marker, Run]] = []
+        self._reclaimer: asyncio.Task[None] | None = None
+        #: Seconds between background re-claims (0 turns them off).
+        self.reclaim_interval = RECLAIM_INTERVAL
         self.delivered = 0
         self.dropped = 0  # given up included
         self.gave_up = 0
 
     def start(self, markers: Sequence[Marker]) -> asyncio.Task[None] | None:
-        """Hold every marker and start resuming them; returns the task (None if nothing to do)."""
-        self._pending = [(m, self.guard.hold(m)) for m in sorted(markers, key=_by_age)]
+        """Hold every marker and start resuming them; returns the task (None if nothing to do).
+
+        Also starts a background re-claim every :attr:`reclaim_interval`
+        seconds: markers of another instance that was still running at our
+        start (a blue/green deploy, a replica that crashed later) are resumed
+        once their owner is gone, not at our next restart.
+        """
+        loop = asyncio.get_running_loop()
+        if self.reclaim_interval and self._reclaimer is None:
+            self._reclaimer = loop.create_task(self._reclaim(), name="restart-guard-reclaim")
+        return self._enqueue(markers)
+
+    def _enqueue(self, markers: Sequence[Marker]) -> asyncio.Task[None] | None:
+        self._pending.extend((m, self.guard.hold(m)) for m in sorted(markers, key=_by_age))
         if not self._pending:
             return None
-        self._task = asyncio.get_running_loop().create_task(
-            self._run(), name="restart-guard-resume"
-        )
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="restart-guard-resume"
+            )
         return self._task
+
+    async def _reclaim(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.reclaim_interval)
+            claimed = await loop.run_in_executor(None, self.guard.claim)
+            if claimed:
+                log.info(
+                    "restart-guard: claimed %d interrupted conversation(s) of an instance "
+                    "that stopped after this one started",
+                    len(claimed),
+                )
+                self._enqueue(claimed)
 
     async def wait(self, timeout: float | None) -> bool:
         """Wait for every notice to be handled; False if ``timeout`` passed first."""
@@ -96,10 +127,10 @@ class Resumer:
 
     async def cancel(self) -> None:
         """Stop resuming (shutdown); unfinished markers stay for the next start."""
-        if self._task is None or self._task.done():
-            return
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        tasks = [t for t in (self._task, self._reclaimer) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self) -> None:
         interval = 1.0 / max(self.link.notices_per_second, 0.001)
