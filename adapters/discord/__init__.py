@@ -1,0 +1,108 @@
+"""discord.py (2.3 – 2.7) adapter.
+
+Usage — the only change to a bot is the import and the decorator::
+
+    import restart_guard
+    from discord.ext import commands
+
+    @restart_guard.protect(marker_dir="/var/lib/mybot/restart-guard", drain_timeout=20)
+    class MyBot(commands.Bot):
+        async def setup_hook(self) -> None:      # yours keeps working
+            await self.load_extension("cogs.chat")
+
+    MyBot(command_prefix="!", intents=intents).run(os.environ["DISCORD_TOKEN"])
+
+``protect`` also takes a factory returning a ``Client``/``Bot`` and an
+instance (before it logs in): ``bot = restart_guard.protect()(bot)``. Options
+are those of :func:`restart_guard.protect`.
+
+What happens, in order:
+
+1. **Start-up**, in ``setup_hook`` — after login, before the gateway
+   connects, and before your own ``setup_hook``: the marker store is opened
+   (by default a folder named after the bot's user id, never the token), the
+   markers of a dead process are claimed and a notice is posted in each
+   interrupted thread or channel over HTTP, with
+   ``get_partial_messageable(...).send()``. ``setup_hook`` waits for the
+   notices for at most 5 s (or until a replay needs the gateway); the rest
+   follow in the background, 10 per second. With ``replay=True`` the stored
+   message is then parsed again once the gateway is ready, so ``on_message``,
+   listeners and prefix commands run it as before.
+2. **Every handler run** is marked write-ahead (in the background, no disk
+   I/O on the handler's path) from the moment its task is created until it
+   is done, ``on_error`` included:
+
+   - every ``on_*`` event and ``add_listener`` listener (they all go through
+     ``dispatch`` → ``_schedule_event``), hence prefix commands, which run
+     inside the ``on_message`` task;
+   - app (slash) and context-menu commands, which the ``CommandTree`` runs in
+     a task of its own — the tree gets a tracking subclass mixed in, whether it
+     came from ``tree_cls``, ``Bot``'s default or ``CommandTree(client)``,
+     before or after ``protect()``;
+   - component (button, select) and modal callbacks of views, persistent and
+     dynamic items included — the view store gets a tracking subclass mixed in.
+
+   Only runs that belong to a conversation are tracked: their arguments hold
+   a ``Message``, ``Interaction``, ``Context``, ``Reaction`` or a raw
+   message-update, reaction or poll-vote payload (see ``_keys.py`` for the
+   key: guild, channel, thread — a thread is keyed under its parent channel
+   so that a notice for a deleted thread goes to the parent; DMs by their DM
+   channel). Autocomplete is not tracked; tasks a handler starts itself
+   with ``asyncio.create_task`` are not either (await them, or they are not
+   part of the run).
+3. **Stop**: discord.py has no SIGTERM handler (SIGTERM kills a plain bot at
+   once) and ``run()`` turns SIGINT into cancelling every task. The adapter
+   handles both on the client's loop, and ``close()`` — whoever calls it —
+   drains first:
+
+   - every conversation in flight is durably marked in one batch (one fsync);
+   - new events stop: they are not dispatched to handlers, except events of
+     a conversation whose handler is still running (the button click or
+     answer it waits for). A refused interaction, DM or mention of the bot is
+     marked for a notice after the restart; channel chatter is only counted;
+   - running handlers get up to ``drain_timeout`` — never cancelled before;
+   - then the markers are committed and the client closes: after a complete
+     drain this process's markers are gone and ``run()`` returns (exit 0);
+     after a timed-out one they stay for the next start, and ``run()``
+     returns as well (asyncio then cancels what still runs).
+
+   ``await bot.close()`` from inside a handler (a ``!shutdown`` command)
+   starts the same stop and returns at once; the client closes once the
+   handlers are done.
+
+Notices: 404 on a thread, or an archived or locked thread, sends the notice
+to the parent channel instead; 403 (Missing Access, Missing Permissions,
+cannot DM the user) and 404 Unknown Channel drop the marker with one log
+line, after one try; a 429 is waited out by discord.py itself (a 429 it gives
+up on is retried after ``Retry-After``); 5xx and network errors are retried
+with backoff, the marker kept. A slash command cut off mid-run gets its
+notice as a normal message in its channel: its interaction token may have
+expired.
+
+If the bot runs outside the main thread (no signal handlers there), stop it
+with ``await bot.close()``, which drains.
+"""
+
+from __future__ import annotations
+
+from restart_guard.errors import AdapterNotAvailable
+
+try:
+    import discord  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise AdapterNotAvailable(
+        'restart-guard\'s discord adapter needs discord.py: pip install "restart-guard[discord]"'
+    ) from exc
+
+from ._client import install, install_class, is_guarded_class, uninstall
+from ._keys import conversation_of
+from ._state import PLATFORM
+
+__all__ = [
+    "PLATFORM",
+    "conversation_of",
+    "install",
+    "install_class",
+    "is_guarded_class",
+    "uninstall",
+]

@@ -1,0 +1,235 @@
+"""Bracketing every handler run: events and listeners, app commands, view and modal callbacks.
+
+discord.py runs each kind in a task of its own, created in a different place:
+
+- ``on_*`` events and listeners (prefix commands run inside ``on_message``):
+  ``Client.dispatch`` → ``_schedule_event`` → a task running ``_run_event``.
+  The guarded client overrides ``_schedule_event`` (see ``_client.py``) and
+  calls :func:`schedule_event` here.
+- App (slash) and context-menu commands: ``CommandTree._from_interaction``
+  starts a task of its own; the tree's class gets :class:`TrackingTree` mixed in.
+- Component and modal callbacks: ``ViewStore.dispatch_view`` /
+  ``dispatch_modal`` create tasks and hand each to ``ViewStore.add_task``;
+  the view store's class gets :class:`TrackingViewStore` mixed in, and the
+  INTERACTION_CREATE parser says which conversation they belong to.
+
+Every run is begun synchronously when its task is created (so a stop
+request right after it cannot miss it) and ended by the task's done callback
+(so ``on_error`` and view ``on_error`` handlers count as part of the run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ui.view import ViewStore
+
+from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
+from ._link import replay_payload
+from ._state import ClientState, Tracked, log, state_of
+
+__all__ = [
+    "TrackingTree",
+    "TrackingViewStore",
+    "ensure_hooks",
+    "remove_hooks",
+    "schedule_event",
+]
+
+_ORIGINAL = "_restart_guard_original"
+_INTERACTION_CREATE = "INTERACTION_CREATE"
+_MESSAGE_CREATE = "MESSAGE_CREATE"
+# Application command, component, modal submit: a user asked the bot for something.
+# (Autocomplete, type 4, is not a request worth a notice.)
+_REQUEST_TYPES = frozenset({2, 3, 5})
+
+ScheduleEvent = Callable[..., "asyncio.Task[Any]"]
+# (mixin, original class) -> the subclass swapped in.
+_CLASSES: dict[tuple[type, type], type] = {}
+
+
+async def _skipped(*args: Any, **kwargs: Any) -> None:
+    """Stands in for a handler that does not run because the bot is stopping."""
+
+
+def schedule_event(
+    client: discord.Client,
+    state: ClientState,
+    schedule: ScheduleEvent,
+    coro: Callable[..., Coroutine[Any, Any, Any]],
+    event_name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> asyncio.Task[Any]:
+    """``Client._schedule_event`` with the run bracketed; ``schedule`` is discord.py's own."""
+    conversation = conversation_of_event(args, client)
+    if state.stopping and not state.admits(None if conversation is None else conversation.key):
+        addressed, ident = _addressed(client, event_name, args)
+        state.refuse(conversation, addressed, ident)
+        return schedule(_skipped, event_name)
+    guard = state.guard
+    if conversation is None or guard is None:
+        return schedule(coro, event_name, *args, **kwargs)
+    payload = state.raw_message if event_name == "on_message" else None
+    tracked = Tracked(state, guard, conversation, payload, coro)
+    task = schedule(tracked, event_name, *args, **kwargs)
+    tracked.attach(task)
+    return task
+
+
+def _addressed(
+    client: discord.Client, event_name: str, args: tuple[Any, ...]
+) -> tuple[bool, int | None]:
+    """Was this refused event a user talking to the bot (a DM or a mention)?"""
+    message = args[0] if args else None
+    if event_name != "on_message" or not isinstance(message, discord.Message):
+        return False, None
+    if message.author.bot:
+        return False, message.id
+    me = client.user
+    mentioned = me is not None and any(user.id == me.id for user in message.mentions)
+    return message.guild is None or mentioned, message.id
+
+
+class TrackingTree(app_commands.CommandTree[Any]):
+    """Mixed into the client's command tree: each app command invocation is one run."""
+
+    def _from_interaction(self, interaction: discord.Interaction[Any]) -> None:
+        state = state_of(self.client)
+        guard = state.guard if state is not None else None
+        if (
+            state is None
+            or guard is None
+            or interaction.type is not discord.InteractionType.application_command
+        ):
+            super()._from_interaction(interaction)
+            return
+        conversation = conversation_of(interaction)
+        if conversation is None:
+            super()._from_interaction(interaction)
+            return
+        tracked = Tracked(state, guard, conversation)
+        task = self.client.loop.create_task(
+            self._restart_guard_invoke(interaction), name="CommandTree-invoker"
+        )
+        tracked.attach(task)
+
+    async def _restart_guard_invoke(self, interaction: discord.Interaction[Any]) -> None:
+        # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
+        # tree does not hand out its task, so it is started here to be tracked.
+        try:
+            await self._call(interaction)
+        except app_commands.AppCommandError as error:
+            await self._dispatch_error(interaction, error)
+
+
+class TrackingViewStore(ViewStore):
+    """Mixed into the client's view store: each component or modal callback is one run."""
+
+    def add_task(self, task: asyncio.Task[None]) -> None:
+        super().add_task(task)
+        state = state_of(self._state._get_client())
+        if state is None or state.guard is None or state.interaction is None:
+            return
+        Tracked(state, state.guard, state.interaction).attach(task)
+
+
+def _mixed(obj: Any, mixin: type) -> None:
+    """Swap ``obj``'s class for a subclass with ``mixin`` in front (made once per class)."""
+    original = type(obj)
+    if issubclass(original, mixin):
+        return
+    cls = _CLASSES.get((mixin, original))
+    if cls is None:
+        namespace = {
+            _ORIGINAL: original,
+            "__module__": original.__module__,
+            "__qualname__": original.__qualname__,
+        }
+        cls = _CLASSES[mixin, original] = type(original.__name__, (mixin, original), namespace)
+    obj.__class__ = cls
+
+
+def _unmixed(obj: Any, mixin: type) -> None:
+    if isinstance(obj, mixin):
+        obj.__class__ = type(obj).__dict__.get(_ORIGINAL, type(obj).__mro__[1])
+
+
+def _ensure_interaction_hooks(client: discord.Client) -> None:
+    # The tree may be created after protect(), and Client.clear() makes a new view store.
+    connection = client._connection
+    tree = connection._command_tree
+    if tree is not None and not isinstance(tree, TrackingTree):
+        if hasattr(tree, "_call") and hasattr(tree, "_dispatch_error"):
+            _mixed(tree, TrackingTree)
+        else:  # pragma: no cover - a future discord.py
+            log.warning(
+                "restart-guard: this discord.py's CommandTree has no _call/_dispatch_error; "
+                "app commands are not tracked"
+            )
+    if not isinstance(connection._view_store, TrackingViewStore):
+        _mixed(connection._view_store, TrackingViewStore)
+
+
+def ensure_hooks(client: discord.Client, state: ClientState) -> None:
+    """Hook the command tree, the view store and the gateway parsers. Idempotent."""
+    _ensure_interaction_hooks(client)
+    parsers = client._connection.parsers
+    if _INTERACTION_CREATE not in state.parsers:
+        original_interaction = parsers[_INTERACTION_CREATE]
+        state.parsers[_INTERACTION_CREATE] = original_interaction
+
+        def interaction_create(data: Any) -> None:
+            _ensure_interaction_hooks(client)
+            conversation = None
+            if state.guard is not None or state.stopping:
+                conversation = conversation_of_interaction_data(data)
+            if state.stopping and not state.admits(
+                None if conversation is None else conversation.key
+            ):
+                ident = data.get("id")
+                state.refuse(
+                    conversation,
+                    data.get("type") in _REQUEST_TYPES,
+                    int(ident) if ident is not None else None,
+                )
+                return
+            state.interaction = conversation
+            try:
+                original_interaction(data)
+            finally:
+                state.interaction = None
+
+        parsers[_INTERACTION_CREATE] = interaction_create
+    if state.settings.replay and _MESSAGE_CREATE not in state.parsers:
+        original_message = parsers[_MESSAGE_CREATE]
+        state.parsers[_MESSAGE_CREATE] = original_message
+
+        def message_create(data: Any) -> None:
+            # Only with replay on: the raw event is what a marker stores to replay
+            # (not the bot's own messages, which Discord echoes back to it).
+            me = client.user
+            author = data.get("author") or {}
+            own = me is not None and author.get("id") == str(me.id)
+            if state.guard is not None and not own:
+                state.raw_message = replay_payload(data)
+            try:
+                original_message(data)
+            finally:
+                state.raw_message = None
+
+        parsers[_MESSAGE_CREATE] = message_create
+
+
+def remove_hooks(client: discord.Client, state: ClientState) -> None:
+    """Undo :func:`ensure_hooks`."""
+    connection = client._connection
+    connection.parsers.update(state.parsers)
+    state.parsers.clear()
+    if connection._command_tree is not None:
+        _unmixed(connection._command_tree, TrackingTree)
+    _unmixed(connection._view_store, TrackingViewStore)
