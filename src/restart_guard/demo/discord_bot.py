@@ -7,7 +7,7 @@ class — which ``--unguarded`` leaves out, to show the failure it prevents.
 
 Prefix commands: ``!work N`` answers "working on it", spends N seconds
 (think of an LLM call), then answers "done"; ``!crash`` kills the process
-with SIGKILL mid-turn (a turn that brings the bot down every time, for the
+with SIGKILL a quarter second into its turn (a turn that brings the bot down every time, for the
 crash-loop guard). The slash command ``/work seconds`` does the same as
 ``!work``. Any other text is echoed.
 """
@@ -38,9 +38,7 @@ class DemoBot(commands.Bot):
         intents = discord.Intents.default()
         intents.message_content = True
         # guild_ready_timeout: the loopback stand-in sends every guild at once.
-        super().__init__(
-            command_prefix="!", intents=intents, guild_ready_timeout=0.2, **options
-        )
+        super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.2, **options)
         self.add_command(work)
         self.add_command(crash)
         self.tree.add_command(slash_work)
@@ -75,6 +73,7 @@ async def work(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
 async def crash(ctx: commands.Context[DemoBot]) -> None:
     """Bring the whole process down mid-turn, as an OOM kill would."""
     await ctx.send("crashing…")
+    await asyncio.sleep(0.25)  # the turn's work, until memory runs out
     os.kill(os.getpid(), signal.SIGKILL)
 
 
