@@ -89,7 +89,7 @@ def test_a_chat_matches_its_threads_and_chat_thread_only_that_thread(base: Path)
 
 def test_older_than_selects_by_the_age_status_shows(base: Path, bots: Bots) -> None:
     def youngest_age() -> float:
-        return min(r["age_seconds"] for r in status_json("--dir", str(base)))
+        return float(min(r["age_seconds"] for r in status_json("--dir", str(base))))
 
     # Markers are what they are; only time tells them apart. Let the copies age, then
     # make a fresh one, so that seconds (not scheduling jitter) separate them.
