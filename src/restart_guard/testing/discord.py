@@ -686,8 +686,10 @@ class DiscordStandIn(StandIn):
     def delete_channel(self, channel_id: int) -> None:
         """Delete a channel or thread: every call on it answers 404 Unknown Channel (10003).
 
-        Connected clients get CHANNEL_DELETE / THREAD_DELETE. ``add_channel``
-        with the same id brings it back.
+        Deleting a channel deletes its threads too, as on Discord. Connected
+        clients get CHANNEL_DELETE (discord.py drops the channel's threads
+        itself) or THREAD_DELETE. ``add_channel`` with the same id brings the
+        channel back, not its threads.
         """
         with self._state:
             self._deleted.add(channel_id)
@@ -695,8 +697,15 @@ class DiscordStandIn(StandIn):
             if channel is None or channel.guild_id is None:
                 return
             guild = self._guilds.get(channel.guild_id)
-            if guild is not None and channel_id in guild.channel_ids:
-                guild.channel_ids.remove(channel_id)
+            doomed = [channel_id]
+            if not channel.is_thread:
+                threads = [c.id for c in self._channels.values() if c.parent_id == channel_id]
+                for thread_id in threads:
+                    del self._channels[thread_id]
+                    self._deleted.add(thread_id)
+                doomed.extend(threads)
+            if guild is not None:
+                guild.channel_ids = [c for c in guild.channel_ids if c not in doomed]
             payload = self._channel_payload(channel)
         event = "THREAD_DELETE" if channel.is_thread else "CHANNEL_DELETE"
         self._in_loop(self._broadcast, event, payload, channel.guild_id)
