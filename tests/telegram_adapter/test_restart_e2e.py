@@ -296,3 +296,18 @@ def test_chat_not_found_drops_the_marker(
     bot.send_signal(signal.SIGTERM)
     assert bot.wait_exit(30) == 0
     assert markers_in(marker_dir) == []
+
+
+def test_one_notice_per_conversation_however_many_updates_were_in_flight(
+    api: TelegramStandIn, start_bot: StartBot
+) -> None:
+    bot = start_bot("--non-blocking")
+    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC)
+    bot.kill()
+
+    start_bot()
+    api.wait_for_sent(is_notice(FORUM, TOPIC))
+    serve_one(api, OTHER)  # start-up recovery is over
+    assert len(notices(api, FORUM)) == 1
