@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 __all__ = ["Conversation"]
@@ -61,7 +61,13 @@ class Conversation:
     def json_fragment(self) -> str:
         """:meth:`to_json` as compact JSON text, computed once (stores encode it often)."""
         if self._json is None:
-            text = json.dumps(self.to_json(), separators=(",", ":"))
+            # String by string with the C escaper: a pre-drain burst encodes thousands.
+            parts = [f'"platform":{_quote(self.platform)}', f'"chat":{_quote(self.chat)}']
+            for name in ("thread", "scope", "parent"):
+                value = getattr(self, name)
+                if value is not None:
+                    parts.append(f'"{name}":{_quote(value)}')
+            text = "{" + ",".join(parts) + "}"
             object.__setattr__(self, "_json", text)
             return text
         return self._json

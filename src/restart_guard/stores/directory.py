@@ -36,6 +36,7 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 
 from .._durable import ensure_private_dir, fsync_dir, write_all
@@ -85,7 +86,7 @@ def _encode_put(marker: Marker) -> bytes:
         f'"conversation":{marker.conversation.json_fragment()},'
         f'"started_at":{marker.started_at!r},"updated_at":{marker.updated_at!r},'
         f'"phase":"{marker.phase.value}","attempts":{marker.attempts},'
-        f'"owner":{json.dumps(marker.owner)}'
+        f'"owner":{_quote(marker.owner)}'
     )
     if marker.payload is not None:
         try:
