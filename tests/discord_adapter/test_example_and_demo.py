@@ -1,0 +1,79 @@
+"""The example bot and ``restart-guard demo --platform discord``, run as a user would."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from restart_guard import DirectoryStore
+from restart_guard.testing.discord import DiscordStandIn
+from restart_guard.testing.process import BotProcess
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "bots" / "discord_bot.py"
+TOKEN = "MTEwMDAwMDAwMDAwMDAwMDAwMQ.example.secret-part"
+
+
+def test_example_bot_resumes_in_its_thread_with_default_marker_dir(
+    api: DiscordStandIn, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    env = {**api.env_vars(), "DISCORD_TOKEN": TOKEN, "RESTART_GUARD_DIR": str(state_dir)}
+
+    def start(run: int) -> BotProcess:
+        bot = BotProcess.start(
+            [sys.executable, str(EXAMPLE)], env=env, log_path=tmp_path / f"example-{run}.log"
+        )
+        # IDENTIFY is answered with READY and the guilds before anything injected later.
+        api.wait_for_identify(timeout=30, count=run)
+        return bot
+
+    bot = start(1)
+    try:
+        api.inject_message(api.thread_id, "!think")
+        api.wait_for_sent(lambda m: m.text.startswith("Thinking"))
+        # One folder per bot, named after its public id: the markers are there.
+        [folder] = state_dir.iterdir()
+        assert folder.name.startswith("discord-")
+        wait_marked(folder)
+        assert bot.kill() == -signal.SIGKILL
+
+        bot = start(2)
+        [notice] = api.wait_for_sent(lambda m: "restarted" in m.text)
+        assert notice.chat == str(api.thread_id)
+        bot.send_signal(signal.SIGTERM)
+        assert bot.wait_exit(30) == 0  # run() returned after the drain
+        for path in folder.rglob("*"):
+            assert TOKEN.split(".")[-1].encode() not in path.read_bytes()
+    finally:
+        bot.stop()
+        print(bot.log())
+
+
+def wait_marked(folder: Path, timeout: float = 5.0) -> None:
+    """Until a marker is on disk (the write-ahead is asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while not DirectoryStore(folder).load():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no marker written in {folder}")
+        time.sleep(0.005)
+
+
+def test_demo_shows_the_loss_then_the_notice() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "restart_guard.cli", "demo", "--platform", "discord"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "was silently lost" in result.stdout
+    assert "told the user in the right thread" in result.stdout
+    assert "as expected" in result.stdout
