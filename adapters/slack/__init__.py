@@ -46,9 +46,8 @@ out at boot rather than with the first request — one to its startup hook::
         yield
         await slack_guard.shutdown_async(bolt_app)
 
-    slack_guard.startup(bolt_app)                         # Flask + App under gunicorn
-    def worker_exit(server, worker):                      # (gunicorn.conf.py)
-        slack_guard.shutdown(bolt_app)
+    slack_guard.startup(bolt_app)                         # Flask + App (any WSGI server)
+    atexit.register(slack_guard.shutdown, bolt_app)
 
 What happens, in order:
 

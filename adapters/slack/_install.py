@@ -75,6 +75,22 @@ def _needs_startup(state: AppState) -> bool:
     return not state.ready.is_set() and state.phase in (Phase.NEW, Phase.RUNNING)
 
 
+def _gate(app: App, state: AppState, req: BoltRequest) -> BoltResponse | None:
+    if req.context.get(REPLAY_KEY):
+        return None
+    if _needs_startup(state):
+        startup_state(app, state)
+    return _turned_away(state, req)
+
+
+async def _gate_async(app: AsyncApp, state: AppState, req: AsyncBoltRequest) -> BoltResponse | None:
+    if req.context.get(REPLAY_KEY):
+        return None
+    if _needs_startup(state):
+        await startup_async_state(app, state)
+    return _turned_away(state, req)
+
+
 class _GuardedApp(App):
     """Overrides mixed into a protected ``App``'s class (see the module docstring)."""
 
@@ -82,10 +98,8 @@ class _GuardedApp(App):
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if not req.context.get(REPLAY_KEY):
-            if _needs_startup(state):
-                startup_state(self, state)
-            refusal = _turned_away(state, req)
+        if not state.serving or state.replayed:  # one check on the common path
+            refusal = _gate(self, state, req)
             if refusal is not None:
                 return refusal
         return super().dispatch(req)
@@ -111,10 +125,8 @@ class _GuardedAsyncApp(AsyncApp):
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if not req.context.get(REPLAY_KEY):
-            if _needs_startup(state):
-                await startup_async_state(self, state)
-            refusal = _turned_away(state, req)
+        if not state.serving or state.replayed:
+            refusal = await _gate_async(self, state, req)
             if refusal is not None:
                 return refusal
         return await super().async_dispatch(req)

@@ -127,6 +127,7 @@ def startup_state(app: App, state: AppState) -> None:
             if not done:
                 log.info("restart-guard: notices continue in the background while the app runs")
         state.ready.set()
+        state.serving = True
         log.info("restart-guard: guarding slack app (%d interrupted)", len(claimed))
 
 
@@ -150,12 +151,14 @@ async def _startup_async(app: AsyncApp, state: AppState) -> None:
     if not await _resume(state.resumer, claimed):
         log.info("restart-guard: notices continue in the background while the app runs")
     state.ready.set()
+    state.serving = True
     log.info("restart-guard: guarding slack app (%d interrupted)", len(claimed))
 
 
 # ------------------------------------------------------------------ shutdown
 def _pre_mark(state: AppState) -> None:
     if state.phase is Phase.RUNNING and state.guard is not None:
+        state.serving = False
         state.phase = Phase.STOPPING  # from here on new requests are refused
         state.guard.pre_mark()
 
@@ -173,6 +176,7 @@ def _finish(state: AppState, guard: Guard, drained: bool) -> None:
     state.replayed.clear()
     state.startup_task = None
     state.ready.clear()
+    state.serving = False
     state.drained = drained
     state.phase = Phase.STOPPED
 

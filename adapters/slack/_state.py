@@ -66,6 +66,8 @@ class AppState:
     standalone: bool = False
     #: Result of the last drain (None while none ran).
     drained: bool | None = None
+    #: Running and started: the one flag a request checks on its way in.
+    serving: bool = False
 
     @property
     def accepting(self) -> bool:

@@ -28,11 +28,15 @@ from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.lazy_listener.runner import LazyListenerRunner
 from slack_bolt.listener.async_listener import AsyncListener
 from slack_bolt.listener.async_listener_completion_handler import (
+    AsyncDefaultListenerCompletionHandler,
     AsyncListenerCompletionHandler,
 )
 from slack_bolt.listener.asyncio_runner import AsyncioListenerRunner
 from slack_bolt.listener.listener import Listener
-from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
+from slack_bolt.listener.listener_completion_handler import (
+    DefaultListenerCompletionHandler,
+    ListenerCompletionHandler,
+)
 from slack_bolt.listener.thread_runner import ThreadListenerRunner
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.async_request import AsyncBoltRequest
@@ -61,20 +65,23 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
     being answered. The enterprise id is kept as ``parent``. Requests without
     a channel (shortcuts, view submissions, app home) are not tracked.
     """
+    # On every listener run: Bolt has already parsed these into the context.
     context = request.context
     channel = context.get("channel_id")
     if not channel:
         return None
     thread = context.get("thread_ts") or _thread_root(request.body)
-    team = context.get("team_id")
-    enterprise = context.get("enterprise_id")
     return Conversation(
         PLATFORM,
-        str(channel),
-        None if thread is None else str(thread),
-        None if team is None else str(team),
-        None if enterprise is None else str(enterprise),
+        channel if type(channel) is str else str(channel),
+        thread if thread is None or type(thread) is str else str(thread),
+        _text(context.get("team_id")),
+        _text(context.get("enterprise_id")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if value is None or type(value) is str else str(value)
 
 
 def _thread_root(body: dict[str, Any]) -> str | None:
@@ -143,8 +150,13 @@ class _EndOnCompletion(ListenerCompletionHandler):
 
     def __init__(self, inner: ListenerCompletionHandler) -> None:
         self.inner = inner
+        # Bolt's default does nothing: skip the call on every listener run.
+        self._call_inner = not isinstance(inner, DefaultListenerCompletionHandler)
 
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
+        if not self._call_inner:
+            _finish(request)
+            return
         try:
             self.inner.handle(request=request, response=response)
         finally:
@@ -240,9 +252,13 @@ class _EndOnCompletionAsync(AsyncListenerCompletionHandler):
 
     def __init__(self, inner: AsyncListenerCompletionHandler) -> None:
         self.inner = inner
+        self._call_inner = not isinstance(inner, AsyncDefaultListenerCompletionHandler)
 
     async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         cut = _being_cut_off()
+        if not self._call_inner:
+            _finish(request, cut)
+            return
         try:
             await self.inner.handle(request=request, response=response)
         finally:
