@@ -188,7 +188,10 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         if guard is None or conversation is None:
             return super().create_task(coroutine, update=update, name=name)
         # Begin now, not when the task first runs: the update's own run may end first.
-        run = guard.begin(conversation)
+        # The task carries the update too, so a replay can re-run it after its run ended.
+        state = _state(self)
+        replayable = state.settings.replay and isinstance(update, Update)
+        run = guard.begin(conversation, update.to_dict() if replayable else None)  # type: ignore[union-attr]
         return super().create_task(_tracked(guard, run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:

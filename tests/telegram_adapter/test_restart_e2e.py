@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -42,11 +43,27 @@ def markers_in(path: Path) -> list[str]:
     return [s.marker.conversation.chat for s in DirectoryStore(path).load()]
 
 
-def start_work(api: TelegramStandIn, chat: int, seconds: float, thread: int | None = None) -> None:
-    """Start /work in a chat; return once it runs and Telegram will not redeliver it."""
+def start_work(
+    api: TelegramStandIn,
+    chat: int,
+    seconds: float,
+    thread: int | None = None,
+    marker_dir: Path | None = None,
+) -> None:
+    """Start /work in a chat; return once it runs and Telegram will not redeliver it.
+
+    With ``marker_dir``, also wait until its marker is durable: the guarantee
+    for a SIGKILL with no SIGTERM covers turns that ran longer than the
+    write-ahead takes, and on a loaded machine an fsync can take a while.
+    """
     update_id = api.inject_message(chat, f"/work {seconds:g}", message_thread_id=thread)
     api.wait_for_sent(lambda m: m.chat == str(chat) and m.text.startswith("working"))
     api.wait_until_confirmed(update_id)
+    if marker_dir is not None:
+        deadline = time.monotonic() + 15
+        while str(chat) not in markers_in(marker_dir):
+            assert time.monotonic() < deadline, f"chat {chat} was never marked"
+            time.sleep(0.01)
 
 
 def serve_one(api: TelegramStandIn, chat: int, text: str = "ping") -> None:
@@ -61,7 +78,7 @@ def test_a_sigkill_during_drain_gets_one_notice_in_the_topic(
     bot = start_bot("--drain-timeout", "60")
     api.inject_message(OTHER, "/work 0")  # finishes before the SIGTERM
     api.wait_for_sent(lambda m: m.chat == str(OTHER) and m.text.startswith("done"))
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
 
     status = bot.terminate_then_kill(after_log="marked before the drain", grace=1.0)
     assert status == -signal.SIGKILL
@@ -99,9 +116,11 @@ def test_b_graceful_drain_finishes_the_handler_and_leaves_nothing(
     assert notices(api, FORUM) == []
 
 
-def test_c_sigkill_without_sigterm_gets_a_notice(api: TelegramStandIn, start_bot: StartBot) -> None:
+def test_c_sigkill_without_sigterm_gets_a_notice(
+    api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
+) -> None:
     bot = start_bot()
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     assert bot.kill() == -signal.SIGKILL
 
     start_bot()
@@ -113,7 +132,7 @@ def test_d_garbage_in_the_marker_directory_is_skipped(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
     (marker_dir / "journal-00000000000000aa.log").write_bytes(b"\x00\xff garbage\n" * 50)
     (marker_dir / "journal-00000000000000bb.log").write_bytes(b"")
@@ -140,7 +159,7 @@ def test_e_bot_removed_while_down_drops_the_marker_after_one_try(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
     api.kick_bot(FORUM)
 
@@ -155,10 +174,10 @@ def test_e_bot_removed_while_down_drops_the_marker_after_one_try(
 
 
 def test_fetched_but_unprocessed_updates_count_as_in_flight(
-    api: TelegramStandIn, start_bot: StartBot
+    api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--drain-timeout", "60")
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     # Blocking handler, no concurrent_updates: this one waits in the update queue.
     queued = api.inject_message(OTHER, "/work 60")
     api.wait_for_call("getUpdates", lambda p: int(p.get("offset", 0)) > queued)
@@ -176,7 +195,7 @@ def test_drain_timeout_leaves_the_conversation_marked_and_exits(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--drain-timeout", "1")
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.send_signal(signal.SIGTERM)
     assert bot.wait_exit(30) == 0
     assert "drain timed out" in bot.log()
@@ -199,10 +218,10 @@ def test_graceful_stop_waits_for_non_blocking_handlers(
 
 
 def test_non_blocking_handler_killed_gets_a_notice(
-    api: TelegramStandIn, start_bot: StartBot
+    api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--non-blocking")
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
     start_bot()
     api.wait_for_sent(is_notice(FORUM, TOPIC))
@@ -255,7 +274,7 @@ def test_rate_limited_notice_is_retried_and_sent_once(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
     api.rate_limit(FORUM, retry_after=1, times=2)
 
@@ -268,10 +287,10 @@ def test_rate_limited_notice_is_retried_and_sent_once(
 
 
 def test_deleted_topic_gets_the_notice_in_the_main_chat(
-    api: TelegramStandIn, start_bot: StartBot
+    api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
     api.delete_topic(FORUM, TOPIC)
 
@@ -286,7 +305,7 @@ def test_chat_not_found_drops_the_marker(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, OTHER, 60)
+    start_work(api, OTHER, 60, None, marker_dir)
     bot.kill()
     api.forget_chat(OTHER)
 
@@ -299,12 +318,12 @@ def test_chat_not_found_drops_the_marker(
 
 
 def test_one_notice_per_conversation_however_many_updates_were_in_flight(
-    api: TelegramStandIn, start_bot: StartBot
+    api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--non-blocking")
-    start_work(api, FORUM, 60, TOPIC)
-    start_work(api, FORUM, 60, TOPIC)
-    start_work(api, FORUM, 60, TOPIC)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
+    start_work(api, FORUM, 60, TOPIC, marker_dir)
     bot.kill()
 
     start_bot()
