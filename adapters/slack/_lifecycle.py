@@ -328,6 +328,10 @@ class ProcessSignals:
         # Main thread, between two bytecodes: flags and an Event only — no
         # logging, no guard (the interrupted code may hold their locks).
         if self._phase == "done":
+            # Drained: the app's own handler, if it had one, then exit 0.
+            previous = self._previous.get(signum)
+            if callable(previous) and previous is not signal.default_int_handler:
+                previous(signum, frame)
             raise SystemExit(0)
         if self._phase != "idle":
             return
