@@ -24,7 +24,7 @@ from restart_guard import Guard, Resumer, make_store
 from restart_guard.ops.systemd import notify_ready
 
 from ._link import Link
-from ._state import PLATFORM, STARTUP_NOTICE_WAIT, ClientState, log, state_of
+from ._state import IN_HANDLER, PLATFORM, STARTUP_NOTICE_WAIT, ClientState, log, state_of
 from ._tracking import ensure_hooks
 
 __all__ = ["LoopSignals", "close", "loop_signals", "startup"]
@@ -95,7 +95,7 @@ async def close(client: discord.Client, close_client: Callable[[], Awaitable[Non
         return
     if state.stop_task is None:
         state.stop_task = asyncio.ensure_future(_stop(state, state.guard, close_client))
-    if asyncio.current_task() in state.tasks:
+    if IN_HANDLER.get() or asyncio.current_task() in state.tasks:
         log.info("restart-guard: close() called by a handler; closing once the drain is over")
         return
     await asyncio.shield(state.stop_task)

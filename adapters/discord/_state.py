@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from restart_guard import Conversation, Guard, Resumer, Run, Settings
 
 __all__ = [
+    "IN_HANDLER",
     "NOTICES_PER_SECOND",
     "PLATFORM",
     "STARTUP_NOTICE_WAIT",
@@ -52,7 +54,7 @@ class ClientState:
         #: conversation that is still running are delivered (the button click
         #: or answer its handler waits for); events of idle ones are not.
         self.active: dict[str, int] = {}
-        #: Tasks of tracked handler runs (to tell a close() from inside a handler).
+        #: Tasks of tracked view and modal callbacks (to tell a close() from inside one).
         self.tasks: set[asyncio.Future[Any]] = set()
         #: The raw MESSAGE_CREATE being parsed right now (replay payload).
         self.raw_message: dict[str, Any] | None = None
@@ -112,15 +114,24 @@ def state_of(client: object) -> ClientState | None:
     return state
 
 
-class Tracked:
-    """One handler run: begun when its task is created, ended when the task is done.
+#: True inside a tracked handler run (and in tasks it starts): ``close()`` there
+#: must not wait for the drain, which would wait for that very handler.
+IN_HANDLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_in_handler", default=False
+)
 
-    Also the wrapper that ``Client._run_event`` awaits, because discord.py
-    swallows ``CancelledError`` there and the task alone would not tell that
-    the handler was cut off.
+
+class Tracked:
+    """One handler run: begun when its task is created, ended when its coroutine ends.
+
+    Calling it runs the handler (it is what ``Client._run_event`` awaits): the
+    run ends in its ``finally``, and a ``CancelledError`` — which discord.py
+    swallows in ``_run_event`` — is seen here first. For tasks whose coroutine
+    is not ours (view and modal callbacks), :meth:`attach` ends the run from
+    the task's done callback instead.
     """
 
-    __slots__ = ("coro", "cut", "guard", "key", "run", "state")
+    __slots__ = ("coro", "guard", "key", "run", "state")
 
     def __init__(
         self,
@@ -133,34 +144,40 @@ class Tracked:
         self.state = state
         self.guard = guard
         self.coro = coro
-        self.cut = False
         self.key = conversation.key
         self.run: Run = guard.begin(conversation, payload)
         active = state.active
         active[self.key] = active.get(self.key, 0) + 1
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        IN_HANDLER.set(True)
+        cut = False
         try:
             return await self.coro(*args, **kwargs)
         except asyncio.CancelledError:
             # Cancelled by shutdown (after the drain): keep the marker. Cancelled
             # by the bot's own code while running: the run is over.
-            self.cut = self.guard.stopping
+            cut = self.guard.stopping
             raise
+        finally:
+            self.finish(cut)
 
     def attach(self, task: asyncio.Future[Any]) -> None:
-        """End the run when ``task`` is done."""
+        """End the run when ``task`` is done (for a task running someone else's coroutine)."""
         self.state.tasks.add(task)
         task.add_done_callback(self.done)
 
     def done(self, task: asyncio.Future[Any]) -> None:
-        """Task done callback: the run is over."""
-        state = self.state
-        state.tasks.discard(task)
-        left = state.active.get(self.key, 0) - 1
+        """Task done callback of :meth:`attach`."""
+        self.state.tasks.discard(task)
+        self.finish(task.cancelled() and self.guard.stopping)
+
+    def finish(self, cut: bool) -> None:
+        """The run is over; ``cut``: by shutdown, so its marker stays."""
+        active = self.state.active
+        left = active.get(self.key, 0) - 1
         if left > 0:
-            state.active[self.key] = left
+            active[self.key] = left
         else:
-            state.active.pop(self.key, None)
-        cut = self.cut or (task.cancelled() and self.guard.stopping)
+            active.pop(self.key, None)
         self.guard.end(self.run, completed=not cut)

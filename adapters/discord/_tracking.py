@@ -14,8 +14,9 @@ discord.py runs each kind in a task of its own, created in a different place:
   INTERACTION_CREATE parser says which conversation they belong to.
 
 Every run is begun synchronously when its task is created (so a stop
-request right after it cannot miss it) and ended by the task's done callback
-(so ``on_error`` and view ``on_error`` handlers count as part of the run).
+request right after it cannot miss it) and ended when the handler's
+coroutine ends (for views and modals, whose coroutines are discord.py's,
+when the task is done — their ``on_error`` included).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from discord.ui.view import ViewStore
 
 from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
 from ._link import replay_payload
-from ._state import ClientState, Tracked, log, state_of
+from ._state import IN_HANDLER, ClientState, Tracked, log, state_of
 
 __all__ = [
     "TrackingTree",
@@ -75,10 +76,7 @@ def schedule_event(
     if conversation is None or guard is None:
         return schedule(coro, event_name, *args, **kwargs)
     payload = state.raw_message if event_name == "on_message" else None
-    tracked = Tracked(state, guard, conversation, payload, coro)
-    task = schedule(tracked, event_name, *args, **kwargs)
-    tracked.attach(task)
-    return task
+    return schedule(Tracked(state, guard, conversation, payload, coro), event_name, *args, **kwargs)
 
 
 def _addressed(
@@ -113,18 +111,26 @@ class TrackingTree(app_commands.CommandTree[Any]):
             super()._from_interaction(interaction)
             return
         tracked = Tracked(state, guard, conversation)
-        task = self.client.loop.create_task(
-            self._restart_guard_invoke(interaction), name="CommandTree-invoker"
+        self.client.loop.create_task(
+            self._restart_guard_invoke(interaction, tracked), name="CommandTree-invoker"
         )
-        tracked.attach(task)
 
-    async def _restart_guard_invoke(self, interaction: discord.Interaction[Any]) -> None:
+    async def _restart_guard_invoke(
+        self, interaction: discord.Interaction[Any], tracked: Tracked
+    ) -> None:
         # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
         # tree does not hand out its task, so it is started here to be tracked.
+        IN_HANDLER.set(True)
+        cut = False
         try:
             await self._call(interaction)
         except app_commands.AppCommandError as error:
             await self._dispatch_error(interaction, error)
+        except asyncio.CancelledError:
+            cut = tracked.guard.stopping
+            raise
+        finally:
+            tracked.finish(cut)
 
 
 class TrackingViewStore(ViewStore):

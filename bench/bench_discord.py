@@ -1,0 +1,333 @@
+"""Benchmark: what restart-guard adds to one discord.py event handler run.
+
+Run ``python bench/bench_discord.py`` (about 30 s; ``--dir PATH`` puts the
+marker directory on another disk). Needs ``pip install -e ".[discord,testing]"``.
+
+What is timed: a raw gateway MESSAGE_CREATE fed to the client's own parser
+(what discord.py's websocket does with each event) → ``Message`` built →
+``dispatch`` → ``_schedule_event`` → a task running a trivial ``on_message``
+→ the task's end, done callbacks included (where the guard ends the run).
+The clients are logged in and connected to the loopback ``DiscordStandIn``,
+so channels resolve from a real guild cache; messages go to 50 channels and
+a thread in turn.
+
+A protected client and an unprotected one (the *unguarded baseline*) are
+timed alternately, repetition by repetition, in the same process. The
+overhead is the median over repetitions of (guarded − unguarded) per event.
+During the timed loops ``os.fsync``/``os.fdatasync`` are wrapped to count
+calls by thread: the event loop's thread must show 0; the writer thread's
+count shows that the markers did reach the disk meanwhile.
+
+Rows: the default ``DirectoryStore``; the same with a store that keeps
+nothing (the handler's own path: the adapter's hooks, the conversation key,
+the guard's bookkeeping — the difference is the writer thread's encoding and
+fdatasync competing for the CPU and the GIL); and ``replay=True``, where
+each run also keeps a copy of the raw event for the marker.
+
+This is a benchmark, not a test: nothing here fails a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import logging
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+
+import restart_guard
+from restart_guard.testing.discord import DiscordStandIn, point_discord_at
+
+# Many short repetitions, finely interleaved: a burst of load from elsewhere on
+# the machine then spoils a few pairs, which the median ignores.
+REPS = 41  # repetitions (odd: the median is one of them)
+RUNS = 500  # events per repetition and client
+CHANNELS = 50
+TARGET = 25e-6  # seconds added per handler run (issue 3)
+
+
+class FsyncCounter:
+    """Counts os.fsync/os.fdatasync calls on this thread vs. on other threads."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.here = 0
+        self.elsewhere = 0
+        self._saved: tuple[Any, Any] | None = None
+
+    def _wrap(self, real: Callable[[int], None]) -> Callable[[int], None]:
+        def counted(fd: int) -> None:
+            if threading.get_ident() == self.thread:
+                self.here += 1
+            else:
+                self.elsewhere += 1
+            real(fd)
+
+        return counted
+
+    def __enter__(self) -> FsyncCounter:
+        self._saved = (os.fsync, os.fdatasync)
+        os.fsync = self._wrap(os.fsync)  # type: ignore[assignment]
+        os.fdatasync = self._wrap(os.fdatasync)  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._saved is not None
+        os.fsync, os.fdatasync = self._saved
+
+
+class DiscardingStore:
+    """A Store that keeps nothing: isolates the handler's path from the writer's work."""
+
+    def open(self, owner: str) -> None:
+        pass
+
+    def commit(self, puts: Any, removes: Any, *, draining: bool = False) -> None:
+        pass
+
+    def claim(self) -> list[Any]:
+        return []
+
+    def load(self) -> list[Any]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+Timing = tuple[float, float]  # (wall-clock, this thread's CPU) seconds per event
+
+
+@dataclass
+class Result:
+    what: str
+    guarded: float  # median wall-clock seconds per event
+    unguarded: float
+    overhead: float  # median of (guarded - unguarded), wall-clock
+    cpu_overhead: float  # the same in the loop thread's CPU time
+    fsync_here: int
+    fsync_writer: int
+    batches: int
+
+
+class Counting(discord.Client):
+    """A client whose ``on_message`` only counts: the handler costs next to nothing."""
+
+    def __init__(self) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True
+        super().__init__(intents=intents, guild_ready_timeout=0.2)
+        self.handled = 0
+
+    async def on_message(self, message: discord.Message) -> None:
+        self.handled += 1
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} µs"
+
+
+@contextmanager
+def scratch_dir(base: Path | None) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="rg-bench-discord-", dir=base))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def raw_messages(api: DiscordStandIn, channels: list[int], n: int, first: int) -> list[Any]:
+    """``n`` MESSAGE_CREATE payloads from a user, spread over ``channels``."""
+    author = {
+        "id": str(api.user_id),
+        "username": "tester",
+        "discriminator": "0",
+        "global_name": "tester",
+        "avatar": None,
+        "bot": False,
+    }
+    return [
+        {
+            "id": str(first + i),
+            "channel_id": str(channels[i % len(channels)]),
+            "guild_id": str(api.guild_id),
+            "author": author,
+            "member": {"roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False},
+            "content": "hello",
+            "timestamp": "2025-01-01T00:00:00+00:00",
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "components": [],
+            "pinned": False,
+            "type": 0,
+            "flags": 0,
+        }
+        for i in range(n)
+    ]
+
+
+async def timed(client: Counting, batch: list[Any]) -> Timing:
+    parse = client._connection.parsers["MESSAGE_CREATE"]
+    target = client.handled + len(batch)
+    started, cpu = time.perf_counter(), time.thread_time()
+    for data in batch:
+        parse(data)
+    while client.handled < target:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the tasks' done callbacks (the guard's end()) run one turn later
+    n = len(batch)
+    return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
+
+
+async def online(client: discord.Client) -> asyncio.Task[None]:
+    await client.login("bench-token")
+    connect = asyncio.create_task(client.connect())
+    await asyncio.wait_for(client.wait_until_ready(), 30)
+    return connect
+
+
+async def offline(client: discord.Client, connect: asyncio.Task[None]) -> None:
+    await client.close()
+    await asyncio.wait_for(connect, 30)
+
+
+async def bench(
+    api: DiscordStandIn, channels: list[int], marker_dir: Path, what: str, **options: Any
+) -> Result:
+    plain = Counting()
+    guarded = restart_guard.protect(marker_dir=marker_dir, **options)(Counting())
+    connections = [await online(plain), await online(guarded)]
+    state = guarded.__dict__["_restart_guard"]
+    guard = state.guard
+    assert guard is not None
+    first = 10**15
+    warm = raw_messages(api, channels, 500, first)
+    await timed(plain, warm)
+    await timed(guarded, warm)
+    pairs = []
+    batches_before = guard.writer.batches
+    with FsyncCounter() as counter:
+        for rep in range(REPS):
+            batch = raw_messages(api, channels, RUNS, first + (rep + 1) * RUNS)
+            gc.collect()
+            # Alternate which goes first so neither always runs on a warmer cache.
+            if rep % 2:
+                g, u = await timed(guarded, batch), await timed(plain, batch)
+            else:
+                u, g = await timed(plain, batch), await timed(guarded, batch)
+            pairs.append((g, u))
+        # Let the writer catch up inside the counter, on its own thread.
+        await asyncio.get_running_loop().run_in_executor(None, guard.flush)
+    batches = guard.writer.batches - batches_before
+    assert guard.in_flight == 0
+    assert not state.active
+    await offline(guarded, connections[1])
+    await offline(plain, connections[0])
+    return Result(
+        what=what,
+        guarded=statistics.median(g[0] for g, _ in pairs),
+        unguarded=statistics.median(u[0] for _, u in pairs),
+        overhead=statistics.median(g[0] - u[0] for g, u in pairs),
+        cpu_overhead=statistics.median(g[1] - u[1] for g, u in pairs),
+        fsync_here=counter.here,
+        fsync_writer=counter.elsewhere,
+        batches=batches,
+    )
+
+
+async def run_all(path: Path) -> list[Result]:
+    async with DiscordStandIn() as api:
+        with point_discord_at(api):
+            channels = [api.add_channel(api.guild_id, name=f"c{i}") for i in range(CHANNELS)]
+            channels.append(api.thread_id)
+            results = []
+            for what, options in (
+                ("on_message, DirectoryStore", {}),
+                ("  same, store keeps nothing", {"store": DiscardingStore()}),
+                ("  same, replay=True", {"replay": True}),
+            ):
+                print(f"{what.strip()} …", file=sys.stderr, flush=True)
+                results.append(
+                    await bench(api, channels, path / str(len(results)), what, **options)
+                )
+            return results
+
+
+def report(results: list[Result], started: float) -> None:
+    print(
+        f"restart-guard discord.py benchmark — nproc {os.cpu_count()}, Python "
+        f"{platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.release()}, discord.py {discord.__version__}"
+    )
+    print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"Medians over {REPS} repetitions × {RUNS:,} events each, over {CHANNELS} channels and "
+        "a thread; guarded and unguarded clients alternate in the same run."
+    )
+    print()
+    header = (
+        "event handler run",
+        "unguarded baseline",
+        "guarded",
+        "overhead (median)",
+        "target",
+        "of which loop-thread CPU",
+        "fsync on the loop thread",
+    )
+    rows = []
+    for r in results:
+        verdict = "✓" if r.overhead <= TARGET else "✗ MISSED"
+        rows.append(
+            (
+                r.what,
+                us(r.unguarded),
+                us(r.guarded),
+                f"{us(r.overhead)} {verdict}",
+                f"≤ {us(TARGET)}",
+                us(r.cpu_overhead),
+                f"{r.fsync_here} (writer: {r.fsync_writer} in {r.batches} batches)",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*header))
+    print(line.format(*("-" * w for w in widths)))
+    for row in rows:
+        print(line.format(*row))
+    print()
+    print(f"total benchmark time {time.monotonic() - started:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=None, help="where the marker directory goes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    started = time.monotonic()
+    with scratch_dir(args.dir) as path:
+        results = asyncio.run(run_all(path))
+    report(results, started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
