@@ -231,7 +231,7 @@ def test_replay_reruns_the_interrupted_turn_then_clears_the_marker(
     api: TelegramStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--replay")
-    start_work(api, FORUM, 1, TOPIC)
+    start_work(api, FORUM, 3, TOPIC, marker_dir)
     bot.kill()
 
     bot = start_bot("--replay")
@@ -240,7 +240,7 @@ def test_replay_reruns_the_interrupted_turn_then_clears_the_marker(
     texts = [m.text for m in api.sent_to(FORUM, TOPIC)]
     assert texts[1].startswith("♻️")
     assert "Picking it up again" in texts[1]
-    assert texts[2:] == ["working on it (1s)…", "done: 1s of work finished"]
+    assert texts[2:] == ["working on it (3s)…", "done: 3s of work finished"]
     bot.send_signal(signal.SIGTERM)
     assert bot.wait_exit(30) == 0
     assert markers_in(marker_dir) == []

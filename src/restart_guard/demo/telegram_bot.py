@@ -8,7 +8,7 @@ failure it prevents.
 Commands: ``/work N`` answers "working on it", spends N seconds (think of an
 LLM call), then answers "done"; ``/crash`` kills the process with SIGKILL
 mid-turn (a turn that brings the bot down every time, for the crash-loop
-guard); any other text is echoed.
+guard) a second into its turn; any other text is echoed.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ async def crash(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert message is not None
     await message.reply_text("crashing…")
+    await asyncio.sleep(1.0)  # some work first: the write-ahead covers turns this long
     os.kill(os.getpid(), signal.SIGKILL)
 
 
