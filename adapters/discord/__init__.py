@@ -81,6 +81,10 @@ expired.
 
 If the bot runs outside the main thread (no signal handlers there), stop it
 with ``await bot.close()``, which drains.
+
+Logs go to the ``restart_guard`` logger. ``bot.run(token)`` sets up logging
+for the ``discord`` logger only: pass ``root_logger=True`` (or configure
+``logging`` yourself) to see restart-guard's lines too.
 """
 
 from __future__ import annotations
