@@ -11,8 +11,8 @@ run by one of Bolt's runners, the adapter handles SIGTERM and SIGINT:
 - async apps: ``loop.add_signal_handler``; the stop runs as a task, then
   ``SystemExit(0)`` is raised from a loop callback, as aiohttp does.
 
-A second signal during the drain is logged and ignored: the drain is bounded
-by ``drain_timeout``, and cutting it short is exactly the loss this prevents.
+A second signal during the drain is ignored: the drain is bounded by
+``drain_timeout``, and cutting it short is exactly the loss this prevents.
 """
 
 from __future__ import annotations
