@@ -14,9 +14,12 @@ import pytest
 from aiohttp import web
 from restart_guard.adapters import slack as slack_guard
 from restart_guard.adapters.slack._link import delivery_error
+from slack_bolt import App
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.installation_store import FileInstallationStore, Installation
 from slack_sdk.web.async_client import AsyncWebClient
 
 import restart_guard
@@ -107,3 +110,48 @@ async def test_aiohttp_hosted_app_resumes_on_startup_and_drains_on_shutdown(
         await runner.cleanup()  # on_shutdown: pre-mark and drain the listener
         assert finished == ["slow one"]
         assert DirectoryStore(marker_dir).load() == []
+
+
+def test_multi_workspace_app_posts_with_the_installed_bot_token(
+    api: SlackStandIn, marker_dir: Path, tmp_path: Path
+) -> None:
+    """An OAuth app has no token of its own: the notice uses the workspace's bot token."""
+    installations = FileInstallationStore(base_dir=str(tmp_path / "installations"))
+    installations.save(
+        Installation(
+            app_id=api.app_id,
+            team_id=api.team_id,
+            bot_token=api.bot_token,
+            bot_id=api.bot_id,
+            bot_user_id=api.bot_user_id,
+            user_id=api.user_id,
+        )
+    )
+    interrupted = Conversation("slack", "C0ORG", "17.1", api.team_id)
+    dead = DirectoryStore(marker_dir)
+    dead.open("elsewhere:1:dead")
+    dead.commit(
+        [
+            Marker(interrupted, started_at=time.time()),
+            Marker(Conversation("slack", "C0GONE", None, "T0UNINSTALLED"), started_at=time.time()),
+        ],
+        [],
+    )
+    dead.close()
+
+    app = App(
+        client=WebClient(base_url=api.api_url),  # no token: tokens come per workspace
+        signing_secret=api.signing_secret,
+        installation_store=installations,
+        oauth_settings=OAuthSettings(
+            client_id="1234.5678", client_secret="not-used", scopes=["chat:write"]
+        ),
+    )
+    app = restart_guard.protect(marker_dir=marker_dir)(app)
+    try:
+        slack_guard.startup(app)
+        [notice] = api.wait_for_sent(lambda m: "restarted" in m.text)
+        assert (notice.chat, notice.thread) == ("C0ORG", "17.1")
+    finally:
+        slack_guard.shutdown(app)
+    assert DirectoryStore(marker_dir).load() == []  # the uninstalled workspace was dropped
