@@ -7,11 +7,13 @@ discord.py runs each kind in a task of its own, created in a different place:
   The guarded client overrides ``_schedule_event`` (see ``_client.py``) and
   calls :func:`schedule_event` here.
 - App (slash) and context-menu commands: ``CommandTree._from_interaction``
-  starts a task of its own; the tree's class gets :class:`TrackingTree` mixed in.
+  starts a task of its own; the tree's class is swapped for a subclass that
+  starts that task itself, tracked.
 - Component and modal callbacks: ``ViewStore.dispatch_view`` /
   ``dispatch_modal`` create tasks and hand each to ``ViewStore.add_task``;
-  the view store's class gets :class:`TrackingViewStore` mixed in, and the
-  INTERACTION_CREATE parser says which conversation they belong to.
+  the view store's class is swapped for a subclass whose ``add_task``
+  tracks them, and the INTERACTION_CREATE parser says which conversation
+  they belong to.
 
 Every run is begun synchronously when its task is created (so a stop
 request right after it cannot miss it) and ended when the handler's
@@ -27,21 +29,17 @@ from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ui.view import ViewStore
 
 from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
 from ._link import replay_payload
 from ._state import IN_HANDLER, ClientState, Tracked, log, state_of
 
 __all__ = [
-    "TrackingTree",
-    "TrackingViewStore",
     "ensure_hooks",
     "remove_hooks",
     "schedule_event",
 ]
 
-_ORIGINAL = "_restart_guard_original"
 _INTERACTION_CREATE = "INTERACTION_CREATE"
 _MESSAGE_CREATE = "MESSAGE_CREATE"
 # Application command, component, modal submit: a user asked the bot for something.
@@ -49,8 +47,6 @@ _MESSAGE_CREATE = "MESSAGE_CREATE"
 _REQUEST_TYPES = frozenset({2, 3, 5})
 
 ScheduleEvent = Callable[..., "asyncio.Task[Any]"]
-# (mixin, original class) -> the subclass swapped in.
-_CLASSES: dict[tuple[type, type], type] = {}
 
 
 async def _skipped(*args: Any, **kwargs: Any) -> None:
@@ -93,92 +89,117 @@ def _addressed(
     return message.guild is None or mentioned, message.id
 
 
-class TrackingTree(app_commands.CommandTree[Any]):
-    """Mixed into the client's command tree: each app command invocation is one run."""
-
-    def _from_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        state = state_of(self.client)
-        guard = state.guard if state is not None else None
-        if (
-            state is None
-            or guard is None
-            or interaction.type is not discord.InteractionType.application_command
-        ):
-            super()._from_interaction(interaction)
-            return
-        conversation = conversation_of(interaction)
-        if conversation is None:
-            super()._from_interaction(interaction)
-            return
-        tracked = Tracked(state, guard, conversation)
-        self.client.loop.create_task(
-            self._restart_guard_invoke(interaction, tracked), name="CommandTree-invoker"
-        )
-
-    async def _restart_guard_invoke(
-        self, interaction: discord.Interaction[Any], tracked: Tracked
-    ) -> None:
-        # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
-        # tree does not hand out its task, so it is started here to be tracked.
-        IN_HANDLER.set(True)
-        cut = False
-        try:
-            await self._call(interaction)
-        except app_commands.AppCommandError as error:
-            await self._dispatch_error(interaction, error)
-        except asyncio.CancelledError:
-            cut = tracked.guard.stopping
-            raise
-        finally:
-            tracked.finish(cut)
+# Class attribute of a swapped-in subclass: the subclass itself (for super()
+# in the overrides, which are not defined inside it), and the class it replaced.
+_SWAPPED = "_restart_guard_swapped"
+_ORIGINAL = "_restart_guard_original"
+# (original class, kind) -> the subclass swapped in.
+_CLASSES: dict[tuple[type, str], type] = {}
 
 
-class TrackingViewStore(ViewStore):
-    """Mixed into the client's view store: each component or modal callback is one run."""
-
-    def add_task(self, task: asyncio.Task[None]) -> None:
-        super().add_task(task)
-        state = state_of(self._state._get_client())
-        if state is None or state.guard is None or state.interaction is None:
-            return
-        Tracked(state, state.guard, state.interaction).attach(task)
+def _next(obj: Any) -> Any:
+    """``super()`` for the overrides below."""
+    return super(getattr(type(obj), _SWAPPED), obj)
 
 
-def _mixed(obj: Any, mixin: type) -> None:
-    """Swap ``obj``'s class for a subclass with ``mixin`` in front (made once per class)."""
-    original = type(obj)
-    if issubclass(original, mixin):
+def _tree_from_interaction(self: Any, interaction: discord.Interaction[Any]) -> None:
+    # Each app (slash) or context-menu command invocation is one run.
+    state = state_of(self.client)
+    guard = state.guard if state is not None else None
+    if (
+        state is None
+        or guard is None
+        or interaction.type is not discord.InteractionType.application_command
+    ):
+        _next(self)._from_interaction(interaction)
         return
-    cls = _CLASSES.get((mixin, original))
+    conversation = conversation_of(interaction)
+    if conversation is None:
+        _next(self)._from_interaction(interaction)
+        return
+    tracked = Tracked(state, guard, conversation)
+    self.client.loop.create_task(
+        _invoke_app_command(self, interaction, tracked), name="CommandTree-invoker"
+    )
+
+
+async def _invoke_app_command(
+    tree: Any, interaction: discord.Interaction[Any], tracked: Tracked
+) -> None:
+    # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
+    # tree does not hand out its task, so it is started here to be tracked.
+    IN_HANDLER.set(True)
+    cut = False
+    try:
+        await tree._call(interaction)
+    except app_commands.AppCommandError as error:
+        await tree._dispatch_error(interaction, error)
+    except asyncio.CancelledError:
+        cut = tracked.guard.stopping
+        raise
+    finally:
+        tracked.finish(cut)
+
+
+def _view_store_add_task(self: Any, task: asyncio.Task[None]) -> None:
+    # Every view, dynamic item and modal callback task passes through here,
+    # synchronously inside the INTERACTION_CREATE parser that says whose it is.
+    _next(self).add_task(task)
+    state = state_of(self._state._get_client())
+    if state is None or state.guard is None or state.interaction is None:
+        return
+    Tracked(state, state.guard, state.interaction).attach(task)
+
+
+_OVERRIDES: dict[str, dict[str, Any]] = {
+    "tree": {"_from_interaction": _tree_from_interaction},
+    "views": {"add_task": _view_store_add_task},
+}
+
+
+def _swap(obj: Any, kind: str) -> None:
+    """Swap ``obj``'s class for a subclass with the overrides of ``kind`` (made once per class).
+
+    The subclass has the original as its only base, so the swap works for any
+    user subclass of ``CommandTree`` (a mixin base could change the instance
+    layout CPython checks on ``__class__`` assignment).
+    """
+    original = type(obj)
+    if _SWAPPED in original.__dict__:
+        return
+    cls = _CLASSES.get((original, kind))
     if cls is None:
         namespace = {
+            **_OVERRIDES[kind],
             _ORIGINAL: original,
             "__module__": original.__module__,
             "__qualname__": original.__qualname__,
         }
-        cls = _CLASSES[mixin, original] = type(original.__name__, (mixin, original), namespace)
+        cls = _CLASSES[original, kind] = type(original.__name__, (original,), namespace)
+        setattr(cls, _SWAPPED, cls)
     obj.__class__ = cls
 
 
-def _unmixed(obj: Any, mixin: type) -> None:
-    if isinstance(obj, mixin):
-        obj.__class__ = type(obj).__dict__.get(_ORIGINAL, type(obj).__mro__[1])
+def _unswap(obj: Any) -> None:
+    original = type(obj).__dict__.get(_ORIGINAL)
+    if original is not None:
+        obj.__class__ = original
 
 
 def _ensure_interaction_hooks(client: discord.Client) -> None:
     # The tree may be created after protect(), and Client.clear() makes a new view store.
     connection = client._connection
     tree = connection._command_tree
-    if tree is not None and not isinstance(tree, TrackingTree):
+    if tree is not None and _SWAPPED not in type(tree).__dict__:
         if hasattr(tree, "_call") and hasattr(tree, "_dispatch_error"):
-            _mixed(tree, TrackingTree)
+            _swap(tree, "tree")
         else:  # pragma: no cover - a future discord.py
             log.warning(
                 "restart-guard: this discord.py's CommandTree has no _call/_dispatch_error; "
                 "app commands are not tracked"
             )
-    if not isinstance(connection._view_store, TrackingViewStore):
-        _mixed(connection._view_store, TrackingViewStore)
+    if _SWAPPED not in type(connection._view_store).__dict__:
+        _swap(connection._view_store, "views")
 
 
 def ensure_hooks(client: discord.Client, state: ClientState) -> None:
@@ -237,5 +258,5 @@ def remove_hooks(client: discord.Client, state: ClientState) -> None:
     connection.parsers.update(state.parsers)
     state.parsers.clear()
     if connection._command_tree is not None:
-        _unmixed(connection._command_tree, TrackingTree)
-    _unmixed(connection._view_store, TrackingViewStore)
+        _unswap(connection._command_tree)
+    _unswap(connection._view_store)

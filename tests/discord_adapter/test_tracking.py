@@ -232,7 +232,19 @@ def _key(key: Key) -> str:
     return Conversation("discord", chat, thread, scope).key
 
 
-@pytest.mark.parametrize("tree_made", ["by Bot, before protect", "after protect"])
+class Audit:
+    """A plain mixin in a user's tree class (changes the class layout CPython checks)."""
+
+    checked = 0
+
+
+class AuditedTree(Audit, app_commands.CommandTree[Any]):
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        self.checked += 1
+        return True
+
+
+@pytest.mark.parametrize("tree_made", ["by Bot, before protect", "after protect", "tree_cls"])
 async def test_slash_commands_are_tracked_wherever_the_tree_came_from(
     api: DiscordStandIn, protect: Callable[..., Any], markers: Path, tree_made: str
 ) -> None:
@@ -241,6 +253,10 @@ async def test_slash_commands_are_tracked_wherever_the_tree_came_from(
     if tree_made == "after protect":
         client = protect()(make_client())
         tree: app_commands.CommandTree[Any] = app_commands.CommandTree(client)
+    elif tree_made == "tree_cls":
+        bot = make_bot(tree_cls=AuditedTree)
+        tree = bot.tree
+        client = protect()(bot)
     else:
         bot = make_bot()
         tree = bot.tree
@@ -259,6 +275,8 @@ async def test_slash_commands_are_tracked_wherever_the_tree_came_from(
         gate.release.set()
         await asyncio.to_thread(api.wait_for_sent, lambda m: m.text == "done", DEADLINE)
         await eventually(lambda: stored(markers) == {})
+    if isinstance(tree, AuditedTree):
+        assert tree.checked == 1  # the user's tree class keeps working
 
 
 async def test_context_menu_commands_are_tracked(
