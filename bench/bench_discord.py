@@ -6,7 +6,7 @@ marker directory on another disk). Needs ``pip install -e ".[discord,testing]"``
 What is timed: a raw gateway MESSAGE_CREATE fed to the client's own parser
 (what discord.py's websocket does with each event) → ``Message`` built →
 ``dispatch`` → ``_schedule_event`` → a task running a trivial ``on_message``
-→ the task's end, done callbacks included (where the guard ends the run).
+→ the handler's return (where the guard ends the run).
 The clients are logged in and connected to the loopback ``DiscordStandIn``,
 so channels resolve from a real guild cache; messages go to 50 channels and
 a thread in turn.
@@ -132,9 +132,13 @@ class Counting(discord.Client):
         intents.message_content = True
         super().__init__(intents=intents, guild_ready_timeout=0.2)
         self.handled = 0
+        self.target = 0
+        self.reached = asyncio.Event()
 
     async def on_message(self, message: discord.Message) -> None:
         self.handled += 1
+        if self.handled == self.target:
+            self.reached.set()
 
 
 def us(seconds: float) -> str:
@@ -187,13 +191,14 @@ def raw_messages(api: DiscordStandIn, channels: list[int], n: int, first: int) -
 
 async def timed(client: Counting, batch: list[Any]) -> Timing:
     parse = client._connection.parsers["MESSAGE_CREATE"]
-    target = client.handled + len(batch)
+    client.target = client.handled + len(batch)
+    client.reached.clear()
     started, cpu = time.perf_counter(), time.thread_time()
     for data in batch:
         parse(data)
-    while client.handled < target:
-        await asyncio.sleep(0)
-    await asyncio.sleep(0)  # the tasks' done callbacks (the guard's end()) run one turn later
+    # Tasks run in order, and the guard ends a run as its handler returns: when
+    # the last handler has run, every run is over.
+    await client.reached.wait()
     n = len(batch)
     return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
 
