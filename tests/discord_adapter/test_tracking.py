@@ -614,6 +614,60 @@ async def test_notice_goes_out_from_setup_hook_before_the_gateway(
     assert stored(markers) == {}
 
 
+async def test_setup_hook_replaced_on_the_instance_still_gets_the_notices_out(
+    api: DiscordStandIn, protect: Callable[..., Any], markers: Path
+) -> None:
+    leave_marker(markers, Conversation("discord", str(api.channel_id), None, str(api.guild_id)))
+    client = protect()(make_client())
+    ran: list[str] = []
+
+    async def own_setup_hook() -> None:
+        ran.append("own setup_hook")
+
+    client.setup_hook = own_setup_hook  # type: ignore[method-assign]
+    async with online(client):
+        assert ran == ["own setup_hook"]
+        [notice] = api.sent
+        assert notice.chat == str(api.channel_id)
+        names = [name for name, _ in api.calls]
+        assert names.index(CREATE_MESSAGE) < names.index(GATEWAY_IDENTIFY)
+
+
+def test_outside_the_main_thread_close_still_drains(
+    protect: Callable[..., Any], markers: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No signal handlers there (Python allows none): a warning, and close() drains.
+    finished: list[str] = []
+
+    async def scenario() -> None:
+        async with DiscordStandIn() as standin:
+            with point_discord_at(standin):
+                client = protect()(make_client())
+                gate = Gate()
+                client.event(_named("on_message", gate))
+
+                async def release_soon() -> None:
+                    await gate.entered.wait()
+                    closing = asyncio.ensure_future(client.close())
+                    await eventually(lambda: discord_guard_state(client).stopping)
+                    assert not closing.done()  # waiting for the handler
+                    gate.release.set()
+                    await closing
+                    finished.append("closed after the handler")
+
+                async with online(client):
+                    standin.inject_message(standin.channel_id, "hi")
+                    await release_soon()
+
+    thread = threading.Thread(target=asyncio.run, args=(scenario(),))
+    with caplog.at_level("WARNING", logger="restart_guard"):
+        thread.start()
+        thread.join(DEADLINE * 2)
+    assert finished == ["closed after the handler"]
+    assert "cannot handle SIGTERM/SIGINT on this event loop" in caplog.text
+    assert stored(markers) == {}
+
+
 async def test_dm_notice_and_forbidden_dm(
     api: DiscordStandIn, protect: Callable[..., Any], markers: Path
 ) -> None:
