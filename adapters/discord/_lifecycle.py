@@ -47,8 +47,8 @@ async def startup(client: discord.Client) -> None:
     ``login()`` in case the instance's ``setup_hook`` was replaced.
     """
     state = state_of(client)
-    if state is None or state.guard is not None:
-        return
+    if state is None or state.guard is not None or client.is_closed():
+        return  # closed during login: nothing will run, so nothing to guard
     ensure_hooks(client, state)
     identity = _identity(client)
     guard = Guard(PLATFORM, make_store(state.settings, PLATFORM, identity), state.settings)
