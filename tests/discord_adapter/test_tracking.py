@@ -700,6 +700,26 @@ async def test_thread_of_a_deleted_channel_is_dropped_after_trying_thread_and_pa
     assert stored(markers) == {}
 
 
+async def test_a_429_discord_py_gives_up_on_is_retried_after_retry_after(
+    api: DiscordStandIn,
+    protect: Callable[..., Any],
+    markers: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    leave_marker(markers, Conversation("discord", str(api.channel_id), None, str(api.guild_id)))
+    # discord.py waits out a 429 and tries again, five times in all, then raises.
+    api.rate_limit(api.channel_id, retry_after=0.05, times=5)
+    client = protect()(make_client())
+    with caplog.at_level("INFO", logger="restart_guard"):
+        async with online(client):
+            assert await discord_guard_state(client).resumer.wait(DEADLINE)
+    [notice] = api.sent
+    assert "restarted" in notice.text
+    assert [name for name, _ in api.calls].count(CREATE_MESSAGE) == 6
+    assert "rate limited posting to discord chat" in caplog.text
+    assert stored(markers) == {}
+
+
 def test_conversation_of_needs_a_message_or_an_interaction() -> None:
     assert discord_guard.conversation_of(object()) is None
     assert discord_guard.conversation_of("text") is None
