@@ -33,6 +33,7 @@ from slack_bolt import App
 from slack_bolt.async_app import AsyncApp
 
 from restart_guard import Guard, Resumer, make_store
+from restart_guard.ops.systemd import notify_ready
 
 from ._link import AsyncLink, LoopThread, SyncLink
 from ._state import (
@@ -128,6 +129,7 @@ def startup_state(app: App, state: AppState) -> None:
                 log.info("restart-guard: notices continue in the background while the app runs")
         state.ready.set()
         state.serving = True
+        notify_ready()  # systemd (Type=notify): start-up recovery is done
         log.info("restart-guard: guarding slack app (%d interrupted)", len(claimed))
 
 
@@ -152,6 +154,7 @@ async def _startup_async(app: AsyncApp, state: AppState) -> None:
         log.info("restart-guard: notices continue in the background while the app runs")
     state.ready.set()
     state.serving = True
+    notify_ready()  # systemd (Type=notify): start-up recovery is done
     log.info("restart-guard: guarding slack app (%d interrupted)", len(claimed))
 
 
