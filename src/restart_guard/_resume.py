@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -44,6 +46,9 @@ DEFAULT_GIVEUP_NOTICE = (
 _BACKOFF_FIRST = 1.0
 #: A Redis lease is 30 s: look again about that often.
 RECLAIM_INTERVAL = 30.0
+#: Overrides :data:`RECLAIM_INTERVAL` (seconds; 0 turns re-claiming off): for a store
+#: with a shorter lease, and for tests that cannot wait 30 s.
+ENV_RECLAIM_INTERVAL = "RESTART_GUARD_RECLAIM_INTERVAL"
 _BACKOFF_MAX = 60.0
 
 
@@ -77,7 +82,7 @@ class Resumer:
         self._pending: list[tuple[Marker, Run]] = []
         self._reclaimer: asyncio.Task[None] | None = None
         #: Seconds between background re-claims (0 turns them off).
-        self.reclaim_interval = RECLAIM_INTERVAL
+        self.reclaim_interval = _reclaim_interval()
         self.delivered = 0
         self.dropped = 0  # given up included
         self.gave_up = 0
@@ -278,6 +283,25 @@ class Resumer:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _BACKOFF_MAX)
+
+
+def _reclaim_interval() -> float:
+    raw = os.environ.get(ENV_RECLAIM_INTERVAL, "").strip()
+    if not raw:
+        return RECLAIM_INTERVAL
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        log.warning(
+            "restart-guard: ignoring $%s=%r (want seconds >= 0); re-claiming every %.0fs",
+            ENV_RECLAIM_INTERVAL,
+            raw,
+            RECLAIM_INTERVAL,
+        )
+        return RECLAIM_INTERVAL
+    return value
 
 
 def _by_age(marker: Marker) -> float:
