@@ -94,22 +94,37 @@ def default_marker_dir(platform: str, bot_identity: str) -> Path:
 
 
 def make_store(settings: Settings, platform: str, bot_identity: str) -> Store:
-    """The store ``settings`` ask for: a Store object, a URL, a directory, or the default."""
+    """The store ``settings`` ask for.
+
+    - A :class:`~restart_guard.stores.base.Store` object (``store=RedisStore(...)``,
+      a ``FallbackStore``, your own): used as it is.
+    - A ``redis://``, ``rediss://`` or ``unix://`` URL, from ``store=`` or else
+      ``$RESTART_GUARD_URL``: a ``RedisStore`` in a namespace of this bot,
+      backed by a ``DirectoryStore`` in the local marker directory
+      (``marker_dir``, else :func:`default_marker_dir`) that takes the
+      writes while Redis is unreachable; the next start reads both.
+    - Otherwise: a ``DirectoryStore`` in ``marker_dir`` or the default directory.
+    """
     if settings.store is not None and not isinstance(settings.store, str):
         return settings.store
-    url = settings.store or (None if settings.marker_dir else os.environ.get(ENV_URL))
-    if url:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"unsupported store URL {url!r}: expected redis://…")
-        # Imported only when asked for, so redis-py is needed only by its users.
-        redis_backend = importlib.import_module("restart_guard.stores.redis")
-        digest = hashlib.sha256(f"{platform}:{bot_identity}".encode()).hexdigest()[:12]
-        redis_store: Store = redis_backend.RedisStore(
-            url, namespace=f"restart-guard:{platform}-{digest}"
-        )
-        return redis_store
     from .stores.directory import DirectoryStore
 
-    if settings.marker_dir is not None:
-        return DirectoryStore(settings.marker_dir)
-    return DirectoryStore(default_marker_dir(platform, bot_identity))
+    local = DirectoryStore(
+        settings.marker_dir
+        if settings.marker_dir is not None
+        else default_marker_dir(platform, bot_identity)
+    )
+    url = settings.store or os.environ.get(ENV_URL)
+    if not url:
+        return local
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"unsupported store URL {url!r}: expected redis://…")
+    # Imported only when asked for, so redis-py is needed only by its users.
+    redis_backend = importlib.import_module("restart_guard.stores.redis")
+    from .stores.fallback import FallbackStore
+
+    # Same hash as the marker directory's folder name: one namespace per bot, and
+    # the token never appears in a key.
+    digest = hashlib.sha256(f"{platform}:{bot_identity}".encode()).hexdigest()[:12]
+    shared: Store = redis_backend.RedisStore(url, namespace=f"restart-guard:{platform}-{digest}")
+    return FallbackStore(shared, local)

@@ -12,19 +12,30 @@ Usage::
     )
     protect(store=store)
 
+``protect(store="redis://...")`` and ``$RESTART_GUARD_URL`` build exactly
+this, over the bot's marker directory (``marker_dir`` or the default one).
+
+- An outage of the primary is reported with **one** error line, by
+  whichever call meets it first (``open`` at start-up, a ``commit``, a
+  ``claim``), and one warning line when the primary answers again; the
+  failures in between are logged at DEBUG only.
 - ``commit`` writes to the primary. If the primary raises (unreachable,
   timed out, read-only after a failover), the same batch goes to the
-  fallback instead, with one error line per outage; the guard sees a
-  successful commit, so the pre-drain write still lands before the drain.
+  fallback instead; the guard sees a successful commit, so the pre-drain
+  write still lands before the drain.
 - Once the primary answers again, the next commit also carries every marker
   the fallback holds for this process (so they become visible to the other
   instances again), the removals the primary missed, and then removes those
   markers from the fallback.
 - ``claim`` claims from both and merges a conversation found in both
   (most attempts, then latest update). A primary that cannot be reached is
-  skipped with one error line; its markers stay there until the next
-  ``claim`` (the guard claims at start-up, so: the next start). A failing
-  fallback is skipped the same way once the primary has answered.
+  skipped; its markers stay there until a later ``claim`` reaches it. The
+  guard claims at start-up and again every 30 s while the bot runs
+  (``$RESTART_GUARD_RECLAIM_INTERVAL``), so markers left in Redis by an
+  outage at start-up are resumed within that long after Redis answers
+  again, without a restart. A fallback that cannot be opened or read (a
+  read-only disk) is reported once, with what to change, and skipped while
+  the primary answers; ``claim`` raises only when both fail.
 - ``open`` and ``load`` likewise go on with one store when the other fails;
   they raise only when both do. ``close`` closes both and raises the first
   error after trying both.
@@ -38,9 +49,12 @@ What the caller must do:
 - Give every instance that may run on one host the same fallback directory:
   markers written there during an outage are resumed only by a process that
   starts on that host and reads that directory.
-- Accept that during an outage a conversation can be resumed twice (once
-  from each store) if the process dies before the primary comes back; it is
-  never resumed zero times.
+- Accept that a conversation whose marker changed during an outage (a
+  replayed turn counting an attempt, say) can be resumed twice, once from
+  each store, if the process dies before the primary comes back; it is
+  never resumed zero times. Markers written ahead to the primary are not
+  copied to the fallback by the pre-drain write, so the usual case — Redis
+  dies, then the bot is stopped — resumes each conversation once.
 
 Both stores must be opened with the same owner; this class does that.
 """
@@ -48,6 +62,7 @@ Both stores must be opened with the same owner; this class does that.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 
 from .._marker import Marker, newer
@@ -73,6 +88,10 @@ class FallbackStore:
         # Keys removed while the primary was down: it may still hold them.
         self._primary_stale: set[str] = set()
         self._primary_down = False
+        self._fallback_reported = False
+        # The guard's re-claim runs in a worker thread while the writer thread commits:
+        # both change the bookkeeping above, and the directory store is not thread-safe.
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f"FallbackStore({self.primary!r}, fallback={self.fallback!r})"
@@ -80,16 +99,56 @@ class FallbackStore:
     def open(self, owner: str) -> None:
         """Open both stores as ``owner``; raise only if neither can be opened."""
         errors: list[Exception] = []
-        for store in (self.primary, self.fallback):
-            try:
-                store.open(owner)
-            except Exception as exc:
-                log.error("restart-guard: cannot open marker store %s: %s", store, exc)
-                errors.append(exc)
+        try:
+            self.primary.open(owner)
+        except Exception as exc:
+            self._primary_failed(
+                "restart-guard: marker store %s unavailable at start-up (%s). The bot runs: "
+                "markers go to the local fallback %s until it answers, and the markers it "
+                "holds are claimed in the background once it does",
+                self.primary,
+                exc,
+                self.fallback,
+            )
+            errors.append(exc)
+        try:
+            self.fallback.open(owner)
+        except Exception as exc:
+            self._fallback_failed(
+                "restart-guard: cannot open the local fallback marker store %s (%s): markers "
+                "are kept in %s only, and if it is unreachable at shutdown the pre-drain "
+                "write fails. Point marker_dir or $RESTART_GUARD_DIR at a writable directory "
+                "that outlives the process",
+                self.fallback,
+                exc,
+                self.primary,
+            )
+            errors.append(exc)
         if len(errors) == 2:
             raise StoreError(
                 f"neither marker store could be opened: {errors[0]}; {errors[1]}"
             ) from errors[0]
+
+    def _primary_failed(self, message: str, *args: object) -> None:
+        """Log an outage of the primary at ERROR once; until it answers, at DEBUG."""
+        if self._primary_down:
+            log.debug(message, *args)
+            return
+        self._primary_down = True
+        log.error(message, *args)
+
+    def _fallback_failed(self, message: str, *args: object) -> None:
+        """Log a broken fallback at ERROR once (it stays broken: a read-only disk)."""
+        if self._fallback_reported:
+            log.debug(message, *args)
+            return
+        self._fallback_reported = True
+        log.error(message, *args)
+
+    def _primary_answered(self) -> None:
+        if self._primary_down:
+            self._primary_down = False
+            log.warning("restart-guard: marker store %s answers again", self.primary)
 
     def commit(
         self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
@@ -97,6 +156,10 @@ class FallbackStore:
         """Commit to the primary, or to the fallback if the primary raises."""
         if not puts and not removes and not draining:
             return
+        with self._lock:
+            self._commit(puts, removes, draining)
+
+    def _commit(self, puts: Sequence[Marker], removes: Sequence[str], draining: bool) -> None:
         put_keys = {m.key for m in puts}
         removed = set(removes)
         carried = [
@@ -108,13 +171,12 @@ class FallbackStore:
         except Exception as exc:
             self._commit_fallback(puts, removes, exc, draining)
             return
-        if self._primary_down:
-            self._primary_down = False
-            log.warning(
-                "restart-guard: marker store %s writable again; %d marker(s) moved back "
-                "from the fallback %s",
-                self.primary,
+        self._primary_answered()
+        if carried:
+            log.info(
+                "restart-guard: %d marker(s) moved back to %s from the fallback %s",
                 len(carried),
+                self.primary,
                 self.fallback,
             )
         self._primary_stale.clear()
@@ -146,18 +208,16 @@ class FallbackStore:
                 f"marker store {self.primary!r} failed ({error}) and so did the fallback "
                 f"{self.fallback!r} ({fallback_error})"
             ) from fallback_error
-        if not self._primary_down:
-            self._primary_down = True
-            log.error(
-                "restart-guard: marker store %s failed (%s); wrote %d marker(s) / %d removal(s) "
-                "to the local fallback %s instead, and will until it recovers; a start on "
-                "this host resumes them from there",
-                self.primary,
-                error,
-                len(puts),
-                len(removes),
-                self.fallback,
-            )
+        self._primary_failed(
+            "restart-guard: marker store %s failed (%s); wrote %d marker(s) / %d removal(s) "
+            "to the local fallback %s instead, and will until it answers; a start on this "
+            "host resumes them from there",
+            self.primary,
+            error,
+            len(puts),
+            len(removes),
+            self.fallback,
+        )
         for marker in puts:
             self._fallback_only[marker.key] = marker
         for key in removes:
@@ -165,33 +225,41 @@ class FallbackStore:
             self._primary_stale.add(key)
 
     def claim(self) -> list[Marker]:
-        """Claim from both stores; a primary that fails is skipped with one error line."""
+        """Claim from both stores; a primary that fails is skipped (one error per outage)."""
+        with self._lock:
+            return self._claim()
+
+    def _claim(self) -> list[Marker]:
         merged: dict[str, Marker] = {}
-        from_primary: set[str] = set()
+        primary_error: Exception | None = None
         try:
             for marker in self.primary.claim():
                 merged[marker.key] = marker
-                from_primary.add(marker.key)
         except Exception as exc:
-            log.error(
-                "restart-guard: cannot claim from marker store %s (%s); claiming from the "
-                "local fallback %s only — markers in %s wait for a later start",
+            primary_error = exc
+            self._primary_failed(
+                "restart-guard: cannot claim from marker store %s (%s); claimed from the "
+                "local fallback %s only. The markers it holds are claimed by a later claim "
+                "once it answers",
                 self.primary,
                 exc,
                 self.fallback,
-                self.primary,
             )
+        else:
+            self._primary_answered()
         try:
             from_fallback = self.fallback.claim()
         except Exception as exc:
+            if primary_error is not None:
+                raise StoreError(
+                    f"cannot claim from either marker store: {primary_error}; {exc}"
+                ) from exc
             # What the primary handed over is ours now: return it rather than strand it.
-            log.error(
-                "restart-guard: cannot claim from the fallback marker store %s: %s",
+            self._fallback_failed(
+                "restart-guard: cannot claim from the local fallback marker store %s: %s",
                 self.fallback,
                 exc,
             )
-            if not merged:
-                raise
             from_fallback = []
         for marker in from_fallback:
             key = marker.key
@@ -218,13 +286,18 @@ class FallbackStore:
         return found
 
     def close(self) -> None:
-        """Close both stores; raise the first error after trying both."""
-        first: Exception | None = None
+        """Close both stores; raise the first error after trying both.
+
+        The error raised is left to the caller to report (the guard logs it);
+        only a second one is logged here.
+        """
+        errors: list[Exception] = []
         for store in (self.primary, self.fallback):
             try:
                 store.close()
             except Exception as exc:
-                log.error("restart-guard: closing marker store %s failed: %s", store, exc)
-                first = first or exc
-        if first is not None:
-            raise first
+                if errors:
+                    log.error("restart-guard: closing marker store %s failed: %s", store, exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]

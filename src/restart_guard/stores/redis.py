@@ -8,6 +8,13 @@ Usage::
     protect(store=RedisStore("redis://localhost:6379/0", namespace="mybot"))
     protect(store=RedisStore(redis.Redis(...)))              # an existing sync client
 
+A URL given to ``protect()`` (or in ``$RESTART_GUARD_URL``) gets a
+``RedisStore`` namespaced for the bot, wrapped in a
+:class:`~restart_guard.stores.fallback.FallbackStore` over the bot's local
+marker directory (``marker_dir`` or the default one), so a Redis outage at
+shutdown falls back to the disk. A store object is used as it is: wrap it
+yourself if you want the fallback.
+
 Needs the ``redis`` extra (``pip install 'restart-guard[redis]'``) and Redis
 6.2 or later (``SET … GET``). One Redis server or a primary with replicas
 (Sentinel: pass ``sentinel.master_for(...)``); Redis Cluster is not
@@ -17,14 +24,19 @@ A store built from a URL gets short timeouts (1 s to connect, 2 s to answer,
 one quick retry) so that a dead Redis cannot eat the drain time; query
 options in the URL (``?socket_timeout=5``) override them. A client you pass
 in is used as configured and is not closed by :meth:`RedisStore.close`.
+``$RESTART_GUARD_LEASE`` (seconds) sets the lease (below) of a store whose
+constructor is not given one, a store ``protect()`` builds from a URL
+included.
 
 With Redis ACLs the bot's user needs its namespace and these command
 categories: ``ACL SETUSER mybot on >password ~restart-guard:* +@hash +@set
 +@string +@keyspace +@scripting +@transaction +@connection``.
 
-Markers change hands only in ``claim()``, and the guard claims at start-up:
+Markers change hands only in ``claim()``. The guard claims at start-up and
+again every 30 s while the bot runs (``$RESTART_GUARD_RECLAIM_INTERVAL``):
 what an old blue/green instance still leaves behind when it exits after the
-new one started is resumed by the next start.
+new one started is resumed once its lease is gone, and so are markers that
+could not be claimed because Redis was unreachable at start-up.
 
 Keys
 ----
@@ -123,6 +135,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -142,7 +155,7 @@ from redis.typing import EncodableT, FieldT
 from .._marker import Marker, Phase
 from .base import StoredMarker, StoreError
 
-__all__ = ["RedisStore"]
+__all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore"]
 
 log = logging.getLogger("restart_guard")
 
@@ -152,13 +165,20 @@ log = logging.getLogger("restart_guard")
 _CONNECT_TIMEOUT = 1.0
 _TIMEOUT = 2.0
 _RETRY = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 1)
+#: Seconds after a process's death (without ``close()``) until its markers are claimable.
+DEFAULT_LEASE = 30.0
+#: Overrides :data:`DEFAULT_LEASE` for stores not given a lease (``protect(store=URL)``).
+ENV_LEASE = "RESTART_GUARD_LEASE"
+_MIN_LEASE = 0.1
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
-# KEYS: registry, our hash, our resuming set, our lease. ARGV: namespace, owner, lease ms.
-# Returns {moved: [field, record, ...], skipped: [key, ...]}.
+# The "draining" record outlives its owner only as long as a marker could matter
+# (max_age defaults to 24 h; a week leaves room for a larger one).
 _DRAINING_TTL_MS = 7 * 24 * 3600 * 1000
 
+# KEYS: registry, our hash, our resuming set, our lease. ARGV: namespace, owner, lease ms.
+# Returns {moved: [field, record, ...], skipped: [key, ...]}.
 _CLAIM = """
 local registry, mine, resuming, lease = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local ns, me, lease_ms = ARGV[1], ARGV[2], ARGV[3]
@@ -226,6 +246,26 @@ return 0
 """
 
 
+def _lease_from_env() -> float:
+    raw = os.environ.get(ENV_LEASE, "").strip()
+    if not raw:
+        return DEFAULT_LEASE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= _MIN_LEASE):
+        log.warning(
+            "restart-guard: ignoring $%s=%r (want seconds >= %g); the Redis lease is %gs",
+            ENV_LEASE,
+            raw,
+            _MIN_LEASE,
+            DEFAULT_LEASE,
+        )
+        return DEFAULT_LEASE
+    return value
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -242,23 +282,28 @@ def _describe(client: redis.Redis) -> str:
 class RedisStore:
     """Markers in Redis under one namespace (see the module docstring for keys and guarantees).
 
-    ``RedisStore(url_or_client, namespace="restart-guard", lease=30.0)``:
+    ``RedisStore(url_or_client, namespace="restart-guard", lease=None)``:
     ``url_or_client`` is a ``redis://``, ``rediss://`` or ``unix://`` URL or
     a sync ``redis.Redis`` client; ``namespace`` prefixes every key (one per
     bot); ``lease`` is how many seconds after its process dies without
-    ``close()`` a process's markers become claimable.
+    ``close()`` a process's markers become claimable (None:
+    ``$RESTART_GUARD_LEASE``, else 30). A short lease resumes sooner after a crash but lets
+    a process that stalls for longer than it lose its markers to another
+    instance; keep it well above any pause you expect (GC, a busy host).
     """
 
     def __init__(
         self,
         url_or_client: str | redis.Redis,
         namespace: str = "restart-guard",
-        lease: float = 30.0,
+        lease: float | None = None,
     ) -> None:
+        if lease is None:
+            lease = _lease_from_env()
         if isinstance(lease, bool) or not isinstance(lease, (int, float)):
             raise TypeError(f"lease must be a number of seconds, got {lease!r}")
-        if not (math.isfinite(lease) and lease >= 0.1):
-            raise ValueError(f"lease must be at least 0.1 seconds, got {lease!r}")
+        if not (math.isfinite(lease) and lease >= _MIN_LEASE):
+            raise ValueError(f"lease must be at least {_MIN_LEASE:g} seconds, got {lease!r}")
         if not isinstance(namespace, str) or not namespace:
             raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
         if isinstance(url_or_client, str):
@@ -353,16 +398,24 @@ class RedisStore:
         if not owner:
             raise ValueError("owner must be a non-empty string")
         self._owner = owner
-        if self._renewer is None or not self._renewer.is_alive():
-            self._stop = threading.Event()
-            self._renewer = threading.Thread(
-                target=self._renew_loop,
-                args=(self._stop,),
-                name="restart-guard-redis-lease",
-                daemon=True,
-            )
-            self._renewer.start()
-        self._renew()
+        try:
+            self._renew()
+        except StoreError:
+            # The caller reports this error; the renewal thread stays quiet until
+            # Redis answers, so an outage at start-up is one line, not two.
+            self._renew_failing = True
+            raise
+        finally:
+            # Started even when Redis is down: it takes the lease once Redis answers.
+            if self._renewer is None or not self._renewer.is_alive():
+                self._stop = threading.Event()
+                self._renewer = threading.Thread(
+                    target=self._renew_loop,
+                    args=(self._stop,),
+                    name="restart-guard-redis-lease",
+                    daemon=True,
+                )
+                self._renewer.start()
 
     def _renew(self) -> None:
         owner = self._require_open()
@@ -400,7 +453,10 @@ class RedisStore:
                 continue
             if self._renew_failing:
                 self._renew_failing = False
-                log.warning("restart-guard: Redis lease renewed again")
+                log.warning(
+                    "restart-guard: Redis at %s answers again; lease of this process renewed",
+                    self._where,
+                )
 
     # ------------------------------------------------------------------ writing
     def commit(
@@ -423,7 +479,6 @@ class RedisStore:
         if removes:
             pipe.hdel(hash_key, *removes)
         if draining:
-            # Outlives the owner only as long as a marker could matter (max_age is 24 h).
             pipe.set(self._draining_key(owner), "1", px=_DRAINING_TTL_MS)
         with self._errors(f"write {len(puts)} marker(s) / remove {len(removes)}"):
             replies = pipe.execute()
