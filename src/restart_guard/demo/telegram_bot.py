@@ -76,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--token", default="123456:TEST-TOKEN")
     parser.add_argument("--marker-dir", required=True)
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
+    )
     parser.add_argument("--drain-timeout", type=float, default=20.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--replay", action="store_true")
@@ -89,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.unguarded:
         app = restart_guard.protect(
             marker_dir=args.marker_dir,
+            store=args.store,
             drain_timeout=args.drain_timeout,
             max_attempts=args.max_attempts,
             replay=args.replay,
