@@ -359,7 +359,11 @@ class Guard:
 
     def _to_marker(self, entry: _Entry) -> Marker:
         payload = None
-        if entry.payloads:
+        if entry.payloads and len(entry.payloads) == 1:
+            # One run, nothing to deduplicate: skip the JSON canonicalisation below.
+            [only] = entry.payloads.values()
+            payload = list(only) if isinstance(only, list) else [only]
+        elif entry.payloads:
             payload = []
             seen: set[str] = set()
             for value in entry.payloads.values():
