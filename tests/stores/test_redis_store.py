@@ -695,3 +695,35 @@ async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once
         await resumer.cancel()
         guard.close()
     assert DirectoryStore(local).load() == []
+
+
+@pytest.mark.parametrize(
+    "conversation",
+    [
+        Conversation("telegram", "-100123"),
+        Conversation("slack", "C1", thread="1700000000.000100", scope="T9"),
+        Conversation("discord", "55", thread="66", scope="77", parent="88"),
+        Conversation("slack", 'weird "chat" \\ ünïcødé ✓'),
+    ],
+    ids=["chat", "thread-scope", "parent", "escapes"],
+)
+def test_records_are_the_json_of_to_json(conversation: Conversation) -> None:
+    from restart_guard.stores.redis import _encode
+
+    for payload in (None, [{"update_id": 1, "text": 'héllo \ud800 "quoted"'}]):
+        m = Marker(conversation, 1732627200.123456, Phase.DRAINING, 2, 'host:1:ab"c', 5.5, payload)
+        record = _encode(m)
+        record.decode("ascii")  # no lone surrogate can make it unencodable
+        assert json.loads(record) == m.to_json()
+        assert Marker.from_json(json.loads(record)) == m
+
+
+def test_an_unserialisable_payload_is_dropped_not_the_batch(
+    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    store = stores(redis_server.url, namespace)
+    store.open("me")
+    bad = marker(1, "me", payload=[object()])
+    store.commit([bad, marker(2, "me")], [])
+    assert sorted(s.marker.key for s in store.load()) == sorted([marker(1).key, marker(2).key])
+    assert {s.marker.key: s.marker.payload for s in store.load()}[bad.key] is None
