@@ -9,15 +9,24 @@ persistence the store's documentation recommends (``appendonly yes``,
 
 Measures, as the median (and range) of several runs in one process:
 
-- commit: one ``Store.commit`` of N new markers (the pre-drain write), and
-  ``Guard.pre_mark`` with N conversations in flight (the same write through
-  the core, resolve included);
-- claim: one ``Store.claim`` of N markers a dead process left behind;
+- commit: one ``Store.commit`` of N new markers in one batch;
+- pre_mark (written ahead): ``Guard.pre_mark`` with N conversations in
+  flight whose markers the write-ahead has already written, as in a bot
+  that has been running: what is left is the one "draining" record;
+- pre_mark (none written ahead): the worst case, a burst of N starts just
+  before SIGTERM that the write-ahead has not written yet, so pre_mark
+  writes all N (resolve included) — through a RedisStore, a DirectoryStore,
+  the ``FallbackStore(RedisStore, DirectoryStore)`` that
+  ``protect(store="redis://...")`` builds, and that same store with Redis
+  down (connection refused: the batch goes to the local directory);
+- claim: one ``Store.claim`` of N markers a dead process left behind, also
+  through the FallbackStore;
 - naive baseline, same server, same run: one command and one round trip per
   marker (commit: ``SET``; claim: ``GETDEL`` the dead owner's copy + ``SET``
   ours). The ratio column is median / naive median.
 
-Targets (issue 5): commit ≤ 50 ms, claim ≤ 500 ms for 10,000 markers on loopback.
+Targets (issue 5): pre-drain marking ≤ 50 ms, claim ≤ 500 ms for 10,000 markers on
+loopback; the target column holds the worst case of pre_mark to them too.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import argparse
 import contextlib
 import gc
 import json
+import logging
 import os
 import platform
 import shutil
@@ -44,6 +54,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from restart_guard import Conversation, Guard, Marker, Settings
 from restart_guard.stores.base import Store
 from restart_guard.stores.directory import DirectoryStore
+from restart_guard.stores.fallback import FallbackStore
 from restart_guard.stores.redis import RedisStore
 
 OWNER = "bench-host:4242:{run}"
@@ -128,6 +139,9 @@ def main() -> None:
     )
     options = parser.parse_args()
     runs, count = options.runs, options.markers
+    # The "Redis down" rows make the guard log its outage error on purpose; keep the
+    # table readable (without a handler Python would print them to stderr).
+    logging.getLogger("restart_guard").addHandler(logging.NullHandler())
 
     with (
         tempfile.TemporaryDirectory(prefix="rg-bench-") as tmp,
@@ -149,7 +163,7 @@ def main() -> None:
             closers.clear()
             client.flushdb()
 
-        # -- JSON encoding alone: a floor both stores pay.
+        # -- json.dumps of to_json(): what the stores' encoders (cached pieces) save.
         def encode_only(run: int) -> Callable[[], object]:
             markers = make_markers(count, OWNER.format(run=run))
             encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -195,8 +209,8 @@ def main() -> None:
                     guard.begin(marker.conversation)
                 deadline = time.monotonic() + 60
                 while guard.writer.pending and time.monotonic() < deadline:
-                    time.sleep(0.01)  # let the write-ahead settle: pre_mark rewrites all
-                guard.flush()
+                    time.sleep(0.01)  # let the write-ahead settle, as it has in a running bot
+                guard.flush()  # waits for a batch still in flight
 
                 def action() -> None:
                     assert guard.pre_mark()
@@ -208,6 +222,45 @@ def main() -> None:
 
         results["pre_mark redis"] = timed(pre_mark_with(lambda run: redis_store(f"p{run}")), runs)
         results["pre_mark dir"] = timed(pre_mark_with(lambda run: directory_store(run, "p")), runs)
+
+        # -- pre_mark, worst case: a burst of starts the write-ahead has not written yet
+        def unwritten_with(make: Callable[[int], Store]) -> Callable[[int], Callable[[], object]]:
+            def setup(run: int) -> Callable[[], object]:
+                cleanup()
+                guard = Guard("telegram", make(run), Settings())
+                # Open the store but leave the writer thread off: all N stay dirty.
+                with contextlib.suppress(Exception):  # a Redis that is down, on purpose
+                    guard.store.open(guard.owner)
+                for marker in make_markers(count, guard.owner):
+                    guard.begin(marker.conversation)
+                assert guard.writer.pending == count
+
+                def action() -> None:
+                    assert guard.pre_mark()
+
+                closers.append(guard.close)
+                return action
+
+            return setup
+
+        def fallback_store(run: int, name: str, primary_url: str) -> Store:
+            # What protect(store="redis://...") builds: Redis over the local marker directory.
+            return FallbackStore(
+                RedisStore(primary_url, namespace=f"{name}{run}", lease=30),
+                directory_store(run, name),
+            )
+
+        dead_url = f"redis://127.0.0.1:{free_port()}/0"  # nobody listens: connection refused
+        results["unwritten redis"] = timed(unwritten_with(lambda run: redis_store(f"u{run}")), runs)
+        results["unwritten dir"] = timed(
+            unwritten_with(lambda run: directory_store(run, "u")), runs
+        )
+        results["unwritten fallback"] = timed(
+            unwritten_with(lambda run: fallback_store(run, "f", url)), runs
+        )
+        results["unwritten down"] = timed(
+            unwritten_with(lambda run: fallback_store(run, "d", dead_url)), runs
+        )
 
         # -- claim
         def claim_with(make: Callable[[int], Store]) -> Callable[[int], Callable[[], object]]:
@@ -231,6 +284,9 @@ def main() -> None:
 
         results["claim redis"] = timed(claim_with(lambda run: redis_store(f"k{run}")), runs)
         results["claim dir"] = timed(claim_with(lambda run: directory_store(run, "k")), runs)
+        results["claim fallback"] = timed(
+            claim_with(lambda run: fallback_store(run, "kf", url)), runs
+        )
 
         def naive_claim(run: int) -> Callable[[], object]:
             cleanup()
@@ -271,12 +327,35 @@ def print_table(
         ("commit (1 batch)", "RedisStore.commit", "commit redis", "commit naive", 50.0),
         ("", "naive: SET + round trip each", "commit naive", "commit naive", None),
         ("", "DirectoryStore.commit (fdatasync)", "commit dir", "commit naive", None),
-        ("", "Guard.pre_mark via RedisStore", "pre_mark redis", "commit naive", 50.0),
-        ("", "Guard.pre_mark via DirectoryStore", "pre_mark dir", "commit naive", None),
-        ("", "(JSON encoding alone, both pay it)", "encode", "commit naive", None),
+        ("", "(json.dumps(to_json()) alone, unused)", "encode", "commit naive", None),
+        ("pre_mark", "Guard.pre_mark via RedisStore", "pre_mark redis", "commit naive", 50.0),
+        (
+            "(written ahead)",
+            "Guard.pre_mark via DirectoryStore",
+            "pre_mark dir",
+            "commit naive",
+            None,
+        ),
+        ("pre_mark", "Guard.pre_mark via RedisStore", "unwritten redis", "commit naive", 50.0),
+        (
+            "(none written",
+            "Guard.pre_mark via DirectoryStore",
+            "unwritten dir",
+            "commit naive",
+            None,
+        ),
+        (
+            " ahead: worst",
+            "via protect(store=URL): Fallback",
+            "unwritten fallback",
+            "commit naive",
+            50.0,
+        ),
+        (" case)", "same, Redis down → local directory", "unwritten down", "commit naive", None),
         ("claim", "RedisStore.claim", "claim redis", "claim naive", 500.0),
         ("", "naive: GETDEL + SET, round trip each", "claim naive", "claim naive", None),
         ("", "DirectoryStore.claim", "claim dir", "claim naive", None),
+        ("", "via protect(store=URL): Fallback", "claim fallback", "claim naive", 500.0),
     ]
     header = f"{'operation':<17} {'store':<38} {'median ms':>10} {'min–max ms':>16} "
     header += f"{'vs naive':>9}  target"
