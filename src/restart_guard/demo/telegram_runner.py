@@ -86,8 +86,9 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     if guarded:
         api.wait_for_sent(lambda m: "restarted" in m.text, timeout=30)  # type: ignore[attr-defined]
     # Show that the bot is up and serving; any notice was posted before polling began.
-    api.inject_message(CHAT, "hello?", message_thread_id=TOPIC)  # type: ignore[attr-defined]
-    api.wait_for_sent(lambda m: m.text == "echo: hello?", timeout=30)  # type: ignore[attr-defined]
+    hello = f"hello? ({name} run)"
+    api.inject_message(CHAT, hello, message_thread_id=TOPIC)  # type: ignore[attr-defined]
+    api.wait_for_sent(lambda m: m.text == f"echo: {hello}", timeout=30)  # type: ignore[attr-defined]
     _say(f"[6] what the user sees in topic {TOPIC} after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])  # type: ignore[attr-defined]

@@ -1,0 +1,23 @@
+"""The README's first command: `restart-guard demo` shows the gap, then the fix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.e2e
+def test_demo_loses_the_conversation_unguarded_and_tells_the_user_guarded() -> None:
+    command = shutil.which("restart-guard")
+    argv = [command, "demo"] if command else [sys.executable, "-m", "restart_guard.cli", "demo"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    unguarded, guarded = result.stdout.split("=== WITH restart-guard ===")
+    assert "silently lost" in unguarded
+    assert "restarted while I was working" not in unguarded
+    assert "told the user in the right topic" in guarded
+    assert "bot → topic 42: ♻️ I was restarted" in guarded
+    assert "as expected" in guarded
