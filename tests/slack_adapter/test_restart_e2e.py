@@ -14,7 +14,7 @@ import pytest
 
 from restart_guard.testing.slack import SlackStandIn
 
-from .conftest import Bot, StartBot, is_notice, markers_in, notices
+from .conftest import Bot, StartBot, is_notice, markers_in, notices, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -23,12 +23,24 @@ OTHER = "C0OTHER"
 
 
 def start_work(
-    api: SlackStandIn, bot: Bot, channel: str, seconds: float, thread_ts: str | None = None
+    api: SlackStandIn,
+    bot: Bot,
+    channel: str,
+    seconds: float,
+    thread_ts: str | None = None,
+    marker_dir: Path | None = None,
 ) -> dict[str, object]:
-    """Start ``work N`` in a channel; return once it runs and Slack will not redeliver it."""
+    """Start ``work N`` in a channel; return once it runs and Slack will not redeliver it.
+
+    With ``marker_dir``, also wait until its marker is durable: the guarantee
+    for a SIGKILL with no SIGTERM covers turns that ran longer than the
+    write-ahead takes, and on a loaded machine an fsync can take a while.
+    """
     event = bot.send(api, channel, f"work {seconds:g}", thread_ts)
     api.wait_for_sent(lambda m: m.chat == channel and m.text.startswith("working"))
     bot.acked(api, event)
+    if marker_dir is not None:
+        wait_until(lambda: channel in markers_in(marker_dir), what=f"a marker for {channel}")
     return event
 
 
@@ -46,7 +58,7 @@ def test_a_sigkill_during_drain_gets_one_notice_in_the_thread(
     bot.send(api, OTHER, "work 0")  # finishes before the SIGTERM
     api.wait_for_sent(lambda m: m.chat == OTHER and m.text.startswith("done"))
     root = api.next_ts()  # an existing thread the user writes in
-    start_work(api, bot, CHANNEL, 60, thread_ts=root)
+    start_work(api, bot, CHANNEL, 60, thread_ts=root, marker_dir=marker_dir)
 
     assert bot.terminate_then_kill(grace=1.0) == -signal.SIGKILL
 
@@ -84,10 +96,11 @@ def test_b_graceful_drain_finishes_the_listener_and_leaves_nothing(
 
 
 def test_c_sigkill_without_sigterm_gets_a_notice_under_the_message(
-    api: SlackStandIn, start_bot: StartBot
+    api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    event = start_work(api, bot, CHANNEL, 60)  # a top-level message: its ts is the thread root
+    # A top-level message: its ts is the thread root.
+    event = start_work(api, bot, CHANNEL, 60, marker_dir=marker_dir)
     assert bot.process.kill() == -signal.SIGKILL
 
     start_bot()
@@ -100,7 +113,7 @@ def test_d_garbage_in_the_marker_directory_is_skipped(
     api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, bot, CHANNEL, 60)
+    start_work(api, bot, CHANNEL, 60, marker_dir=marker_dir)
     bot.process.kill()
     (marker_dir / "journal-00000000000000aa.log").write_bytes(b"\x00\xff garbage\n" * 50)
     (marker_dir / "journal-00000000000000bb.log").write_bytes(b"")
@@ -126,7 +139,7 @@ def test_e_channel_gone_while_down_drops_the_marker_after_one_try(
     api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, bot, CHANNEL, 60)
+    start_work(api, bot, CHANNEL, 60, marker_dir=marker_dir)
     bot.process.kill()
     api.fail_channel(CHANNEL, "channel_not_found")
 
@@ -144,7 +157,7 @@ def test_drain_timeout_leaves_the_conversation_marked_and_exits(
     api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--drain-timeout", "1")
-    start_work(api, bot, CHANNEL, 60)
+    start_work(api, bot, CHANNEL, 60, marker_dir=marker_dir)
     assert bot.stop_gracefully() == 0
     assert "drain timed out" in bot.process.log()
     assert markers_in(marker_dir) == [CHANNEL]
@@ -184,7 +197,7 @@ def test_replay_reruns_the_interrupted_turn_then_clears_the_marker(
     api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot("--replay")
-    event = start_work(api, bot, CHANNEL, 1)
+    event = start_work(api, bot, CHANNEL, 3, marker_dir=marker_dir)
     bot.process.kill()
 
     bot = start_bot("--replay")
@@ -193,7 +206,7 @@ def test_replay_reruns_the_interrupted_turn_then_clears_the_marker(
     texts = [m.text for m in api.sent_to(CHANNEL, str(event["ts"]))]
     assert texts[1].startswith("♻️")
     assert "Picking it up again" in texts[1]
-    assert texts[2:] == ["working on it (1s)…", "done: 1s of work finished"]
+    assert texts[2:] == ["working on it (3s)…", "done: 3s of work finished"]
     assert bot.stop_gracefully() == 0
     assert markers_in(marker_dir) == []
 
@@ -222,10 +235,10 @@ def test_crash_loop_gives_up_after_max_attempts(
 
 
 def test_rate_limited_notice_is_retried_and_sent_once(
-    api: SlackStandIn, start_bot: StartBot
+    api: SlackStandIn, start_bot: StartBot, marker_dir: Path
 ) -> None:
     bot = start_bot()
-    start_work(api, bot, CHANNEL, 60)
+    start_work(api, bot, CHANNEL, 60, marker_dir=marker_dir)
     bot.process.kill()
     api.rate_limit(CHANNEL, retry_after=1, times=2)
 

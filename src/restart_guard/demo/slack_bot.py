@@ -77,6 +77,7 @@ def build_app(lazy: bool = False) -> App:
             )
         elif text == "crash":
             client.chat_postMessage(channel=channel, thread_ts=thread, text="crashing…")
+            time.sleep(1.0)  # some work first: the write-ahead covers turns this long
             os.kill(os.getpid(), signal.SIGKILL)
         else:
             client.chat_postMessage(channel=channel, thread_ts=thread, text=f"echo: {text}")
@@ -113,6 +114,7 @@ def build_async_app(lazy: bool = False) -> AsyncApp:
             )
         elif text == "crash":
             await client.chat_postMessage(channel=channel, thread_ts=thread, text="crashing…")
+            await asyncio.sleep(1.0)  # some work first: the write-ahead covers turns this long
             os.kill(os.getpid(), signal.SIGKILL)
         else:
             await client.chat_postMessage(channel=channel, thread_ts=thread, text=f"echo: {text}")
