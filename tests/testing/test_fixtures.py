@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from restart_guard import DirectoryStore
 from restart_guard.testing.process import BotProcess
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "bots" / "telegram_bot.py"
@@ -32,6 +33,11 @@ def test_example_telegram_bot_resumes_with_the_shipped_fixtures(
     update = telegram_api.inject_message(42, "/think")
     telegram_api.wait_for_sent(lambda m: m.chat == "42" and "Thinking" in m.text)
     telegram_api.wait_until_confirmed(update)
+    # Killed only once the write-ahead is durable (an fsync can be slow on a busy machine).
+    deadline = time.monotonic() + 15
+    while not any(DirectoryStore(d).load() for d in marker_dir.glob("telegram-*")):
+        assert time.monotonic() < deadline, "the conversation was never marked"
+        time.sleep(0.01)
     bot.kill()
 
     since = time.monotonic()
