@@ -145,7 +145,8 @@ class Guard:
             if self._state is not _State.RUNNING:
                 return []
         try:
-            claimed = self.store.claim()
+            with self.writer.exclusive():  # never beside a batch: stores are single-threaded
+                claimed = self.store.claim()
         except Exception as exc:
             log.error("restart-guard: re-claiming from %s failed: %s", self.store, exc)
             return []

@@ -117,8 +117,8 @@ class Resumer:
             claimed = await loop.run_in_executor(None, self.guard.claim)
             if claimed:
                 log.info(
-                    "restart-guard: claimed %d interrupted conversation(s) of an instance "
-                    "that stopped after this one started",
+                    "restart-guard: claimed %d interrupted conversation(s) that became "
+                    "claimable after start-up (their owner stopped, or the store recovered)",
                     len(claimed),
                 )
                 self._enqueue(claimed)

@@ -66,6 +66,13 @@ class GroupCommitWriter:
         with self._io:
             self._durable.update((m.key, m.conversation) for m in markers)
 
+    def exclusive(self) -> threading.Lock:
+        """The commit lock: hold it to call the store while no batch is being written.
+
+        A store is used by one thread at a time; the background re-claim takes this.
+        """
+        return self._io
+
     def mark(self, key: str) -> None:
         """Note that ``key`` changed. Cheap; never touches the disk."""
         with self._cond:

@@ -67,9 +67,10 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def redis_markers(redis_url: str, bots: Bots) -> str:
+def redis_markers(redis_url: str, bots: Bots, tmp_path: Path) -> str:
     """One bot stopped with a turn cut off by its drain, one running with a turn in flight."""
-    env = {"RESTART_GUARD_URL": redis_url}
+    # The directory is the fallback a redis:// store writes to while Redis is down.
+    env = {"RESTART_GUARD_URL": redis_url, "RESTART_GUARD_DIR": str(tmp_path / "fallback")}
     dead = bots.start(TOKENS["drained"], env, "--drain-timeout", "0.5")
     start_work(bots.api(TOKENS["drained"]), DEAD_CHAT, "/work 600")
     dead.send_signal(signal.SIGTERM)
