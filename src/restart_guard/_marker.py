@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
 from ._conversation import Conversation
 
-__all__ = ["FORMAT_VERSION", "Marker", "Phase"]
+__all__ = ["FORMAT_VERSION", "Marker", "Phase", "marker_json_text"]
 
 #: Version of the JSON record. Readers skip records of a version they do not know.
 FORMAT_VERSION = 1
@@ -137,3 +140,31 @@ def _timestamp(value: Any, name: str) -> float:
 def newer(a: Marker, b: Marker) -> Marker:
     """Of two records of one conversation, the one to keep: most attempts, then latest."""
     return max(a, b, key=lambda m: (m.attempts, m.updated_at))
+
+
+def marker_json_text(marker: Marker, head: str = "") -> str:
+    """``json.dumps(marker.to_json())``, built from cached pieces, with ``head`` fields first.
+
+    Stores encode thousands of markers in a pre-drain burst; this is several
+    times faster than ``json.dumps``. ASCII only (the C escaper), so a lone
+    surrogate from a platform's JSON cannot make a batch unencodable, and a
+    replay payload that is not JSON is left out with one log line rather
+    than keeping every other marker off the store.
+    """
+    body = (
+        f'{{{head}"v":{FORMAT_VERSION},"key":"{marker.key}",'
+        f'"conversation":{marker.conversation.json_fragment()},'
+        f'"started_at":{marker.started_at!r},"updated_at":{marker.updated_at!r},'
+        f'"phase":"{marker.phase.value}","attempts":{marker.attempts},'
+        f'"owner":{_quote(marker.owner)}'
+    )
+    if marker.payload is not None:
+        try:
+            body += ',"payload":' + json.dumps(marker.payload, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            logging.getLogger("restart_guard").error(
+                "restart-guard: replay payload of %s is not JSON (%s); marked without it",
+                marker.conversation,
+                exc,
+            )
+    return body + "}"

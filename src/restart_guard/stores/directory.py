@@ -36,11 +36,10 @@ import time
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 
 from .._durable import ensure_private_dir, fsync_dir, write_all
-from .._marker import FORMAT_VERSION, Marker, Phase, newer
+from .._marker import Marker, Phase, marker_json_text, newer
 from .base import StoredMarker, StoreError
 
 __all__ = ["DirectoryStore"]
@@ -77,28 +76,7 @@ def _encode(record: dict[str, object]) -> bytes:
 
 
 def _encode_put(marker: Marker) -> bytes:
-    """A marker record, built from cached pieces: pre-drain writes thousands at once.
-
-    Same JSON as ``{"op": "put", **marker.to_json()}``.
-    """
-    body = (
-        f'{{"op":"put","v":{FORMAT_VERSION},"key":"{marker.key}",'
-        f'"conversation":{marker.conversation.json_fragment()},'
-        f'"started_at":{marker.started_at!r},"updated_at":{marker.updated_at!r},'
-        f'"phase":"{marker.phase.value}","attempts":{marker.attempts},'
-        f'"owner":{_quote(marker.owner)}'
-    )
-    if marker.payload is not None:
-        try:
-            body += ',"payload":' + json.dumps(marker.payload, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            # One unserialisable update must not keep every other marker off the disk.
-            log.error(
-                "restart-guard: replay payload of %s is not JSON (%s); marked without it",
-                marker.conversation,
-                exc,
-            )
-    return _line((body + "}").encode())
+    return _line(marker_json_text(marker, head='"op":"put",').encode())
 
 
 def _parse(data: bytes) -> _Parsed:

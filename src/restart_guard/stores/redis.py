@@ -140,7 +140,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, cast
 
 try:
@@ -153,7 +152,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from .._marker import FORMAT_VERSION, Marker, Phase
+from .._marker import Marker, Phase, marker_json_text
 from .base import StoredMarker, StoreError
 
 __all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore"]
@@ -610,30 +609,7 @@ def _records(markers: Sequence[Marker]) -> Mapping[FieldT, EncodableT]:
 
 
 def _encode(marker: Marker) -> bytes:
-    """``Marker.to_json()`` as compact JSON, built from cached pieces.
-
-    A pre-drain burst encodes thousands at once: this is about 5x faster than
-    ``json.dumps(marker.to_json())``. ASCII only (the C escaper), so a lone
-    surrogate from a platform's JSON cannot make a batch unencodable.
-    """
-    body = (
-        f'{{"v":{FORMAT_VERSION},"key":"{marker.key}",'
-        f'"conversation":{marker.conversation.json_fragment()},'
-        f'"started_at":{marker.started_at!r},"updated_at":{marker.updated_at!r},'
-        f'"phase":"{marker.phase.value}","attempts":{marker.attempts},'
-        f'"owner":{_quote(marker.owner)}'
-    )
-    if marker.payload is not None:
-        try:
-            body += ',"payload":' + json.dumps(marker.payload, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            # One unserialisable update must not keep every other marker out of Redis.
-            log.error(
-                "restart-guard: replay payload of %s is not JSON (%s); marked without it",
-                marker.conversation,
-                exc,
-            )
-    return (body + "}").encode()
+    return marker_json_text(marker).encode()
 
 
 def _parse(field: str, record: bytes | str) -> Marker | None:
