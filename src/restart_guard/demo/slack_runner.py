@@ -10,47 +10,40 @@ its limit.
 from __future__ import annotations
 
 import signal
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from ._narration import (
+    begin_round,
+    bot_argv,
+    deploy_then_kill,
+    report_result,
+    run_rounds,
+    say,
+    transcript,
+)
 
 __all__ = ["run_demo"]
 
 CHANNEL = "C0DEPLOYS"
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _transcript(api: object, thread: str, since: int) -> None:
     sent = [m for m in api.sent[since:] if m.thread == thread]  # type: ignore[attr-defined]
-    if not sent:
-        _say("      (nothing)")
-    for message in sent:
-        _say(f"      bot → thread {thread}: {message.text}")
+    transcript(sent, lambda _message: f"thread {thread}")
 
 
 def _round(api: object, workdir: Path, guarded: bool) -> bool:
     from restart_guard.testing.process import BotProcess
 
-    label = "WITH restart-guard" if guarded else "WITHOUT restart-guard"
-    _say(f"\n=== {label} ===")
-    name = "guarded" if guarded else "unguarded"
-    argv = [
-        sys.executable,
-        "-m",
+    name = begin_round(guarded)
+    argv = bot_argv(
         "restart_guard.demo.slack_bot",
         "--mode",
         "socket",
-        "--marker-dir",
-        str(workdir / f"markers-{name}"),
-        "--drain-timeout",
-        "20",
-    ]
-    if not guarded:
-        argv.append("--unguarded")
+        marker_dir=workdir / f"markers-{name}",
+        guarded=guarded,
+    )
 
     def start(run: int) -> BotProcess:
         connections = api.total_connections  # type: ignore[attr-defined]
@@ -68,32 +61,26 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
         return bot
 
     bot = start(1)
-    _say(f"[1] bot started (pid {bot.pid}), connected over Socket Mode to the loopback Slack")
+    say(f"[1] bot started (pid {bot.pid}), connected over Socket Mode to the loopback Slack")
     root = api.next_ts()  # type: ignore[attr-defined]
     mark = len(api.sent)  # type: ignore[attr-defined]
     event = api.inject_message(CHANNEL, "work 60", thread_ts=root)  # type: ignore[attr-defined]
-    _say(f"[2] a user asks, in a thread of {CHANNEL}, for 60 s of work: work 60")
+    say(f"[2] a user asks, in a thread of {CHANNEL}, for 60 s of work: work 60")
     api.wait_for_sent(  # type: ignore[attr-defined]
         lambda m: m.thread == root and m.text.startswith("working"), timeout=30
     )
     api.wait_for_ack(event, timeout=30)  # type: ignore[attr-defined]
-    _say("      Bolt acknowledged the event before the listener ran: Slack will not resend it")
+    say("      Bolt acknowledged the event before the listener ran: Slack will not resend it")
     _transcript(api, root, mark)
-    _say("[3] deploy: SIGTERM")
-    bot.send_signal(signal.SIGTERM)
-    if guarded:
-        bot.wait_for_log("marked before the drain", timeout=30)
-        _say("      restart-guard marked the conversation durably, then began the drain…")
-        time.sleep(1.0)  # the service manager's stop timeout, shortened for the demo
-        bot.process.kill()
-        status = bot.wait_exit(30)
-        _say(f"[4] the service manager's stop timeout expires: SIGKILL (exit {status})")
-    else:
-        status = bot.wait_exit(30)
-        _say(f"[4] Bolt has no SIGTERM handler: the process died mid-listener (exit {status})")
+    deploy_then_kill(
+        bot,
+        guarded,
+        marked="restart-guard marked the conversation durably, then began the drain…",
+        died="Bolt has no SIGTERM handler: the process died mid-listener",
+    )
     mark = len(api.sent)  # type: ignore[attr-defined]
     bot = start(2)
-    _say(f"[5] bot restarted (pid {bot.pid})")
+    say(f"[5] bot restarted (pid {bot.pid})")
     if guarded:
         api.wait_for_sent(  # type: ignore[attr-defined]
             lambda m: m.thread == root and "restarted" in m.text, timeout=30
@@ -103,7 +90,7 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     api.wait_for_sent(  # type: ignore[attr-defined]
         lambda m: m.thread == root and m.text == "echo: hello?", timeout=30
     )
-    _say("[6] what the user sees in the thread after the restart:")
+    say("[6] what the user sees in the thread after the restart:")
     _transcript(api, root, mark)
     notified = any(
         "restarted" in m.text and m.thread == root
@@ -112,11 +99,7 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     bot.send_signal(signal.SIGTERM)
     status = bot.wait_exit(30)
     clean = status == 0 if guarded else True  # unguarded, SIGTERM kills Bolt outright
-    if guarded:
-        verdict = "resumed: the user was told in its thread" if notified else "NO NOTICE (bug!)"
-    else:
-        verdict = "silently lost" if not notified else "unexpected notice"
-    _say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+    report_result(guarded, notified, status, told="resumed: the user was told in its thread")
     return notified == guarded and clean
 
 
@@ -127,21 +110,13 @@ def run_demo() -> int:
 
         from restart_guard.testing.slack import SlackStandIn
     except ImportError as exc:
-        _say(
+        say(
             "the Slack demo needs slack-bolt and aiohttp: "
             f'pip install "restart-guard[slack,testing]" ({exc})'
         )
         return 2
-    started = time.monotonic()
-    _say("restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack")
-    _say("(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)")
-    with (
-        tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
-        SlackStandIn.running() as api,
-    ):
-        ok = _round(api, Path(tmp), guarded=False)
-        ok = _round(api, Path(tmp), guarded=True) and ok
-    _say(
-        f"\ndone in {time.monotonic() - started:.1f}s — " + ("as expected" if ok else "UNEXPECTED")
-    )
-    return 0 if ok else 1
+    opening = [
+        "restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack",
+        "(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)",
+    ]
+    return run_rounds(opening, SlackStandIn.running, _round)

@@ -9,10 +9,18 @@ second later as a service manager does when the drain outlives its limit.
 from __future__ import annotations
 
 import signal
-import sys
-import tempfile
 import time
 from pathlib import Path
+
+from ._narration import (
+    begin_round,
+    bot_argv,
+    report_result,
+    run_rounds,
+    say,
+    stop_timeout_kill,
+    transcript,
+)
 
 __all__ = ["run_demo"]
 
@@ -20,40 +28,26 @@ CHAT = -1001234567890
 TOPIC = 42
 
 
-def _say(text: str) -> None:
-    print(text, flush=True)
-
-
 def _transcript(api: object, since: int) -> None:
-    sent = api.sent[since:]  # type: ignore[attr-defined]
-    if not sent:
-        _say("      (nothing)")
-    for message in sent:
-        where = f"topic {message.thread}" if message.thread else "main chat"
-        _say(f"      bot → {where}: {message.text}")
+    transcript(
+        api.sent[since:],  # type: ignore[attr-defined]
+        lambda message: f"topic {message.thread}" if message.thread else "main chat",
+    )
 
 
 def _round(api: object, workdir: Path, guarded: bool) -> bool:
     from restart_guard.testing.process import BotProcess
 
-    label = "WITH restart-guard" if guarded else "WITHOUT restart-guard"
-    _say(f"\n=== {label} ===")
-    argv = [
-        sys.executable,
-        "-m",
+    name = begin_round(guarded)
+    argv = bot_argv(
         "restart_guard.demo.telegram_bot",
         "--api-url",
         api.base_url,  # type: ignore[attr-defined]
         "--token",
         api.token,  # type: ignore[attr-defined]
-        "--marker-dir",
-        str(workdir / "markers"),
-        "--drain-timeout",
-        "20",
-    ]
-    if not guarded:
-        argv.append("--unguarded")
-    name = "guarded" if guarded else "unguarded"
+        marker_dir=workdir / "markers",
+        guarded=guarded,
+    )
 
     def start(run: int) -> BotProcess:
         since = time.monotonic()
@@ -62,43 +56,37 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
         return bot
 
     bot = start(1)
-    _say(f"[1] bot started (pid {bot.pid}), polling the loopback Bot API")
+    say(f"[1] bot started (pid {bot.pid}), polling the loopback Bot API")
     mark = len(api.sent)  # type: ignore[attr-defined]
     update = api.inject_message(CHAT, "/work 60", message_thread_id=TOPIC)  # type: ignore[attr-defined]
-    _say(f"[2] a user asks for 60 s of work in forum topic {TOPIC}: /work 60")
+    say(f"[2] a user asks for 60 s of work in forum topic {TOPIC}: /work 60")
     api.wait_for_sent(lambda m: m.text.startswith("working"), timeout=30)  # type: ignore[attr-defined]
     api.wait_until_confirmed(update, timeout=30)  # type: ignore[attr-defined]
     _transcript(api, mark)
-    _say("[3] deploy: SIGTERM. The bot drains, waiting for the 60 s handler…")
+    say("[3] deploy: SIGTERM. The bot drains, waiting for the 60 s handler…")
     bot.send_signal(signal.SIGTERM)
     if guarded:
         bot.wait_for_log("marked before the drain", timeout=30)
-        _say("      restart-guard marked the conversation durably before the drain began")
+        say("      restart-guard marked the conversation durably before the drain began")
     else:
         bot.wait_for_log("Application is stopping", timeout=30)
-    time.sleep(1.0)  # the service manager's stop timeout, shortened for the demo
-    bot.process.kill()
-    bot.wait_exit(30)
-    _say("[4] the service manager's stop timeout expires: SIGKILL")
+    stop_timeout_kill(bot)
+    say("[4] the service manager's stop timeout expires: SIGKILL")
     mark = len(api.sent)  # type: ignore[attr-defined]
     bot = start(2)
-    _say(f"[5] bot restarted (pid {bot.pid}); Telegram does not redeliver the update")
+    say(f"[5] bot restarted (pid {bot.pid}); Telegram does not redeliver the update")
     if guarded:
         api.wait_for_sent(lambda m: "restarted" in m.text, timeout=30)  # type: ignore[attr-defined]
     # Show that the bot is up and serving; any notice was posted before polling began.
     hello = f"hello? ({name} run)"
     api.inject_message(CHAT, hello, message_thread_id=TOPIC)  # type: ignore[attr-defined]
     api.wait_for_sent(lambda m: m.text == f"echo: {hello}", timeout=30)  # type: ignore[attr-defined]
-    _say(f"[6] what the user sees in topic {TOPIC} after the restart:")
+    say(f"[6] what the user sees in topic {TOPIC} after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])  # type: ignore[attr-defined]
     bot.send_signal(signal.SIGTERM)
     status = bot.wait_exit(30)
-    if guarded:
-        verdict = "told the user in the right topic" if notified else "NO NOTICE (bug!)"
-    else:
-        verdict = "silently lost" if not notified else "unexpected notice"
-    _say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+    report_result(guarded, notified, status, told="told the user in the right topic")
     return notified == guarded and status == 0
 
 
@@ -107,21 +95,13 @@ def run_demo() -> int:
     try:
         from restart_guard.testing.telegram import TelegramStandIn
     except ImportError as exc:
-        _say(
+        say(
             "the demo needs python-telegram-bot and aiohttp: "
             f'pip install "restart-guard[demo]" ({exc})'
         )
         return 2
-    started = time.monotonic()
-    _say("restart-guard demo: a real python-telegram-bot process on a loopback Telegram")
-    _say("(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)")
-    with (
-        tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
-        TelegramStandIn.running() as api,
-    ):
-        ok = _round(api, Path(tmp), guarded=False)
-        ok = _round(api, Path(tmp), guarded=True) and ok
-    _say(
-        f"\ndone in {time.monotonic() - started:.1f}s — " + ("as expected" if ok else "UNEXPECTED")
-    )
-    return 0 if ok else 1
+    opening = [
+        "restart-guard demo: a real python-telegram-bot process on a loopback Telegram",
+        "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
+    ]
+    return run_rounds(opening, TelegramStandIn.running, _round)

@@ -1,0 +1,125 @@
+"""What every ``restart-guard demo`` runner prints, and the frame around its two rounds.
+
+Each platform's runner keeps its own steps (how its bot starts, what its
+users send, how its process dies); the narration they share lives here so the
+three demos read alike and change together.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "begin_round",
+    "bot_argv",
+    "deploy_then_kill",
+    "report_result",
+    "run_rounds",
+    "say",
+    "stop_timeout_kill",
+    "transcript",
+]
+
+
+def say(text: str) -> None:
+    """Print one line of the demo now, not when the buffer fills, so it keeps pace."""
+    print(text, flush=True)
+
+
+def transcript(sent: Iterable[Any], where: Callable[[Any], str]) -> None:
+    """Print what the bot posted, each message with the place ``where`` names."""
+    sent = list(sent)
+    if not sent:
+        say("      (nothing)")
+    for message in sent:
+        say(f"      bot → {where(message)}: {message.text}")
+
+
+def begin_round(guarded: bool) -> str:
+    """Print the round's heading; return its name for log and marker paths."""
+    label = "WITH restart-guard" if guarded else "WITHOUT restart-guard"
+    say(f"\n=== {label} ===")
+    return "guarded" if guarded else "unguarded"
+
+
+def bot_argv(module: str, *options: str, marker_dir: Path, guarded: bool) -> list[str]:
+    """The command line that runs the demo bot ``module`` with its platform ``options``."""
+    argv = [
+        sys.executable,
+        "-m",
+        module,
+        *options,
+        "--marker-dir",
+        str(marker_dir),
+        "--drain-timeout",
+        "20",
+    ]
+    if not guarded:
+        argv.append("--unguarded")
+    return argv
+
+
+def stop_timeout_kill(bot: Any) -> int:
+    """SIGKILL the draining bot as a service manager does; return its exit status."""
+    time.sleep(1.0)  # the service manager's stop timeout, shortened for the demo
+    bot.process.kill()
+    status: int = bot.wait_exit(30)
+    return status
+
+
+def deploy_then_kill(bot: Any, guarded: bool, *, marked: str, died: str) -> int:
+    """Steps 3 and 4 for a framework without a SIGTERM handler of its own.
+
+    Guarded, the bot marks and drains until the stop timeout kills it; plain, the
+    SIGTERM itself ends it. ``marked`` and ``died`` are the lines that say so.
+    Returns the bot's exit status.
+    """
+    say("[3] deploy: SIGTERM")
+    bot.send_signal(signal.SIGTERM)
+    if guarded:
+        bot.wait_for_log("marked before the drain", timeout=30)
+        say(f"      {marked}")
+        status = stop_timeout_kill(bot)
+        say(f"[4] the service manager's stop timeout expires: SIGKILL (exit {status})")
+    else:
+        status = bot.wait_exit(30)
+        say(f"[4] {died} (exit {status})")
+    return status
+
+
+def report_result(guarded: bool, notified: bool, status: int, *, told: str) -> None:
+    """Print step 7: whether the interrupted conversation was lost or ``told``."""
+    if guarded:
+        verdict = told if notified else "NO NOTICE (bug!)"
+    else:
+        verdict = "silently lost" if not notified else "unexpected notice"
+    say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+
+
+def run_rounds(
+    opening: Iterable[str],
+    running: Callable[[], AbstractContextManager[Any]],
+    play_round: Callable[[Any, Path, bool], bool],
+) -> int:
+    """Play the unguarded round, then the guarded one, on one stand-in.
+
+    Returns the process exit status: 0 when both rounds behaved.
+    """
+    started = time.monotonic()
+    for line in opening:
+        say(line)
+    with (
+        tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
+        running() as api,
+    ):
+        ok = play_round(api, Path(tmp), False)
+        ok = play_round(api, Path(tmp), True) and ok
+    say(f"\ndone in {time.monotonic() - started:.1f}s — " + ("as expected" if ok else "UNEXPECTED"))
+    return 0 if ok else 1
