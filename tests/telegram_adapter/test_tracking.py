@@ -310,7 +310,15 @@ def test_run_polling_keeps_the_users_lifecycle_hooks(tmp_path: Path) -> None:
 
         app = build_app()
         api.inject_message(CHAT, "hi")
-        app.run_polling(poll_interval=0, stop_signals=None, close_loop=False)
+        # A fresh loop: python-telegram-bot 21 takes the current one, which earlier
+        # async tests may have closed.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            app.run_polling(poll_interval=0, stop_signals=None, close_loop=False)
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
         assert api.sent_to(CHAT)[-1].text == "bye"
     assert calls == ["post_init", "post_stop", "post_shutdown"]
     assert stored(tmp_path / "m") == {}
