@@ -18,18 +18,18 @@ import gc
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import FsyncCounter, print_table, scratch_dir
 
 from restart_guard import Conversation, DirectoryStore, Guard, Marker, Phase, Settings
 
@@ -45,15 +45,6 @@ def conversations(n: int, offset: int = 0) -> list[Conversation]:
     return [Conversation("telegram", str(-1_001_000_000_000 - offset - i)) for i in range(n)]
 
 
-@contextmanager
-def scratch_dir(base: Path) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rg-bench-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 def wait_flushed(guard: Guard) -> None:
     """Until the background writer has committed everything it was given."""
     deadline = time.monotonic() + 30
@@ -62,40 +53,6 @@ def wait_flushed(guard: Guard) -> None:
             raise RuntimeError("writer did not catch up")
         time.sleep(0.001)
     guard.flush()  # waits for a batch in progress
-
-
-class FsyncCounter:
-    """Counts os.fsync/os.fdatasync calls made on this thread vs. on other threads.
-
-    Installed only around a measured loop: the store calls ``os.fsync`` /
-    ``os.fdatasync`` through the ``os`` module, so the wrappers see every call.
-    """
-
-    def __init__(self) -> None:
-        self.thread = threading.get_ident()
-        self.here = 0
-        self.elsewhere = 0
-        self._saved: tuple[Any, Any] | None = None
-
-    def _wrap(self, real: Callable[[int], None]) -> Callable[[int], None]:
-        def counted(fd: int) -> None:
-            if threading.get_ident() == self.thread:
-                self.here += 1
-            else:
-                self.elsewhere += 1
-            real(fd)
-
-        return counted
-
-    def __enter__(self) -> FsyncCounter:
-        self._saved = (os.fsync, os.fdatasync)
-        os.fsync = self._wrap(os.fsync)  # type: ignore[assignment]
-        os.fdatasync = self._wrap(os.fdatasync)  # type: ignore[assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._saved is not None
-        os.fsync, os.fdatasync = self._saved
 
 
 def journal_bytes(path: Path) -> int:
@@ -632,7 +589,7 @@ def filesystem_of(path: Path) -> str:
     return kind
 
 
-def print_table(rows: Sequence[Row]) -> None:
+def print_results(rows: Sequence[Row]) -> None:
     header = ("what", "guard (median)", "target", "naive baseline (median)", "baseline ÷ guard")
     lines = []
     for row in rows:
@@ -645,12 +602,7 @@ def print_table(rows: Sequence[Row]) -> None:
             baseline = f"{fmt(row.baseline, row.unit)} ({row.baseline_note})"
             ratio = f"{row.baseline / row.guard:,.1f}×" if row.guard > 0 else "∞"
         lines.append((row.what, guard, target, baseline, ratio))
-    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(len(header))]
-    rule = "  ".join("-" * w for w in widths)
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
-    print(rule)
-    for line in lines:
-        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    print_table(header, lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -706,7 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes.extend(result.notes)
         else:
             notes.append(f"2b. {result}")
-    print_table(rows)
+    print_results(rows)
     print()
     for note in notes:
         print(note)

@@ -35,19 +35,21 @@ import gc
 import logging
 import os
 import platform
-import shutil
-import statistics
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import discord
+from _common import (
+    DiscardingStore,
+    FsyncCounter,
+    Result,
+    Timing,
+    print_overhead_table,
+    scratch_dir,
+    summarise,
+)
 
 import restart_guard
 from restart_guard.testing.discord import DiscordStandIn, point_discord_at
@@ -58,70 +60,6 @@ REPS = 41  # repetitions (odd: the median is one of them)
 RUNS = 500  # events per repetition and client
 CHANNELS = 50
 TARGET = 25e-6  # seconds added per handler run (issue 3)
-
-
-class FsyncCounter:
-    """Counts os.fsync/os.fdatasync calls on this thread vs. on other threads."""
-
-    def __init__(self) -> None:
-        self.thread = threading.get_ident()
-        self.here = 0
-        self.elsewhere = 0
-        self._saved: tuple[Any, Any] | None = None
-
-    def _wrap(self, real: Callable[[int], None]) -> Callable[[int], None]:
-        def counted(fd: int) -> None:
-            if threading.get_ident() == self.thread:
-                self.here += 1
-            else:
-                self.elsewhere += 1
-            real(fd)
-
-        return counted
-
-    def __enter__(self) -> FsyncCounter:
-        self._saved = (os.fsync, os.fdatasync)
-        os.fsync = self._wrap(os.fsync)  # type: ignore[assignment]
-        os.fdatasync = self._wrap(os.fdatasync)  # type: ignore[assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._saved is not None
-        os.fsync, os.fdatasync = self._saved
-
-
-class DiscardingStore:
-    """A Store that keeps nothing: isolates the handler's path from the writer's work."""
-
-    def open(self, owner: str) -> None:
-        pass
-
-    def commit(self, puts: Any, removes: Any, *, draining: bool = False) -> None:
-        pass
-
-    def claim(self) -> list[Any]:
-        return []
-
-    def load(self) -> list[Any]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-Timing = tuple[float, float]  # (wall-clock, this thread's CPU) seconds per event
-
-
-@dataclass
-class Result:
-    what: str
-    guarded: float  # median wall-clock seconds per event
-    unguarded: float
-    overhead: float  # median of (guarded - unguarded), wall-clock
-    cpu_overhead: float  # the same in the loop thread's CPU time
-    fsync_here: int
-    fsync_writer: int
-    batches: int
 
 
 class Counting(discord.Client):
@@ -139,19 +77,6 @@ class Counting(discord.Client):
         self.handled += 1
         if self.handled == self.target:
             self.reached.set()
-
-
-def us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f} µs"
-
-
-@contextmanager
-def scratch_dir(base: Path | None) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rg-bench-discord-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def raw_messages(api: DiscordStandIn, channels: list[int], n: int, first: int) -> list[Any]:
@@ -247,16 +172,7 @@ async def bench(
     assert not state.active
     await offline(guarded, connections[1])
     await offline(plain, connections[0])
-    return Result(
-        what=what,
-        guarded=statistics.median(g[0] for g, _ in pairs),
-        unguarded=statistics.median(u[0] for _, u in pairs),
-        overhead=statistics.median(g[0] - u[0] for g, u in pairs),
-        cpu_overhead=statistics.median(g[1] - u[1] for g, u in pairs),
-        fsync_here=counter.here,
-        fsync_writer=counter.elsewhere,
-        batches=batches,
-    )
+    return summarise(what, pairs, counter, batches)
 
 
 async def run_all(path: Path) -> list[Result]:
@@ -289,35 +205,13 @@ def report(results: list[Result], started: float) -> None:
         "a thread; guarded and unguarded clients alternate in the same run."
     )
     print()
-    header = (
-        "event handler run",
-        "unguarded baseline",
-        "guarded",
-        "overhead (median)",
-        "target",
-        "of which loop-thread CPU",
-        "fsync on the loop thread",
+    print_overhead_table(
+        results,
+        TARGET,
+        run="event handler run",
+        cpu="of which loop-thread CPU",
+        fsync="fsync on the loop thread",
     )
-    rows = []
-    for r in results:
-        verdict = "✓" if r.overhead <= TARGET else "✗ MISSED"
-        rows.append(
-            (
-                r.what,
-                us(r.unguarded),
-                us(r.guarded),
-                f"{us(r.overhead)} {verdict}",
-                f"≤ {us(TARGET)}",
-                us(r.cpu_overhead),
-                f"{r.fsync_here} (writer: {r.fsync_writer} in {r.batches} batches)",
-            )
-        )
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
     print()
     print(f"total benchmark time {time.monotonic() - started:.0f} s")
 
@@ -328,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
-    with scratch_dir(args.dir) as path:
+    with scratch_dir(args.dir, prefix="rg-bench-discord-") as path:
         results = asyncio.run(run_all(path))
     report(results, started)
     return 0

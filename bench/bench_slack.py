@@ -40,18 +40,20 @@ import gc
 import logging
 import os
 import platform
-import shutil
-import statistics
 import sys
-import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import (
+    DiscardingStore,
+    FsyncCounter,
+    Result,
+    Timing,
+    print_overhead_table,
+    scratch_dir,
+    summarise,
+)
 from restart_guard.adapters import slack as slack_guard
 from slack_bolt import App, BoltRequest
 from slack_bolt.async_app import AsyncApp
@@ -69,101 +71,9 @@ RUNS = 500  # dispatches per repetition and app
 TARGET = 25e-6  # seconds added per listener run (issue 4)
 
 
-class FsyncCounter:
-    """Counts os.fsync/os.fdatasync calls on this thread vs. on other threads."""
-
-    def __init__(self) -> None:
-        self.thread = threading.get_ident()
-        self.here = 0
-        self.elsewhere = 0
-        self._saved: tuple[Any, Any] | None = None
-
-    def _wrap(self, real: Callable[[int], None]) -> Callable[[int], None]:
-        def counted(fd: int) -> None:
-            if threading.get_ident() == self.thread:
-                self.here += 1
-            else:
-                self.elsewhere += 1
-            real(fd)
-
-        return counted
-
-    def __enter__(self) -> FsyncCounter:
-        self._saved = (os.fsync, os.fdatasync)
-        os.fsync = self._wrap(os.fsync)  # type: ignore[assignment]
-        os.fdatasync = self._wrap(os.fdatasync)  # type: ignore[assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._saved is not None
-        os.fsync, os.fdatasync = self._saved
-
-
-class DiscardingStore:
-    """A Store that keeps nothing: isolates the listener's path from the writer's work."""
-
-    def open(self, owner: str) -> None:
-        pass
-
-    def commit(self, puts: Any, removes: Any, *, draining: bool = False) -> None:
-        pass
-
-    def claim(self) -> list[Any]:
-        return []
-
-    def load(self) -> list[Any]:
-        return []
-
-    def close(self) -> None:
-        pass
-
-
-Timing = tuple[float, float]  # (wall-clock, this thread's CPU) seconds per run
-
-
-@dataclass
-class Result:
-    what: str
-    guarded: float  # median wall-clock seconds per run
-    unguarded: float
-    overhead: float  # median of (guarded - unguarded), wall-clock
-    cpu_overhead: float  # the same in the listener thread's CPU time
-    fsync_here: int
-    fsync_writer: int
-    batches: int
-
-
 def bodies(api: SlackStandIn, n: int) -> list[dict[str, Any]]:
     """``n`` Events API bodies, each a new top-level message (a new conversation)."""
     return [api.event_callback(api.message_event(f"C{i % 50:04d}", "hi")) for i in range(n)]
-
-
-def us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f} µs"
-
-
-@contextmanager
-def scratch_dir(base: Path | None) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="rg-bench-slack-", dir=base))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def summarise(
-    what: str, pairs: list[tuple[Timing, Timing]], counter: FsyncCounter, batches: int
-) -> Result:
-    return Result(
-        what=what,
-        guarded=statistics.median(g[0] for g, _ in pairs),
-        unguarded=statistics.median(u[0] for _, u in pairs),
-        overhead=statistics.median(g[0] - u[0] for g, u in pairs),
-        cpu_overhead=statistics.median(g[1] - u[1] for g, u in pairs),
-        fsync_here=counter.here,
-        fsync_writer=counter.elsewhere,
-        batches=batches,
-    )
 
 
 # ---------------------------------------------------------------------- sync
@@ -285,35 +195,13 @@ def report(results: list[Result], started: float) -> None:
         "conversation; guarded and unguarded apps alternate in the same run."
     )
     print()
-    header = (
-        "listener run through",
-        "unguarded baseline",
-        "guarded",
-        "overhead (median)",
-        "target",
-        "of which listener-thread CPU",
-        "fsync on listener thread",
+    print_overhead_table(
+        results,
+        TARGET,
+        run="listener run through",
+        cpu="of which listener-thread CPU",
+        fsync="fsync on listener thread",
     )
-    rows = []
-    for r in results:
-        verdict = "✓" if r.overhead <= TARGET else "✗ MISSED"
-        rows.append(
-            (
-                r.what,
-                us(r.unguarded),
-                us(r.guarded),
-                f"{us(r.overhead)} {verdict}",
-                f"≤ {us(TARGET)}",
-                us(r.cpu_overhead),
-                f"{r.fsync_here} (writer: {r.fsync_writer} in {r.batches} batches)",
-            )
-        )
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    line = "  ".join(f"{{:<{w}}}" for w in widths)
-    print(line.format(*header))
-    print(line.format(*("-" * w for w in widths)))
-    for row in rows:
-        print(line.format(*row))
     print()
     print(f"total benchmark time {time.monotonic() - started:.0f} s")
 
@@ -325,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     started = time.monotonic()
     results = []
-    with scratch_dir(args.dir) as path:
+    with scratch_dir(args.dir, prefix="rg-bench-slack-") as path:
         print("sync App …", file=sys.stderr, flush=True)
         with SlackStandIn.running() as api:
             results.append(bench_sync(api, path / "sync", "sync App.dispatch()"))
