@@ -150,6 +150,26 @@ def _being_cut_off() -> bool:
     return isinstance(sys.exc_info()[1], _CUT_OFF)
 
 
+# ------------------------------------------------------ wrapped attributes
+def _wrapping_property(key: str, wrapper: type[Any], wrap: Callable[[Any, Any], Any]) -> Any:
+    """A runner attribute that keeps what is assigned to it as ``wrap(value, runner)``.
+
+    Stored in the runner's ``__dict__`` under ``key``. Assigning a value that is
+    already a ``wrapper`` re-wraps its ``inner``, so the wrappers never nest.
+    Typed ``Any`` because it stands in for an attribute Bolt's runner declares.
+    """
+
+    def get(runner: Any) -> Any:
+        return runner.__dict__[key]
+
+    def set_(runner: Any, value: Any) -> None:
+        if isinstance(value, wrapper):
+            value = value.inner
+        runner.__dict__[key] = wrap(value, runner)
+
+    return property(get, set_)
+
+
 # ------------------------------------------------------------ sync runner
 class _EndOnCompletion(ListenerCompletionHandler):
     """Runs the app's own completion handler, then ends the listener's run."""
@@ -212,27 +232,14 @@ class _TrackingThreadRunner(ThreadListenerRunner):
 
     _restart_guard: AppState
 
-    @property
-    def listener_completion_handler(self) -> ListenerCompletionHandler:
-        handler: ListenerCompletionHandler = self.__dict__[_COMPLETION]
-        return handler
-
-    @listener_completion_handler.setter
-    def listener_completion_handler(self, handler: ListenerCompletionHandler) -> None:
-        if isinstance(handler, _EndOnCompletion):
-            handler = handler.inner
-        self.__dict__[_COMPLETION] = _EndOnCompletion(handler)
-
-    @property
-    def lazy_listener_runner(self) -> LazyListenerRunner:
-        runner: LazyListenerRunner = self.__dict__[_LAZY]
-        return runner
-
-    @lazy_listener_runner.setter
-    def lazy_listener_runner(self, runner: LazyListenerRunner) -> None:
-        if isinstance(runner, _TrackingLazyRunner):
-            runner = runner.inner
-        self.__dict__[_LAZY] = _TrackingLazyRunner(runner, self._restart_guard)
+    listener_completion_handler = _wrapping_property(
+        _COMPLETION, _EndOnCompletion, lambda handler, _runner: _EndOnCompletion(handler)
+    )
+    lazy_listener_runner = _wrapping_property(
+        _LAZY,
+        _TrackingLazyRunner,
+        lambda lazy, runner: _TrackingLazyRunner(lazy, runner._restart_guard),
+    )
 
     def run(
         self,
@@ -324,27 +331,16 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
 
     _restart_guard: AppState
 
-    @property
-    def listener_completion_handler(self) -> AsyncListenerCompletionHandler:
-        handler: AsyncListenerCompletionHandler = self.__dict__[_COMPLETION]
-        return handler
-
-    @listener_completion_handler.setter
-    def listener_completion_handler(self, handler: AsyncListenerCompletionHandler) -> None:
-        if isinstance(handler, _EndOnCompletionAsync):
-            handler = handler.inner
-        self.__dict__[_COMPLETION] = _EndOnCompletionAsync(handler)
-
-    @property
-    def lazy_listener_runner(self) -> AsyncLazyListenerRunner:
-        runner: AsyncLazyListenerRunner = self.__dict__[_LAZY]
-        return runner
-
-    @lazy_listener_runner.setter
-    def lazy_listener_runner(self, runner: AsyncLazyListenerRunner) -> None:
-        if isinstance(runner, _TrackingAsyncLazyRunner):
-            runner = runner.inner
-        self.__dict__[_LAZY] = _TrackingAsyncLazyRunner(runner, self._restart_guard)
+    listener_completion_handler = _wrapping_property(
+        _COMPLETION,
+        _EndOnCompletionAsync,
+        lambda handler, _runner: _EndOnCompletionAsync(handler),
+    )
+    lazy_listener_runner = _wrapping_property(
+        _LAZY,
+        _TrackingAsyncLazyRunner,
+        lambda lazy, runner: _TrackingAsyncLazyRunner(lazy, runner._restart_guard),
+    )
 
     async def run(
         self,
