@@ -73,7 +73,7 @@ def test_new_instance_leaves_a_draining_instances_markers_until_it_is_killed(
     api.wait_for_sent(lambda m: is_notice(m.text), count=2, timeout=20)
     wait_until(lambda: not redis_db.markers(), 20, "the resumed markers to be removed")
     assert Counter(notices(api)) == {where(c): 1 for c in turns}
-    assert "of an instance that stopped after this one started" in new.log()
+    assert "that became claimable after start-up" in new.log()
     assert not any(m.text.startswith("done") for m in api.sent)
 
     new.send_signal(signal.SIGTERM)
