@@ -116,17 +116,16 @@ def startup_state(app: App, state: AppState) -> None:
         state.guard = guard
         state.phase = Phase.RUNNING
         state.drained = None
-        if claimed:
-            state.loop_thread = LoopThread()
-            state.resumer = Resumer(guard, SyncLink(app, state))
-            try:
-                done = state.loop_thread.call(
-                    _resume(state.resumer, claimed), STARTUP_NOTICE_WAIT + 5
-                )
-            except TimeoutError:
-                done = False
-            if not done:
-                log.info("restart-guard: notices continue in the background while the app runs")
+        # Always: the resume step also re-claims in the background, so markers of
+        # another replica that dies later are resumed without waiting for a restart.
+        state.loop_thread = LoopThread()
+        state.resumer = Resumer(guard, SyncLink(app, state))
+        try:
+            done = state.loop_thread.call(_resume(state.resumer, claimed), STARTUP_NOTICE_WAIT + 5)
+        except TimeoutError:
+            done = False
+        if not done:
+            log.info("restart-guard: notices continue in the background while the app runs")
         state.ready.set()
         state.serving = True
         notify_ready()  # systemd (Type=notify): start-up recovery is done

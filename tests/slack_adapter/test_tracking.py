@@ -387,3 +387,17 @@ def test_startup_and_shutdown_check_the_kind_of_app(api: SlackStandIn, sync_app:
     )
     with pytest.raises(TypeError, match="protected"):
         slack_guard.shutdown(plain)
+
+
+def test_sync_app_reclaims_markers_of_a_replica_that_dies_later(
+    api: SlackStandIn, sync_app: App, marker_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESTART_GUARD_RECLAIM_INTERVAL", "0.05")
+    replica = DirectoryStore(marker_dir)  # another replica, alive at our start-up
+    replica.open("replica")
+    where = Conversation("slack", CHANNEL, "1700000000.000100", api.team_id)
+    replica.commit([Marker(where, time.time(), owner="replica")], [])
+    slack_guard.startup(sync_app)
+    replica.close()  # the replica dies with the conversation in flight
+    [notice] = api.wait_for_sent(lambda m: m.chat == CHANNEL and "restarted" in m.text)
+    assert notice.thread == "1700000000.000100"
