@@ -5,13 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from restart_guard import DirectoryStore
 from restart_guard.testing.discord import DiscordStandIn
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +40,7 @@ def test_example_bot_resumes_in_its_thread_with_default_marker_dir(
         # One folder per bot, named after its public id: the markers are there.
         [folder] = state_dir.iterdir()
         assert folder.name.startswith("discord-")
-        wait_marked(folder)
+        wait_for_markers(folder, timeout=5.0)  # the write-ahead is asynchronous
         assert bot.kill() == -signal.SIGKILL
 
         bot = start(2)
@@ -54,15 +53,6 @@ def test_example_bot_resumes_in_its_thread_with_default_marker_dir(
     finally:
         bot.stop()
         print(bot.log())
-
-
-def wait_marked(folder: Path, timeout: float = 5.0) -> None:
-    """Until a marker is on disk (the write-ahead is asynchronous)."""
-    deadline = time.monotonic() + timeout
-    while not DirectoryStore(folder).load():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no marker written in {folder}")
-        time.sleep(0.005)
 
 
 def test_demo_shows_the_loss_then_the_notice() -> None:

@@ -8,7 +8,6 @@ in the bot's log, a message the stand-in recorded, the process's exit.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from restart_guard import DirectoryStore
 from restart_guard.testing.discord import CREATE_MESSAGE, DiscordStandIn, SentMessage
+from restart_guard.testing.markers import wait_for_markers
 
 from .conftest import READY, StartBot
 
@@ -48,20 +48,16 @@ def markers_in(path: Path) -> list[tuple[str, str | None]]:
     ]
 
 
-def wait_marked(marker_dir: Path, channel: int, timeout: float = 5.0) -> None:
-    """Until the channel's marker is on disk: the write-ahead is asynchronous (within 50 ms)."""
-    deadline = time.monotonic() + timeout
-    while not any(str(channel) in key for key in markers_in(marker_dir)):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no marker for {channel} in {marker_dir} after {timeout}s")
-        time.sleep(0.005)
-
-
 def start_work(api: DiscordStandIn, channel: int, seconds: float, marker_dir: Path) -> None:
     """``!work N`` in a channel or thread; return once its handler runs and is marked."""
     api.inject_message(channel, f"!work {seconds:g}")
     api.wait_for_sent(lambda m: m.chat == str(channel) and m.text.startswith("working"))
-    wait_marked(marker_dir, channel)
+    # The write-ahead is asynchronous: kill only once the marker is on disk.
+    wait_for_markers(
+        marker_dir,
+        lambda m: str(channel) in (m.conversation.chat, m.conversation.thread),
+        timeout=5.0,
+    )
 
 
 def serve_one(api: DiscordStandIn, channel: int, text: str = "ping") -> None:

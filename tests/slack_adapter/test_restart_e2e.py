@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.slack import SlackStandIn
 
-from .conftest import Bot, StartBot, is_notice, markers_in, notices, wait_until
+from .conftest import Bot, StartBot, is_notice, markers_in, notices
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +41,7 @@ def start_work(
     api.wait_for_sent(lambda m: m.chat == channel and m.text.startswith("working"))
     bot.acked(api, event)
     if marker_dir is not None:
-        wait_until(lambda: channel in markers_in(marker_dir), what=f"a marker for {channel}")
+        wait_for_markers(marker_dir, lambda m: m.conversation.chat == channel)
     return event
 
 

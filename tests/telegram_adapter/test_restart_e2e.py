@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from restart_guard import DirectoryStore
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.telegram import TelegramStandIn
 
 from .conftest import StartBot
@@ -60,10 +60,7 @@ def start_work(
     api.wait_for_sent(lambda m: m.chat == str(chat) and m.text.startswith("working"))
     api.wait_until_confirmed(update_id)
     if marker_dir is not None:
-        deadline = time.monotonic() + 15
-        while str(chat) not in markers_in(marker_dir):
-            assert time.monotonic() < deadline, f"chat {chat} was never marked"
-            time.sleep(0.01)
+        wait_for_markers(marker_dir, lambda m: m.conversation.chat == str(chat))
 
 
 def serve_one(api: TelegramStandIn, chat: int, text: str = "ping") -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from restart_guard import DirectoryStore
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "bots" / "telegram_bot.py"
@@ -34,10 +34,7 @@ def test_example_telegram_bot_resumes_with_the_shipped_fixtures(
     telegram_api.wait_for_sent(lambda m: m.chat == "42" and "Thinking" in m.text)
     telegram_api.wait_until_confirmed(update)
     # Killed only once the write-ahead is durable (an fsync can be slow on a busy machine).
-    deadline = time.monotonic() + 15
-    while not any(DirectoryStore(d).load() for d in marker_dir.glob("telegram-*")):
-        assert time.monotonic() < deadline, "the conversation was never marked"
-        time.sleep(0.01)
+    wait_for_markers(marker_dir)  # the default layout: one folder per bot
     bot.kill()
 
     since = time.monotonic()
