@@ -51,11 +51,18 @@ _ADAPTERS = (
         "slack-bolt",
         (("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),
     ),
+    _AdapterInfo(
+        "aiogram",
+        "restart_guard.adapters.aiogram",
+        "aiogram",
+        "aiogram 3",
+        (("aiogram.dispatcher.dispatcher", "Dispatcher"),),
+    ),
 )
 
 SUPPORTED = (
     "telegram.ext.Application (python-telegram-bot), discord.Client / commands.Bot "
-    "(discord.py), slack_bolt.App / AsyncApp (slack-bolt)"
+    "(discord.py), slack_bolt.App / AsyncApp (slack-bolt), aiogram.Dispatcher (aiogram 3)"
 )
 
 

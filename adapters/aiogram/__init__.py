@@ -1,0 +1,78 @@
+"""aiogram 3 adapter.
+
+Usage — the only change to a bot is the import and the decorator::
+
+    import restart_guard
+    from aiogram import Bot, Dispatcher
+
+    @restart_guard.protect(marker_dir="/var/lib/mybot/restart-guard", drain_timeout=20)
+    def build_dispatcher() -> Dispatcher:
+        dp = Dispatcher()
+        dp.include_router(router)
+        return dp
+
+    asyncio.run(build_dispatcher().start_polling(bot))
+
+``protect`` takes a ``Dispatcher`` (the object, or a function returning one)
+before it starts. ``run_polling``/``start_polling`` with one or several bots,
+``handle_as_tasks`` either way, ``tasks_concurrency_limit``, and webhooks
+through ``aiogram.webhook.aiohttp_server`` (``SimpleRequestHandler`` or
+``TokenBasedRequestHandler`` with ``setup_application``) are covered; routers,
+filters, middlewares, FSM and your own ``dp.startup``/``dp.shutdown``
+handlers keep working.
+
+What happens, in order (the dispatcher's class is swapped for a subclass made
+for it, which overrides these methods and nothing else):
+
+1. **Start-up**, in ``emit_startup`` — after your startup handlers, before
+   polling starts: for each bot, the marker store is opened (a folder named
+   after the bot's user id, the same as the python-telegram-bot adapter's),
+   markers of a dead process are claimed and a notice is posted in each
+   interrupted chat, forum topic or business chat; start-up waits for the
+   notices for at most 5 s, the rest follow at 20 per second. With
+   ``replay=True`` the stored update is fed to the dispatcher again.
+2. **Every update** is in flight from the moment polling takes it from a
+   ``getUpdates`` answer (``_listen_updates``) until its ``feed_update`` has
+   returned — handler, middlewares, error handlers and all. The next
+   ``getUpdates``, which confirms the taken updates to Telegram, waits until
+   their markers are durable (one fsync per batch, in a worker thread), so a
+   kill can never fall between "confirmed" and "marked". Webhook updates are
+   tracked from ``feed_update``.
+3. **Stop** — SIGTERM/SIGINT (aiogram's own handlers, which the subclass
+   extends) or ``await dp.stop_polling()``:
+
+   - every conversation in flight is durably marked in one batch;
+   - polling hands aiogram no new update (fetched ones stay unconfirmed, so
+     Telegram delivers them again after the restart);
+   - running handlers get up to ``drain_timeout`` — tasks of
+     ``handle_as_tasks=True``, which aiogram itself never awaits, and the
+     handler of ``handle_as_tasks=False``, which aiogram would cancel;
+   - then aiogram's own stop runs: polling is cancelled, the taken updates are
+     confirmed to Telegram with one ``getUpdates(timeout=0)`` (or a finished
+     turn would be delivered again), the markers committed, your shutdown
+     handlers called, the sessions closed. After a complete drain nothing is
+     left marked; after a timed-out one the cut-off conversations are.
+
+   In webhook mode the same drain runs in ``emit_shutdown`` (aiohttp's
+   ``on_shutdown``), before your shutdown handlers.
+
+Conversation keys are python-telegram-bot's (chat id, ``message_thread_id``
+only when ``is_topic_message``, ``business_connection_id``): a bot moved
+between the two frameworks resumes the other's markers.
+"""
+
+from __future__ import annotations
+
+from restart_guard.errors import AdapterNotAvailable
+
+try:
+    import aiogram  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise AdapterNotAvailable(
+        'restart-guard\'s aiogram adapter needs aiogram 3: pip install "restart-guard[aiogram]"'
+    ) from exc
+
+from ._dispatcher import install, uninstall
+from ._keys import PLATFORM, conversation_of
+
+__all__ = ["PLATFORM", "conversation_of", "install", "uninstall"]

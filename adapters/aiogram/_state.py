@@ -1,0 +1,65 @@
+"""What the adapter keeps for one guarded ``Dispatcher``, and for each bot it serves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from restart_guard import Guard, Resumer, Run, Settings
+
+__all__ = ["IN_HANDLER", "BotGuard", "DispatcherState", "log", "state_of"]
+
+log = logging.getLogger("restart_guard")
+
+#: True inside a guarded handler run: a stop requested from there must not wait for itself.
+IN_HANDLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_aiogram_in_handler", default=False
+)
+
+
+@dataclass
+class BotGuard:
+    """One bot (token) of the dispatcher: its own marker store, guard and notices."""
+
+    bot: Any
+    guard: Guard
+    resumer: Resumer
+    #: Highest update_id handed to aiogram by polling, and the offset Telegram was
+    #: last asked with: updates in between are taken but not yet confirmed.
+    last_taken: int = -1
+    asked_offset: int = 0
+    #: Updates were taken since the last getUpdates: hold the next one until
+    #: their markers are durable.
+    unsynced: bool = False
+
+
+@dataclass
+class DispatcherState:
+    """Per-dispatcher state; lives on the dispatcher's own subclass, like the framework's."""
+
+    settings: Settings
+    original_class: type
+    bots: dict[int, BotGuard] = field(default_factory=dict)
+    #: Runs begun when polling took their update, until ``feed_update`` adopts them.
+    taken: dict[tuple[int, int], tuple[Guard, Run]] = field(default_factory=dict)
+    #: (bot id, update_id) re-run by replay: Telegram redelivers an update the
+    #: killed process never confirmed, and the turn must not run twice.
+    replayed: set[tuple[int, int]] = field(default_factory=set)
+    #: Replayed updates being handled (kept referenced until done).
+    replays: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: Session middlewares installed for the offset hold, to remove at close.
+    sessions: list[Any] = field(default_factory=list)
+    #: Set once a stop was requested: polling hands no new update to aiogram.
+    intake_closed: bool = False
+    stop_task: asyncio.Task[None] | None = None
+    stop_started: float = 0.0
+
+
+def state_of(obj: Any) -> DispatcherState:
+    """The state of a guarded dispatcher (or of its class)."""
+    cls = obj if isinstance(obj, type) else type(obj)
+    state: DispatcherState = cls._restart_guard  # type: ignore[attr-defined]
+    return state
