@@ -1,4 +1,4 @@
-"""A loopback stand-in of the Telegram Bot API for offline tests of python-telegram-bot bots.
+"""A loopback stand-in of the Telegram Bot API for offline tests of Telegram bots.
 
 :class:`TelegramStandIn` is a small HTTP server on 127.0.0.1 that answers the
 Bot API calls a bot makes (``getMe``, ``deleteWebhook``, long-polling
@@ -26,6 +26,16 @@ In the test's own event loop (``async`` tests)::
                 await app.updater.stop()
                 await app.stop()
 
+aiogram 3 talks to it the same way (``api.url`` is the API root; aiogram adds
+``/bot{token}/{method}`` and sends multipart/form-data, which the stand-in
+reads like Telegram does)::
+
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.url)))
+
 The blocking waits (``wait_for_sent``, ``wait_until_confirmed`` ...) would
 freeze a loop that also runs the stand-in; in ``async`` code use their
 ``..._async`` twins.
@@ -43,15 +53,19 @@ it, for example in its environment)::
 
 What the stand-in does like Telegram:
 
-- every call is ``{base_url}{token}/{method}``, POST form-encoded (values
-  JSON-encoded), a JSON body or a GET query string; a wrong token gets 401
-  (and is not recorded);
+- every call is ``{base_url}{token}/{method}``, POST form-encoded or
+  multipart/form-data (values JSON-encoded), a JSON body or a GET query
+  string; a wrong token gets 401 (and is not recorded);
 - ``getUpdates`` is a real long poll: it answers as soon as an update is
   injected, honours ``offset`` (updates below it are confirmed and dropped
   for good), ``limit`` and ``timeout``, and a newer ``getUpdates`` terminates a
   waiting one with 409 Conflict, as when two bot instances poll;
 - errors have Telegram's exact shape, so python-telegram-bot raises
   ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``Conflict`` ... by itself;
+- ``setWebhook`` switches to push: every pending update is POSTed as JSON to
+  the URL (with ``X-Telegram-Bot-Api-Secret-Token``), and is gone only once
+  the webhook answers 2xx — otherwise it is offered again; ``getUpdates``
+  then answers 409 until ``deleteWebhook``;
 - methods it does not model answer ``{"ok": true, "result": true}``.
 
 Everything the bot sent is in :attr:`~TelegramStandIn.sent`, every call in
@@ -74,6 +88,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
+from ._telegram_webhook import Attempt, WebhookDelivery
 
 __all__ = ["TelegramStandIn"]
 
@@ -85,6 +100,10 @@ _FIRST_UPDATE_ID = 100_000
 # does not cancel handlers on disconnect, and a dead poll must not count as
 # "the bot is polling" (wait_for_poll) after the bot was killed.
 _DISCONNECT_CHECK = 0.1
+_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; "
+    "use deleteWebhook to delete the webhook first"
+)
 _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
@@ -214,6 +233,9 @@ class TelegramStandIn(StandIn):
         self._forgotten: set[str] = set()
         self._kicked: set[str] = set()
         self._deleted_topics: set[tuple[str, str]] = set()
+        # Update ids a webhook answered 2xx for: confirmed one by one, not by offset.
+        self._acknowledged: set[int] = set()
+        self._webhook = WebhookDelivery(self._pending_copy, self._acknowledge)
         # Async waiters live on other event loops; they are woken through their
         # own loop, never from the stand-in's thread directly.
         self._waiters_lock = threading.Lock()
@@ -222,6 +244,7 @@ class TelegramStandIn(StandIn):
             "getme": self._get_me,
             "getupdates": self._get_updates,
             "deletewebhook": self._delete_webhook,
+            "setwebhook": self._set_webhook,
             "getwebhookinfo": self._get_webhook_info,
             "sendmessage": self._send_message,
         }
@@ -261,6 +284,13 @@ class TelegramStandIn(StandIn):
             polls = list(self._polls)
         for poll in polls:
             poll.event.set()
+        await self._webhook.close()
+
+    @property
+    def webhook_attempts(self) -> list[Attempt]:
+        """Every POST of an update to the webhook: ``update_id`` and status (or error name)."""
+        with self._lock:
+            return list(self._webhook.attempts)
 
     # ----------------------------------------------------------------- injection
     def inject_message(
@@ -607,16 +637,39 @@ class TelegramStandIn(StandIn):
         return dict(self._bot_user)
 
     async def _delete_webhook(self, params: _Json, request: web.Request) -> Any:
+        self._webhook.configure(None, None, 40)
+        self._drop_pending(params)
+        return True
+
+    async def _set_webhook(self, params: _Json, request: web.Request) -> Any:
+        url = params.get("url")
+        if not url:
+            return await self._delete_webhook(params, request)
+        if not str(url).startswith(("http://", "https://")):
+            raise _ApiError(
+                400,
+                "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443",
+            )
+        self._drop_pending(params)
+        secret = params.get("secret_token")
+        self._webhook.configure(
+            str(url),
+            None if secret is None else str(secret),
+            _int_param(params, "max_connections", 40),
+        )
+        return True
+
+    def _drop_pending(self, params: _Json) -> None:
         if params.get("drop_pending_updates") in (True, "true", "True", 1):
             with self._changed:
                 self._confirm(self._next_update_id)
             self._notify_async()
-        return True
 
     async def _get_webhook_info(self, params: _Json, request: web.Request) -> Any:
         with self._lock:
             pending = len(self._updates)
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+        url = self._webhook.url or ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": pending}
 
     async def _get_updates(self, params: _Json, request: web.Request) -> Any:
         offset = _int_param(params, "offset", 0)
@@ -625,6 +678,8 @@ class TelegramStandIn(StandIn):
             timeout = max(float(params.get("timeout") or 0), 0.0)
         except (TypeError, ValueError):
             raise _ApiError(400, "Bad Request: wrong parameter timeout") from None
+        if self._webhook.url is not None:
+            raise _ApiError(409, _WEBHOOK_ACTIVE)
         poll: _Poll | None = None
         with self._changed:
             if offset > 0:
@@ -763,6 +818,7 @@ class TelegramStandIn(StandIn):
                 polls = list(self._polls)
             for poll in polls:
                 poll.event.set()
+            self._webhook.wake()
 
         if loop is not None:
             # A closed loop means the stand-in is gone; the update stays queued.
@@ -791,7 +847,21 @@ class TelegramStandIn(StandIn):
 
     def _check_confirmed(self, update_id: int) -> int | None:
         # Caller holds self._lock.
-        return self._confirmed_offset if self._confirmed_offset > update_id else None
+        if self._confirmed_offset > update_id or update_id in self._acknowledged:
+            return self._confirmed_offset
+        return None
+
+    def _pending_copy(self) -> list[_Json]:
+        with self._lock:
+            return copy.deepcopy(self._updates)
+
+    def _acknowledge(self, update_id: int) -> None:
+        # A webhook took the update (2xx): Telegram will not send it again.
+        with self._changed:
+            self._acknowledged.add(update_id)
+            self._updates = [u for u in self._updates if int(u["update_id"]) != update_id]
+            self._changed.notify_all()
+        self._notify_async()
 
     def _describe_confirmation(self, update_id: int, timeout: float) -> str:
         return (
