@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="show a restart losing a conversation, then restart-guard saving it"
     )
-    demo.add_argument("--platform", choices=["telegram", "discord", "slack"], default="telegram")
+    demo.add_argument(
+        "--platform", choices=["telegram", "discord", "slack", "aiogram"], default="telegram"
+    )
     demo.set_defaults(run=_demo)
     # Operators' commands; their modules import nothing heavy until they run.
     from .ops import clear, doctor, status

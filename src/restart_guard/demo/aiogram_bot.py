@@ -73,8 +73,8 @@ def build_dispatcher() -> Dispatcher:
 
 def serve_webhook(dp: Dispatcher, bot: Bot, port: int) -> None:
     """aiogram's aiohttp integration, as its documentation sets it up."""
-    from aiohttp import web
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
 
     async def register(bot: Bot) -> None:
         url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"

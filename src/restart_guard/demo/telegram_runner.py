@@ -1,15 +1,19 @@
 """``restart-guard demo``: the restart gap, then the same restart with the guard.
 
 Everything runs on loopback: the Telegram stand-in from
-``restart_guard.testing`` in this process, a real python-telegram-bot bot in a
-subprocess, and real signals — SIGTERM as a deploy sends it, SIGKILL one
-second later as a service manager does when the drain outlives its limit.
+``restart_guard.testing`` in this process, a real python-telegram-bot (or,
+with ``--platform aiogram``, aiogram) bot in a subprocess, and real signals —
+SIGTERM as a deploy sends it, SIGKILL one second later as a service manager
+does when the drain outlives its limit.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._narration import (
@@ -22,10 +26,32 @@ from ._narration import (
     transcript,
 )
 
-__all__ = ["run_demo"]
+__all__ = ["TelegramFramework", "run_demo", "run_telegram_demo"]
 
 CHAT = -1001234567890
 TOPIC = 42
+
+
+@dataclass(frozen=True)
+class TelegramFramework:
+    """A Telegram framework the demo can run: its demo bot and how it says it stopped."""
+
+    name: str
+    bot_module: str
+    #: The stand-in attribute the bot's ``--api-url`` takes.
+    api_url: str
+    #: A log line of the unguarded bot once SIGTERM started its stop.
+    stopping_log: str
+    extra: str
+
+
+PTB = TelegramFramework(
+    "python-telegram-bot",
+    "restart_guard.demo.telegram_bot",
+    "base_url",
+    "Application is stopping",
+    "demo",
+)
 
 
 def _transcript(api: object, since: int) -> None:
@@ -35,14 +61,14 @@ def _transcript(api: object, since: int) -> None:
     )
 
 
-def _round(api: object, workdir: Path, guarded: bool) -> bool:
+def _round(framework: TelegramFramework, api: object, workdir: Path, guarded: bool) -> bool:
     from restart_guard.testing.process import BotProcess
 
     name = begin_round(guarded)
     argv = bot_argv(
-        "restart_guard.demo.telegram_bot",
+        framework.bot_module,
         "--api-url",
-        api.base_url,  # type: ignore[attr-defined]
+        getattr(api, framework.api_url),
         "--token",
         api.token,  # type: ignore[attr-defined]
         marker_dir=workdir / "markers",
@@ -69,7 +95,7 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
         bot.wait_for_log("marked before the drain", timeout=30)
         say("      restart-guard marked the conversation durably before the drain began")
     else:
-        bot.wait_for_log("Application is stopping", timeout=30)
+        bot.wait_for_log(framework.stopping_log, timeout=30)
     stop_timeout_kill(bot)
     say("[4] the service manager's stop timeout expires: SIGKILL")
     mark = len(api.sent)  # type: ignore[attr-defined]
@@ -90,18 +116,24 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     return notified == guarded and status == 0
 
 
-def run_demo() -> int:
-    """Run both rounds; return the process exit status (0 when both behaved)."""
+def run_telegram_demo(framework: TelegramFramework) -> int:
+    """Run both rounds with ``framework``'s bot; return the exit status (0 when both behaved)."""
     try:
+        importlib.import_module(framework.bot_module)
         from restart_guard.testing.telegram import TelegramStandIn
     except ImportError as exc:
         say(
-            "the demo needs python-telegram-bot and aiohttp: "
-            f'pip install "restart-guard[demo]" ({exc})'
+            f"the demo needs {framework.name} and aiohttp: "
+            f'pip install "restart-guard[{framework.extra}]" ({exc})'
         )
         return 2
     opening = [
-        "restart-guard demo: a real python-telegram-bot process on a loopback Telegram",
+        f"restart-guard demo: a real {framework.name} process on a loopback Telegram",
         "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
     ]
-    return run_rounds(opening, TelegramStandIn.running, _round)
+    return run_rounds(opening, TelegramStandIn.running, functools.partial(_round, framework))
+
+
+def run_demo() -> int:
+    """The python-telegram-bot demo (``restart-guard demo``)."""
+    return run_telegram_demo(PTB)
