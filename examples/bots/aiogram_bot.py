@@ -1,0 +1,59 @@
+"""An aiogram 3 bot protected by restart-guard.
+
+It differs from a plain aiogram bot only by ``import restart_guard`` and the
+decorator. Run it with a real token::
+
+    pip install "restart-guard[aiogram]"
+    TELEGRAM_TOKEN=123:ABC python examples/bots/aiogram_bot.py
+
+or offline against the loopback stand-in (``restart_guard.testing``) by also
+setting ``TELEGRAM_API_ROOT`` to the stand-in's ``url``.
+
+``/think`` takes 30 seconds, like a slow LLM call: restart the bot meanwhile
+(Ctrl-C, ``systemctl restart``, ``kill -9``) and it tells you so in the same
+chat or forum topic when it is back. Markers are keyed as the
+python-telegram-bot adapter keys them: a bot moved from one framework to the
+other picks up where the other left off.
+"""
+
+import asyncio
+import logging
+import os
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.filters import Command, CommandStart
+from aiogram.types import Message
+
+import restart_guard
+
+TOKEN = os.environ["TELEGRAM_TOKEN"]
+API_ROOT = os.environ.get("TELEGRAM_API_ROOT", "https://api.telegram.org")
+
+router = Router()
+
+
+@router.message(CommandStart())
+async def start(message: Message) -> None:
+    await message.answer("Hi! Send /think and restart me meanwhile.")
+
+
+@router.message(Command("think"))
+async def think(message: Message) -> None:
+    await message.answer("Thinking… (30 s)")
+    await asyncio.sleep(30)
+    await message.answer("Here is my answer: 42.")
+
+
+@restart_guard.protect(drain_timeout=20)
+def build_dispatcher() -> Dispatcher:
+    dp = Dispatcher()
+    dp.include_router(router)
+    return dp
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(API_ROOT)))
+    build_dispatcher().run_polling(bot)
