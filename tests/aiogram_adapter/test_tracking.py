@@ -16,9 +16,9 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message, Update
+from restart_guard.adapters import aiogram as adapter
 
 import restart_guard
-from restart_guard.adapters import aiogram as adapter
 from restart_guard.testing.markers import markers_in, wait_for_markers
 from restart_guard.testing.telegram import TelegramStandIn
 
@@ -52,9 +52,7 @@ RAW_UPDATES = {
             "new_chat_member": {"status": "member", "user": USER},
         }
     },
-    "inline query": {
-        "inline_query": {"id": "1", "from": USER, "query": "q", "offset": ""}
-    },
+    "inline query": {"inline_query": {"id": "1", "from": USER, "query": "q", "offset": ""}},
 }
 
 
@@ -109,9 +107,9 @@ async def test_several_bots_keep_their_markers_apart_and_user_hooks_run(
         two.inject_message(42, "b")
         await one.wait_for_sent_async(lambda m: m.text == "working")
         await two.wait_for_sent_async(lambda m: m.text == "working")
-        folders = sorted(p.name for p in tmp_path.iterdir())
-        assert len(folders) == 2  # one marker folder per bot
         await asyncio.to_thread(wait_for_markers, tmp_path, lambda m: m.conversation.chat == "42")
+        folders = await asyncio.to_thread(lambda: sorted(p.name for p in tmp_path.iterdir()))
+        assert len(folders) == 2  # one marker folder per bot
         marked = {(m.conversation.chat, m.conversation.thread) for m in markers_in(tmp_path)}
         assert marked == {(str(CHAT), "7"), ("42", None)}
         release.set()
@@ -124,8 +122,10 @@ async def test_several_bots_keep_their_markers_apart_and_user_hooks_run(
 def test_install_uninstall_install_is_idempotent(tmp_path: Path) -> None:
     dp = Dispatcher()
     guarded = restart_guard.protect(marker_dir=tmp_path)(dp)
-    assert guarded is dp and restart_guard.protect(marker_dir=tmp_path)(dp) is dp
-    assert type(dp) is not Dispatcher and isinstance(dp, Dispatcher)
+    assert guarded is dp
+    assert restart_guard.protect(marker_dir=tmp_path)(dp) is dp
+    assert type(dp) is not Dispatcher
+    assert isinstance(dp, Dispatcher)
     restart_guard.unprotect(dp)
     restart_guard.unprotect(dp)
     assert type(dp) is Dispatcher
