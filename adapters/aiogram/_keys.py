@@ -19,7 +19,8 @@ __all__ = ["PLATFORM", "conversation_of"]
 PLATFORM = "telegram"
 
 # python-telegram-bot's Update.effective_chat / effective_message, in its order.
-# Read with getattr: older aiogram releases lack the newer update kinds.
+# Read with getattr: older aiogram releases lack the newer update kinds (and keep
+# them as plain dicts, which no handler of theirs is given: not tracked).
 _MESSAGES = (
     "message",
     "edited_message",
@@ -44,11 +45,11 @@ def _effective(update: Update) -> tuple[Any, Any]:
     """(chat, message) as python-telegram-bot's ``effective_chat``/``effective_message``."""
     for name in _MESSAGES:
         message = getattr(update, name, None)
-        if message is not None:
+        if message is not None and not isinstance(message, dict):
             return message.chat, message
     for name in _CHAT_ONLY_MESSAGES:
         event = getattr(update, name, None)
-        if event is not None:
+        if event is not None and not isinstance(event, dict):
             return event.chat, None
     query = update.callback_query
     if query is not None and query.message is not None:
@@ -57,7 +58,7 @@ def _effective(update: Update) -> tuple[Any, Any]:
         return message.chat, message if isinstance(message, Message) else None
     for name in _CHAT_EVENTS:
         event = getattr(update, name, None)
-        if event is not None:
+        if event is not None and not isinstance(event, dict):
             return event.chat, None
     return None, None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -48,6 +49,8 @@ class Link:
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
+            if "business_connection_id" not in inspect.signature(self.bot.send_message).parameters:
+                raise ConversationGone("a business chat: aiogram 3.5 or later can post there")
             kwargs["business_connection_id"] = conversation.scope
         try:
             await self.bot.send_message(chat_id=int(conversation.chat), text=text, **kwargs)

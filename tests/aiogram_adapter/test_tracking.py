@@ -61,6 +61,9 @@ def test_keys_are_the_python_telegram_bot_adapters(kind: str) -> None:
     telegram = pytest.importorskip("telegram")
     from restart_guard.adapters import telegram as ptb_adapter
 
+    [field] = RAW_UPDATES[kind]
+    if field not in Update.model_fields:
+        pytest.skip(f"this aiogram release has no {field} updates")
     raw = {"update_id": 1, **RAW_UPDATES[kind]}
     ours = adapter.conversation_of(Update.model_validate(raw))
     theirs = ptb_adapter.conversation_of(telegram.Update.de_json(raw, None))
