@@ -86,7 +86,9 @@ def serve_webhook(dp: Dispatcher, bot: Bot, port: int) -> None:
         app, path=WEBHOOK_PATH
     )
     setup_application(app, dp, bot=bot)
-    web.run_app(app, host="127.0.0.1", port=port, print=None)
+    # The drain ran in on_shutdown already; aiohttp < 3.10 would then wait up to
+    # shutdown_timeout (60 s) for idle keep-alive connections.
+    web.run_app(app, host="127.0.0.1", port=port, print=None, shutdown_timeout=5)
 
 
 def main(argv: list[str] | None = None) -> None:
