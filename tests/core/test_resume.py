@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from restart_guard import (
-    Conversation,
     ConversationGone,
     DirectoryStore,
     Guard,
@@ -24,46 +23,11 @@ from restart_guard import (
 )
 from restart_guard import _resume as resume_module
 from restart_guard._resume import DEFAULT_GIVEUP_NOTICE, DEFAULT_NOTICE, DEFAULT_REPLAY_NOTICE
+from restart_guard.testing.wait import eventually_async
 
-from .conftest import conv, entries, leave_markers, marker, stored, wait_for_async
+from .conftest import FakeLink, conv, entries, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
-
-
-class FakeLink:
-    """Stands in for the platform: records notices and replays, fails on demand.
-
-    ``failures`` are raised by the next ``send_notice`` calls, in order.
-    ``on_send`` runs at the start of every call (to look at the store mid-retry);
-    ``gate`` (when set) makes calls wait until it is set.
-    """
-
-    def __init__(self, notices_per_second: float = 1000.0) -> None:
-        self.notices_per_second = notices_per_second
-        self.calls: list[Conversation] = []
-        self.sent: list[tuple[Conversation, str]] = []
-        self.replayed: list[Marker] = []
-        self.failures: list[BaseException] = []
-        self.on_send: Callable[[Conversation], None] | None = None
-        self.on_replay: Callable[[Marker], None] | None = None
-        self.gate: asyncio.Event | None = None
-        self.sent_at: list[float] = []
-
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
-        self.calls.append(conversation)
-        if self.on_send is not None:
-            self.on_send(conversation)
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append((conversation, text))
-        self.sent_at.append(time.monotonic())
-
-    async def replay(self, marker: Marker) -> None:
-        self.replayed.append(marker)
-        if self.on_replay is not None:
-            self.on_replay(marker)
 
 
 class Scenario:
@@ -370,7 +334,7 @@ async def test_cancel_leaves_unfinished_markers_in_the_store(
     markers = [marker(1, age=10, attempts=1), marker(2, age=5)]
     scenario.link.gate = asyncio.Event()  # the platform never answers
     resumer = await scenario.start(markers)
-    await wait_for_async(lambda: scenario.link.calls, what="first notice attempt")
+    await eventually_async(lambda: scenario.link.calls, what="first notice attempt")
     await resumer.cancel()
     assert scenario.guard is not None
     assert scenario.guard.flush()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import socket
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,20 +16,9 @@ from restart_guard import DirectoryStore
 from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.slack import SlackStandIn
+from restart_guard.testing.wait import eventually
 
 SOCKET_MODES = ("socket", "async-socket")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll a condition nobody signals (a counter of the stand-in) with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what or condition!r}")
-        time.sleep(0.01)
 
 
 def free_port() -> int:
@@ -118,7 +106,7 @@ def start_bot(api: SlackStandIn, marker_dir: Path, tmp_path: Path) -> Iterator[S
         if wait_ready:
             # Start-up recovery (the notices) comes before the connection / the port.
             if port is None:
-                wait_until(
+                eventually(
                     lambda: api.total_connections > connections or _exited(process),
                     timeout=30,
                     what="a Socket Mode connection",
