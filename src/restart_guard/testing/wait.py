@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["eventually", "eventually_async"]
 
@@ -27,9 +27,15 @@ _T = TypeVar("_T")
 POLL_INTERVAL = 0.01
 
 
-def _timed_out(timeout: float, what: str | Callable[[], str]) -> TimeoutError:
-    description = what() if callable(what) else what
-    return TimeoutError(f"waited {timeout}s for {description or 'the condition'}")
+def _check(condition: Callable[[], _T], deadline: float, timeout: float, what: Any) -> _T | None:
+    """The condition's value when truthy, None to poll again; raises once past the deadline."""
+    value = condition()
+    if value:
+        return value
+    if time.monotonic() > deadline:
+        description = what() if callable(what) else what
+        raise TimeoutError(f"waited {timeout}s for {description or 'the condition'}")
+    return None
 
 
 def eventually(
@@ -45,13 +51,9 @@ def eventually(
     at once.
     """
     deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise _timed_out(timeout, what)
+    while (value := _check(condition, deadline, timeout, what)) is None:
         time.sleep(interval)
+    return value
 
 
 async def eventually_async(
@@ -63,9 +65,7 @@ async def eventually_async(
     """:func:`eventually` for async tests: yields to the event loop between polls."""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
-        if value:
+        value = _check(condition, deadline, timeout, what)
+        if value is not None:
             return value
-        if time.monotonic() > deadline:
-            raise _timed_out(timeout, what)
-        await asyncio.sleep(interval)
+        await asyncio.sleep(interval)  # nothing signals these conditions: poll
