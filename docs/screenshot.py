@@ -36,7 +36,7 @@ _EXTERNAL = re.compile(r'<(?:script|link|img)\b[^>]*(?:src|href)="(?:https?:)?//
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 

@@ -29,7 +29,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 #: reStructuredText markup the subcommands' docstrings use: ``literal``,
 #: :role:`target` and *emphasis*. ``--help`` prints their text without it.
-_RST_MARKUP = re.compile(r"``(.+?)``|:[a-z]+:`~?(.+?)`|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])")
+_RST_MARKUP = re.compile(r"``([^`]+?)``|:[a-z]+:`~?([^`]+?)`|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])")
 
 
 def plain_text(text: str) -> str:

@@ -83,7 +83,6 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     say_hello(f"topic {TOPIC}", hello)
     api.inject_message(CHAT, hello, message_thread_id=TOPIC)  # type: ignore[attr-defined]
     api.wait_for_sent(lambda m: m.text == f"echo: {hello}", timeout=30)  # type: ignore[attr-defined]
-    say(f"[6] what the user sees in topic {TOPIC} after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])  # type: ignore[attr-defined]
     status = stop_and_report(

@@ -159,8 +159,7 @@ def _check_creatable(section: Section, parent: Path, path: Path) -> bool:
             "error",
             f"{parent} is not writable by {_user_name(os.geteuid())}: {exc.strerror or exc} — "
             f"the bot cannot create {path}, so nothing is protected",
-            f"mkdir -p -m 700 {path} && chown BOTUSER {path}  (BOTUSER: the user the bot "
-            "runs as)",
+            f"mkdir -p -m 700 {path} && chown BOTUSER {path}  (BOTUSER: the user the bot runs as)",
         )
         return False
     section.add("ok", f"{parent} is writable: the bot can create its marker directory there")
