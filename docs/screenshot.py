@@ -63,18 +63,24 @@ def build(site: Path) -> None:
             raise SystemExit(f"{page.relative_to(site)} loads from another host: {found.group()}")
 
 
+#: Headless, as root, and without the background requests a closed network refuses.
+HEADLESS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
 def screenshot(browser: str, url: str, png: Path, profile: Path) -> None:
     subprocess.run(
         [
             browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
+            *HEADLESS,
             f"--user-data-dir={profile}",
             "--hide-scrollbars",
             "--window-size=1280,1600",

@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+from screenshot import HEADLESS, chromium  # noqa: E402 - docs/screenshot.py, beside this folder
+
 PAGE = """<!doctype html><meta charset="utf-8"><body>
 <script src="{script}"></script>
 <div id="out"></div>
@@ -43,15 +46,8 @@ def render(mermaid_js: Path, source: Path) -> str:
         )
         dom = subprocess.run(
             [
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                chromium(),
+                *HEADLESS,
                 f"--user-data-dir={tmp}/profile",
                 "--allow-file-access-from-files",
                 "--virtual-time-budget=10000",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,25 @@ def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[Result, list[
 
 def problems(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in findings if f["level"] in ("warning", "error")]
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable for this process while the block runs."""
+    if os.geteuid() == 0:
+        # Root writes anywhere, except into an immutable directory.
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
+    else:
+        path.chmod(0o500)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o700)
 
 
 @pytest.fixture
@@ -210,20 +231,9 @@ def test_a_directory_not_created_yet_is_judged_by_its_parent(tmp_path: Path) -> 
 def test_a_directory_that_cannot_be_created(tmp_path: Path) -> None:
     parent = tmp_path / "readonly"
     parent.mkdir()
-    if os.geteuid() == 0:
-        made = subprocess.run(["chattr", "+i", str(parent)], capture_output=True, check=False)
-        if made.returncode != 0:
-            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
-    else:
-        parent.chmod(0o500)
     path = parent / "markers"
-    try:
+    with unwritable(parent):
         text, findings = doctor("--dir", str(path))
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(parent)], check=True)
-        else:
-            parent.chmod(0o700)
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["message"].startswith(f"{parent} is not writable by")
@@ -288,20 +298,8 @@ def test_set_aside_corrupt_records(good_dir: Path) -> None:
 
 
 def test_a_directory_that_cannot_be_written(good_dir: Path) -> None:
-    if os.geteuid() == 0:
-        # Root writes anywhere, except into an immutable directory.
-        made = subprocess.run(["chattr", "+i", str(good_dir)], capture_output=True, check=False)
-        if made.returncode != 0:
-            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
-    else:
-        good_dir.chmod(0o500)
-    try:
+    with unwritable(good_dir):
         text, findings = doctor("--dir", str(good_dir))
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(good_dir)], check=True)
-        else:
-            good_dir.chmod(0o700)
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["level"] == "error"
