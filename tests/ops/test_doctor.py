@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,25 @@ def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[Result, list[
 
 def problems(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in findings if f["level"] in ("warning", "error")]
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable for this process while the block runs."""
+    if os.geteuid() == 0:
+        # Root writes anywhere, except into an immutable directory.
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
+    else:
+        path.chmod(0o500)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o700)
 
 
 @pytest.fixture
@@ -190,16 +211,62 @@ def test_a_unit_that_cannot_be_read_is_a_problem(good_dir: Path, tmp_path: Path)
     assert "pass --unit-file" in problems(findings)[0]["fix"]
 
 
-def test_a_missing_directory(tmp_path: Path) -> None:
-    path = tmp_path / "not-yet"
+def test_a_directory_not_created_yet_is_judged_by_its_parent(tmp_path: Path) -> None:
+    # A fresh machine: the bot has not started yet, so the directory is not there.
+    path = tmp_path / "state" / "restart-guard"
     text, findings = doctor("--dir", str(path))
+    assert text.status == 0, text.out
+    assert problems(findings) == []
+    messages = [f["message"] for f in findings]
+    assert (
+        f"does not exist yet: the bot creates it (0700) at its first start, in {tmp_path}"
+        in messages
+    )
+    assert f"{tmp_path} is writable: the bot can create its marker directory there" in messages
+    assert any(m.endswith(": survives a restart") for m in messages), messages
+    assert not path.exists()
+    assert sorted(tmp_path.iterdir()) == []  # the probe left nothing behind
+
+
+def test_a_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+    path = parent / "markers"
+    with unwritable(parent):
+        text, findings = doctor("--dir", str(path))
+    assert text.status == 1
+    [problem] = problems(findings)
+    assert problem["message"].startswith(f"{parent} is not writable by")
+    assert problem["fix"].startswith(f"mkdir -p -m 700 {path} && chown BOTUSER {path}")
+
+
+def test_a_directory_not_created_yet_under_another_users_parent(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a parent owned by another user than the unit's")
+    parent = tmp_path / "lib"
+    parent.mkdir(mode=0o755)
+    path = parent / "mybot"
+    unit = unit_file(tmp_path, GOOD_UNIT + "User=nobody\n")
+    text, findings = doctor("--dir", str(path), "--unit-file", str(unit))
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["message"] == (
-        f"{path} does not exist yet: the bot creates it at its first start, so its permissions "
-        "and owner cannot be checked"
+        f"{parent}: owned by root, but the unit runs the bot as User=nobody: it cannot "
+        f"create {path} there"
     )
-    assert problem["fix"].startswith(f"mkdir -p -m 700 {path}")
+    assert problem["fix"].startswith(f"mkdir -p -m 700 {path} && chown nobody: {path}")
+    os.chown(parent, 65534, 65534)
+    assert doctor("--dir", str(path), "--unit-file", str(unit))[0].status == 0
+
+
+def test_a_directory_whose_parent_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "markers"
+    text, findings = doctor("--dir", str(path))
+    assert text.status == 1
+    assert problems(findings)[0]["message"] == (
+        f"{path} cannot be created: {tmp_path / 'file'} is not a directory"
+    )
 
 
 def test_a_file_instead_of_a_directory(tmp_path: Path) -> None:
@@ -231,20 +298,8 @@ def test_set_aside_corrupt_records(good_dir: Path) -> None:
 
 
 def test_a_directory_that_cannot_be_written(good_dir: Path) -> None:
-    if os.geteuid() == 0:
-        # Root writes anywhere, except into an immutable directory.
-        made = subprocess.run(["chattr", "+i", str(good_dir)], capture_output=True, check=False)
-        if made.returncode != 0:
-            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
-    else:
-        good_dir.chmod(0o500)
-    try:
+    with unwritable(good_dir):
         text, findings = doctor("--dir", str(good_dir))
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(good_dir)], check=True)
-        else:
-            good_dir.chmod(0o700)
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["level"] == "error"

@@ -7,6 +7,9 @@ Checks, each reported with what is wrong and the exact line to change:
   (0700, journals 0600), belongs to the unit's ``User=``, holds no
   set-aside ``*.corrupt`` records, and is on a filesystem that survives a
   restart (not tmpfs; not a container's overlay layer without a volume);
+  before the bot's first start, when the directory does not exist yet, the
+  place it will be created in (its nearest existing parent) is judged
+  instead: its filesystem, that a directory can be created there, its owner;
 - or the Redis store answers and persists what it is given;
 - the systemd unit (``--unit NAME`` via ``systemctl show``, ``--unit-file
   PATH``, or the unit doctor itself runs in): ``TimeoutStopSec`` leaves
@@ -82,24 +85,17 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
     section = Section(f"Marker directory {path} ({origin})")
     sections = [section]
     if not path.exists():
-        section.add(
-            "warning",
-            f"{path} does not exist yet: the bot creates it at its first start, so its "
-            "permissions and owner cannot be checked",
-            f"mkdir -p -m 700 {path}  (as the bot's user), or start the bot once",
-        )
-    elif not path.is_dir():
+        _check_future_directory(section, path, unit_user)
+        return sections
+    if not path.is_dir():
         section.add(
             "error",
             f"{path} is not a directory",
             "point marker_dir / $RESTART_GUARD_DIR / --dir at a directory",
         )
         return sections
-    else:
-        section.add("ok", "exists")
+    section.add("ok", "exists")
     _check_filesystem(section, path)
-    if not path.exists():
-        return sections
     folders = bot_folders(path)
     if folders:
         section.add("ok", f"{len(folders)} bot folder(s): {', '.join(f.name for f in folders)}")
@@ -111,6 +107,11 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
         _check_marker_dir(section, path, "", unit_user)
     for folder in folders:
         _check_marker_dir(section, folder, f"{folder.name}: ", unit_user)
+    _note_root(section, unit_user)
+    return sections
+
+
+def _note_root(section: Section, unit_user: str | None) -> None:
     if os.geteuid() == 0 and unit_user is None:
         section.add(
             "note",
@@ -118,7 +119,51 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
             "run it as the bot's user (sudo -u BOTUSER restart-guard doctor), or pass "
             "--unit / --unit-file so that its User= is checked against the owner",
         )
-    return sections
+
+
+def _check_future_directory(section: Section, path: Path, unit_user: str | None) -> None:
+    """A marker directory the bot has not created yet, judged by where it will be.
+
+    The bot creates it (0700, with any missing parents) at its first start, so
+    what can go wrong is decided by the nearest existing parent: its
+    filesystem, whether the bot can create a directory in it, and its owner.
+    """
+    parent = existing_ancestor(path)
+    if not parent.is_dir():
+        section.add(
+            "error",
+            f"{path} cannot be created: {parent} is not a directory",
+            "point marker_dir / $RESTART_GUARD_DIR / --dir at a directory",
+        )
+        return
+    section.add(
+        "ok",
+        f"does not exist yet: the bot creates it (0700) at its first start, in {parent}",
+    )
+    _check_filesystem(section, path)
+    if _check_creatable(section, parent, path) and unit_user is not None:
+        info = parent.stat()
+        if not info.st_mode & 0o002:  # a sticky world-writable /tmp lets anyone create
+            _check_owner(section, parent, f"{parent}: ", info.st_uid, unit_user, creates=path)
+    _note_root(section, unit_user)
+
+
+def _check_creatable(section: Section, parent: Path, path: Path) -> bool:
+    # Create and remove a directory where the bot will create its own.
+    probe = parent / f".restart-guard-doctor-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir(mode=0o700)
+        probe.rmdir()
+    except OSError as exc:
+        section.add(
+            "error",
+            f"{parent} is not writable by {_user_name(os.geteuid())}: {exc.strerror or exc} — "
+            f"the bot cannot create {path}, so nothing is protected",
+            f"mkdir -p -m 700 {path} && chown BOTUSER {path}  (BOTUSER: the user the bot runs as)",
+        )
+        return False
+    section.add("ok", f"{parent} is writable: the bot can create its marker directory there")
+    return True
 
 
 def _check_filesystem(section: Section, path: Path) -> None:
@@ -140,8 +185,9 @@ def _check_filesystem(section: Section, path: Path) -> None:
             f"{on}: the container's writable layer, thrown away when the container is "
             "recreated (a new image, docker compose up, a rescheduled pod); no volume is "
             f"mounted over {existing_ancestor(path)}",
-            f"mount a volume at {path} (examples/deploy/docker-compose.yml, "
-            "kubernetes.yaml) or use the Redis store (--store / $RESTART_GUARD_URL)",
+            f"mount a volume at {path} (docker run -v NAME:{path}, a compose volumes: entry, "
+            "a Kubernetes PersistentVolumeClaim) or use the Redis store (--store / "
+            "$RESTART_GUARD_URL); see 'Deploying' in the documentation",
         )
     elif mount.fstype in _NETWORK or mount.fstype.startswith("fuse"):
         section.add(
@@ -223,7 +269,9 @@ def _check_writable(section: Section, path: Path, label: str) -> None:
     section.add("ok", f"{label}writable: a test file was written, fsynced, locked and removed")
 
 
-def _check_owner(section: Section, path: Path, label: str, uid: int, user: str) -> None:
+def _check_owner(
+    section: Section, path: Path, label: str, uid: int, user: str, creates: Path | None = None
+) -> None:
     try:
         import pwd
 
@@ -231,13 +279,23 @@ def _check_owner(section: Section, path: Path, label: str, uid: int, user: str) 
     except (ImportError, KeyError):
         section.add("note", f"{label}cannot look up User={user} to compare with the owner")
         return
-    if uid != expected:
+    if uid == expected:
+        return
+    if creates is not None:
         section.add(
             "error",
             f"{label}owned by {_user_name(uid)}, but the unit runs the bot as User={user}: it "
-            "cannot create its journal there",
-            f"chown -R {user}: {path}",
+            f"cannot create {creates} there",
+            f"mkdir -p -m 700 {creates} && chown {user}: {creates}   (or systemd "
+            "StateDirectory=, which creates /var/lib/NAME for the unit's user)",
         )
+        return
+    section.add(
+        "error",
+        f"{label}owned by {_user_name(uid)}, but the unit runs the bot as User={user}: it "
+        "cannot create its journal there",
+        f"chown -R {user}: {path}",
+    )
 
 
 def _user_name(uid: int) -> str:
@@ -456,9 +514,11 @@ def _unit_sections(args: argparse.Namespace) -> tuple[list[Section], str | None]
             section = Section("Service manager")
             section.add(
                 "note",
-                "no systemd unit checked (pass --unit NAME or --unit-file PATH). Docker, "
-                "Kubernetes, supervisord: keep drain_timeout plus a margin under their stop "
-                "timeout, see examples/deploy/",
+                "no systemd unit checked (pass --unit NAME or --unit-file PATH). Elsewhere, "
+                "keep drain_timeout plus a margin under the stop timeout: Docker "
+                "stop_grace_period (default 10s), Kubernetes terminationGracePeriodSeconds "
+                "(30s, shared with preStop), supervisord stopwaitsecs (10s); see 'Deploying' "
+                "in the documentation",
             )
             return [section], None
     except UnitError as exc:
