@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from restart_guard import Conversation, Guard, Marker, Resumer, Run, Settings, make_store
+from restart_guard._systemd import notify_ready
 from restart_guard.errors import AdapterNotAvailable, ConversationGone, RateLimited, ThreadGone
-from restart_guard.ops.systemd import notify_ready
 
 try:
     from telegram import Update

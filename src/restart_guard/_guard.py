@@ -32,9 +32,9 @@ from typing import Any
 from ._conversation import Conversation
 from ._marker import Marker, Phase
 from ._settings import Settings
+from ._systemd import notify_stopping
 from ._writer import GroupCommitWriter
-from .ops.metrics import make_metrics
-from .ops.systemd import notify_stopping
+from .metrics import make_metrics
 from .stores.base import Store
 
 __all__ = ["Guard", "Run"]

@@ -377,6 +377,16 @@ class DirectoryStore:
             if not keep:
                 os.close(fd)
 
+    def discard(self, markers: Sequence[Marker]) -> int:
+        """Refuse (:class:`StoreError`): a journal has one writer, the process that holds it."""
+        if not markers:
+            return 0
+        raise StoreError(
+            f"cannot remove {len(markers)} marker(s) held by a running process from {self.path}: "
+            "a marker directory's journal has one writer, the process that holds it. Stop that "
+            "process (its drain leaves what it could not finish marked), then remove them"
+        )
+
     def load(self) -> list[StoredMarker]:
         """Every marker in the directory, without claiming anything."""
         found: list[StoredMarker] = []

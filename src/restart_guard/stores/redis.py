@@ -155,7 +155,7 @@ from redis.typing import EncodableT, FieldT
 from .._marker import Marker, Phase, marker_json_text
 from .base import StoredMarker, StoreError
 
-__all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore"]
+__all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore", "find_namespaces"]
 
 log = logging.getLogger("restart_guard")
 
@@ -557,6 +557,16 @@ class RedisStore:
             pipe.execute()
         return claimed
 
+    def discard(self, markers: Sequence[Marker]) -> int:
+        """Delete each marker from the hash of the process that holds it; how many were there."""
+        if not markers:
+            return 0
+        with self._errors(f"discard {len(markers)} marker(s)"):
+            pipe = self._client.pipeline(transaction=False)
+            for marker in markers:
+                pipe.hdel(self._markers_key(marker.owner), marker.key)
+            return sum(int(n) for n in pipe.execute())
+
     def load(self) -> list[StoredMarker]:
         """Every marker in the namespace, without claiming anything."""
         with self._errors("read markers"):
@@ -600,6 +610,18 @@ class RedisStore:
                 len(found),
             )
         return found
+
+
+def find_namespaces(client: redis.Redis, prefix: str = "") -> list[str]:
+    """The namespaces starting with ``prefix`` that hold markers now, sorted (for operators).
+
+    A namespace counts while its ``{ns}:owners`` set exists, that is while
+    some process's markers are in it. Raises ``redis.RedisError`` when Redis
+    cannot be read.
+    """
+    suffix = ":owners"
+    keys = client.scan_iter(match=f"{prefix}*{suffix}", count=1000)
+    return sorted({_text(key)[: -len(suffix)] for key in keys})
 
 
 def _records(markers: Sequence[Marker]) -> Mapping[FieldT, EncodableT]:
