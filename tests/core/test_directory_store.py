@@ -205,7 +205,10 @@ def test_claim_of_journal_with_bad_lines_sets_it_aside(
     corrupt = path.with_name(path.name + ".corrupt")
     assert corrupt.exists()
     [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert f"{path.name} (1 unreadable line(s), 2 valid marker(s) kept)" in warning.getMessage()
+    assert (
+        f"{path.name} (skipped 1 unreadable record(s), 2 valid marker(s) kept)"
+        in warning.getMessage()
+    )
     s.commit([], [m.key for m in claimed])  # resumed
     s.close()
     # The set-aside file is never claimed again, only reported.

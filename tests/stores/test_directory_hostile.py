@@ -117,7 +117,7 @@ def test_an_over_long_line_is_skipped_and_the_rest_read(
     with caplog.at_level(logging.WARNING, logger="restart_guard"):
         assert {m.key for m in store.claim()} == {marker(1).key, marker(2).key}
     [warning] = warnings(caplog)
-    assert f"{junk.name} (1 unreadable line(s), 2 valid marker(s) kept)" in warning
+    assert f"{junk.name} (skipped 1 unreadable record(s), 2 valid marker(s) kept)" in warning
     assert junk.with_name(junk.name + ".corrupt").stat().st_size == len(data)
 
 

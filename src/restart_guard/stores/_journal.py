@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .._marker import Marker, Phase, marker_json_text
+from .base import UNREADABLE
 
 __all__ = [
     "MAX_BAD_LINES",
@@ -91,7 +92,7 @@ class Parsed:
         if self.gave_up:
             parts.append(f"over {MAX_BAD_LINES} unreadable lines: the rest not read")
         elif self.bad_lines:
-            parts.append(f"{self.bad_lines} unreadable line(s)")
+            parts.append(f"skipped {self.bad_lines} unreadable record(s)")
         if self.torn_tail:
             parts.append("last record cut off")
         parts.append(f"{len(self.markers)} valid marker(s) kept")
@@ -128,15 +129,7 @@ class Parsed:
                 self.raw[marker.key] = line + b"\n"
             else:
                 raise ValueError(f"unknown record {record.get('op')!r} v{record.get('v')!r}")
-        except (
-            ValueError,
-            KeyError,
-            TypeError,
-            AttributeError,
-            UnicodeDecodeError,
-            OverflowError,
-            RecursionError,
-        ):
+        except UNREADABLE:
             self.bad_lines += 1
 
 

@@ -165,7 +165,7 @@ from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
 from .._marker import Marker, Phase, marker_json_text
-from .base import StoredMarker, StoreError
+from .base import UNREADABLE, StoredMarker, StoreError
 
 __all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore"]
 
@@ -673,14 +673,6 @@ def _encode(marker: Marker) -> bytes:
 def _parse(field: str, record: bytes | str) -> Marker | None:
     try:
         marker = Marker.from_json(json.loads(record))
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        UnicodeDecodeError,
-        OverflowError,
-        RecursionError,
-    ):
+    except UNREADABLE:
         return None
     return marker if marker.key == field else None
