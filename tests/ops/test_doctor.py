@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import subprocess
 import textwrap
 from collections.abc import Iterator
@@ -13,7 +14,19 @@ from typing import Any
 
 import pytest
 
-from .conftest import TOKENS, Fleet, Result, folder_of, run_cli
+from restart_guard import DirectoryStore, StoreError
+from restart_guard.stores.directory import check_marker_dir
+
+from .conftest import (
+    RUNNING_CHAT,
+    TOKENS,
+    Bots,
+    Fleet,
+    Result,
+    folder_of,
+    run_cli,
+    start_work,
+)
 
 GOOD_UNIT = """\
 [Unit]
@@ -314,10 +327,68 @@ def test_owner_other_than_the_units_user(good_dir: Path, tmp_path: Path) -> None
     unit = unit_file(tmp_path, GOOD_UNIT + "User=nobody\n")
     _text, findings = doctor("--dir", str(good_dir), "--unit-file", str(unit))
     [problem] = problems(findings)
-    assert problem["message"].startswith("owned by root, but the unit runs the bot as User=nobody")
-    assert problem["fix"] == f"chown -R nobody: {good_dir}"
+    assert problem["message"].startswith(
+        f"{good_dir} belongs to root, not to nobody that runs the bot: its owner could plant "
+        "or remove markers. The bot refuses this directory"
+    )
+    assert problem["fix"].startswith(f"chown nobody: {good_dir} && chmod 700 {good_dir}")
     os.chown(good_dir, 65534, 65534)
     assert doctor("--dir", str(good_dir), "--unit-file", str(unit))[0].status == 0
+
+
+def test_a_directory_others_can_write_is_the_bots_own_refusal(good_dir: Path) -> None:
+    """doctor reports, word for word, why the bot refuses the directory (one shared check)."""
+    good_dir.chmod(0o777)
+    _text, findings = doctor("--dir", str(good_dir))
+    [problem] = problems(findings)
+    assert problem["level"] == "error"
+    shared = check_marker_dir(good_dir, None)
+    assert shared is not None
+    assert problem["message"] == (
+        f"{shared.message}. The bot refuses this directory and runs with its conversations "
+        "unprotected"
+    )
+    assert (
+        problem["fix"]
+        == shared.fix
+        == (
+            f"chmod 700 {good_dir}, or point marker_dir / $RESTART_GUARD_DIR at a directory of "
+            "the bot's own"
+        )
+    )
+    with pytest.raises(StoreError) as refused:
+        DirectoryStore(good_dir).open("bot")
+    assert shared.message in str(refused.value)
+    assert shared.fix in str(refused.value)
+    assert stat.S_IMODE(good_dir.stat().st_mode) == 0o777  # doctor and the bot only look
+
+
+def test_a_bot_on_a_directory_others_can_write_says_so_once_and_runs(
+    bots: Bots, tmp_path: Path
+) -> None:
+    """A real bot: one ERROR naming the fix, its handlers still run, the directory untouched."""
+    base = tmp_path / "state"
+    base.mkdir(mode=0o700)
+    folder = base / folder_of(TOKENS["running"])
+    folder.mkdir()
+    folder.chmod(0o777)
+    bot = bots.start(TOKENS["running"], {"RESTART_GUARD_DIR": str(base)})
+    start_work(bots.api(TOKENS["running"]), RUNNING_CHAT, "/work 600")  # it runs, unguarded
+    # Its write-ahead fails loudly too (rate-limited), pointing back to the one full line.
+    bot.wait_for_log("is still refused")
+    errors = [line for line in bot.log().splitlines() if " ERROR " in line]
+    [refusal] = [line for line in errors if "chmod" in line]
+    assert "unavailable at start-up: refusing the marker directory" in refusal
+    assert f"NOT protected until this is fixed: chmod 700 {folder}" in refusal
+    [write_failed] = [line for line in errors if line != refusal]
+    assert "a crash now would lose them" in write_failed
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777
+    assert list(folder.iterdir()) == []
+    _text, findings = doctor("--dir", str(base))
+    shared = check_marker_dir(folder, None)
+    assert shared is not None
+    assert shared.message in refusal
+    assert [f["fix"] for f in problems(findings)] == [shared.fix]
 
 
 def _fstype(path: str) -> str | None:

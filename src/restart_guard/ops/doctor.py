@@ -4,7 +4,9 @@ Checks, each reported with what is wrong and the exact line to change:
 
 - the marker directory exists, is a directory, is writable (a test file is
   written, fsynced, locked and removed, as the store does), is private
-  (0700, journals 0600), belongs to the unit's ``User=``, holds no
+  (0700, journals 0600), belongs to the bot's user (the unit's ``User=``)
+  and is not writable by group or others — the same check the bot makes
+  before it trusts the directory — holds no
   set-aside ``*.corrupt`` records, and is on a filesystem that survives a
   restart (not tmpfs; not a container's overlay layer without a volume);
   before the bot's first start, when the directory does not exist yet, the
@@ -37,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .._durable import fsync_dir, write_all
-from ..stores.directory import DirectoryStore
+from ..stores._trust import user_name
+from ..stores.directory import DirectoryStore, check_marker_dir
 from .mounts import existing_ancestor, mount_of
 from .sources import OpsError, Target, add_store_options, bot_folders, is_marker_dir, resolve_target
 from .timespan import format_seconds, parse_duration
@@ -157,7 +160,7 @@ def _check_creatable(section: Section, parent: Path, path: Path) -> bool:
     except OSError as exc:
         section.add(
             "error",
-            f"{parent} is not writable by {_user_name(os.geteuid())}: {exc.strerror or exc} — "
+            f"{parent} is not writable by {user_name(os.geteuid())}: {exc.strerror or exc} — "
             f"the bot cannot create {path}, so nothing is protected",
             f"mkdir -p -m 700 {path} && chown BOTUSER {path}  (BOTUSER: the user the bot runs as)",
         )
@@ -200,9 +203,23 @@ def _check_filesystem(section: Section, path: Path) -> None:
 
 
 def _check_marker_dir(section: Section, path: Path, label: str, unit_user: str | None) -> None:
-    info = path.stat()
-    mode = info.st_mode & 0o777
-    if mode & 0o077:
+    mode = path.stat().st_mode & 0o777
+    # The bot's user: the unit's User=, else whoever runs doctor (unknown when that is
+    # root without a unit: then only the permissions are checked).
+    uid: int | None = os.geteuid()
+    if unit_user is not None:
+        uid = _uid_of(section, label, unit_user)
+    elif uid == 0:
+        uid = None
+    problem = check_marker_dir(path, uid)
+    if problem is not None:
+        section.add(
+            "error",
+            f"{label}{problem.message}. The bot refuses this directory and runs with its "
+            "conversations unprotected",
+            problem.fix,
+        )
+    elif mode & 0o077:
         section.add(
             "warning",
             f"{label}permissions are {mode:04o}, not 0700: other local users can see which "
@@ -212,8 +229,6 @@ def _check_marker_dir(section: Section, path: Path, label: str, unit_user: str |
     else:
         section.add("ok", f"{label}permissions {mode:04o}")
     _check_writable(section, path, label)
-    if unit_user is not None:
-        _check_owner(section, path, label, info.st_uid, unit_user)
     names = sorted(os.listdir(path))
     for name in names:
         file = path / name
@@ -261,7 +276,7 @@ def _check_writable(section: Section, path: Path, label: str) -> None:
     except OSError as exc:
         section.add(
             "error",
-            f"{label}not writable by {_user_name(os.geteuid())}: {exc.strerror or exc} — "
+            f"{label}not writable by {user_name(os.geteuid())}: {exc.strerror or exc} — "
             "markers cannot be written, so nothing is protected",
             f"chown -R BOTUSER {path} && chmod 700 {path}  (BOTUSER: the user the bot runs as)",
         )
@@ -269,22 +284,26 @@ def _check_writable(section: Section, path: Path, label: str) -> None:
     section.add("ok", f"{label}writable: a test file was written, fsynced, locked and removed")
 
 
-def _check_owner(
-    section: Section, path: Path, label: str, uid: int, user: str, creates: Path | None = None
-) -> None:
+def _uid_of(section: Section, label: str, user: str) -> int | None:
     try:
         import pwd
 
-        expected = pwd.getpwnam(user).pw_uid
+        return pwd.getpwnam(user).pw_uid
     except (ImportError, KeyError):
         section.add("note", f"{label}cannot look up User={user} to compare with the owner")
-        return
-    if uid == expected:
+        return None
+
+
+def _check_owner(
+    section: Section, path: Path, label: str, uid: int, user: str, creates: Path | None = None
+) -> None:
+    expected = _uid_of(section, label, user)
+    if expected is None or uid == expected:
         return
     if creates is not None:
         section.add(
             "error",
-            f"{label}owned by {_user_name(uid)}, but the unit runs the bot as User={user}: it "
+            f"{label}owned by {user_name(uid)}, but the unit runs the bot as User={user}: it "
             f"cannot create {creates} there",
             f"mkdir -p -m 700 {creates} && chown {user}: {creates}   (or systemd "
             "StateDirectory=, which creates /var/lib/NAME for the unit's user)",
@@ -292,19 +311,10 @@ def _check_owner(
         return
     section.add(
         "error",
-        f"{label}owned by {_user_name(uid)}, but the unit runs the bot as User={user}: it "
+        f"{label}owned by {user_name(uid)}, but the unit runs the bot as User={user}: it "
         "cannot create its journal there",
         f"chown -R {user}: {path}",
     )
-
-
-def _user_name(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
 
 
 # ------------------------------------------------------------------ redis

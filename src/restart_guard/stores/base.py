@@ -8,11 +8,24 @@ from typing import Protocol, runtime_checkable
 
 from .._marker import Marker
 
-__all__ = ["OperatorStore", "Store", "StoreError", "StoredMarker"]
+__all__ = ["UNREADABLE", "OperatorStore", "Store", "StoreError", "StoredMarker"]
 
 
 class StoreError(Exception):
     """A store could not do what was asked; the message says what to check."""
+
+
+#: What decoding a stored record may raise when it is garbage or of an unknown
+#: version: such a record is skipped (and set aside), never fatal.
+UNREADABLE = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    UnicodeDecodeError,
+    OverflowError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True)
