@@ -194,6 +194,14 @@ GATEWAY_IDENTIFY = "GATEWAY IDENTIFY"
 GATEWAY_RESUME = "GATEWAY RESUME"
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
+# How long Discord remembers an enforced nonce ("a few minutes").
+_NONCE_WINDOW = 300.0
+
+
+def _snowflake_age(snowflake: int) -> float:
+    """Seconds since a snowflake was made (its top bits are milliseconds since the epoch)."""
+    return time.time() - ((snowflake >> 22) + _DISCORD_EPOCH_MS) / 1000
+
 
 # Gateway intents (https://discord.com/developers/docs/events/gateway#gateway-intents)
 _GUILD_PRESENCES = 1 << 8
@@ -1855,6 +1863,18 @@ class DiscordStandIn(StandIn):
     async def _create_message(self, call: _Call) -> web.StreamResponse:
         channel_id = int(call.path["channel_id"])
         body = call.json
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # As Discord: a nonce this author used in this channel a few minutes ago
+            # answers with that message; no second one is created.
+            with self._state:
+                for earlier in reversed(self._messages.values()):
+                    if (
+                        earlier["channel_id"] == str(channel_id)
+                        and earlier.get("nonce") == body["nonce"]
+                        and earlier["author"]["id"] == str(self.bot_user_id)
+                        and _snowflake_age(int(earlier["id"])) < _NONCE_WINDOW
+                    ):
+                        return _json_response(earlier)
         payload = self._post(channel_id, body, call.files)
         self._record_sent(
             channel_id, payload["content"], body, message_id=payload["id"], **_files_mark(call)
