@@ -491,7 +491,8 @@ def test_the_nonce_is_stable_for_a_notice_and_new_for_another() -> None:
         resume_module.notice_nonce(m.with_changes(started_at=m.started_at + 1)),
         resume_module.notice_nonce(marker(2, attempts=1)),
     }
-    assert nonce not in others and len(others) == 4
+    assert nonce not in others
+    assert len(others) == 4
 
 
 async def test_a_retried_notice_carries_the_nonce_of_its_first_try(scenario: Scenario) -> None:
