@@ -132,6 +132,32 @@ class Driver:
         return [s.marker for s in DirectoryStore(self.marker_dir).load()]
 
     # --------------------------------------------------------------------- bots
+    def wait_ready(self, bot: BotProcess, since: float) -> None:
+        """Until the bot takes new messages (start-up recovery is over by then)."""
+        if self.platform == "telegram":
+            bot.wait_for_log("Application started", timeout=60)
+            self.api.wait_for_poll(timeout=60, since=since)
+        elif self.platform == "discord":
+            bot.wait_for_log("demo bot ready", timeout=60)
+        else:
+            wait_until(lambda: self.api.connected_count, 60, "a Socket Mode connection")
+
+    def start_work(self, conversation: Conversation, seconds: float) -> None:
+        """The demo bot's long turn (``work N``) runs in ``conversation``, and is marked."""
+        chat = conversation.chat
+        if self.platform == "telegram":
+            self.api.inject_message(int(chat), f"/work {seconds:g}")
+        elif self.platform == "discord":
+            self.api.inject_message(int(chat), f"!work {seconds:g}")
+        else:
+            self.api.inject_message(chat, f"work {seconds:g}")
+        self.api.wait_for_sent(lambda m: m.chat == chat and m.text.startswith("working"), 60)
+        wait_until(
+            lambda: any(m.conversation.chat == chat for m in self.markers()),
+            60,
+            "the turn's marker",
+        )
+
     def start_bot(self, *args: str) -> BotProcess:
         """The platform's demo bot in a subprocess (not waiting for anything)."""
         module = f"restart_guard.demo.{self.platform}_bot"
