@@ -699,7 +699,7 @@ class RecordingLink:
     def __init__(self) -> None:
         self.sent: list[Conversation] = []
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         self.sent.append(conversation)
 
     async def replay(self, marker: Marker) -> None:

@@ -299,3 +299,16 @@ def test_fallback_store_discards_from_its_primary(
     finally:
         writer.close()
         operator.close()
+
+
+def test_noticed_survives_commit_and_claim(store_factory: StoreFactory) -> None:
+    told, untold = marker(1, "dead", noticed=True), marker(2, "dead")
+    dead_owner(store_factory, "dead", [told, untold])
+    store = opened(store_factory, "alive")
+    claimed = {m.key: m for m in store.claim()}
+    assert (claimed[told.key].noticed, claimed[untold.key].noticed) == (True, False)
+    assert {s.marker.key: s.marker.noticed for s in store.load()} == {
+        told.key: True,
+        untold.key: False,
+    }
+    store.close()

@@ -10,6 +10,7 @@ import datetime
 import json
 import logging
 import re
+import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +50,14 @@ GATEWAY_IDENTIFY = "GATEWAY IDENTIFY"
 GATEWAY_RESUME = "GATEWAY RESUME"
 
 _DISCORD_EPOCH_MS = 1_420_070_400_000
+# How long Discord remembers an enforced nonce ("a few minutes").
+_NONCE_WINDOW = 300.0
+
+
+def _snowflake_age(snowflake: int) -> float:
+    """Seconds since a snowflake was made (its top bits are milliseconds since the epoch)."""
+    return time.time() - ((snowflake >> 22) + _DISCORD_EPOCH_MS) / 1000
+
 
 # Gateway intents (https://discord.com/developers/docs/events/gateway#gateway-intents)
 _GUILD_PRESENCES = 1 << 8

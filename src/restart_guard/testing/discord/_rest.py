@@ -13,6 +13,7 @@ from .._standin import SentMessage
 from ._controls import _Controls
 from ._model import (
     _APPLICATION_FLAGS,
+    _NONCE_WINDOW,
     _PRIVATE_THREAD,
     _Call,
     _error,
@@ -22,6 +23,7 @@ from ._model import (
     _log,
     _no_content,
     _now_iso,
+    _snowflake_age,
 )
 
 
@@ -273,6 +275,18 @@ class _Rest(_Controls):
     async def _create_message(self, call: _Call) -> web.StreamResponse:
         channel_id = int(call.path["channel_id"])
         body = call.json
+        if body.get("enforce_nonce") and body.get("nonce") is not None:
+            # As Discord: a nonce this author used in this channel a few minutes ago
+            # answers with that message; no second one is created.
+            with self._state:
+                for earlier in reversed(self._messages.values()):
+                    if (
+                        earlier["channel_id"] == str(channel_id)
+                        and earlier.get("nonce") == body["nonce"]
+                        and earlier["author"]["id"] == str(self.bot_user_id)
+                        and _snowflake_age(int(earlier["id"])) < _NONCE_WINDOW
+                    ):
+                        return _json_response(earlier)
         payload = self._post(channel_id, body, call.files)
         self._record_sent(
             channel_id, payload["content"], body, message_id=payload["id"], **_files_mark(call)
