@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 import discord
 
 from restart_guard import Guard, Resumer, make_store
-from restart_guard.ops.systemd import notify_ready
+from restart_guard._systemd import notify_ready
 
 from ._link import Link
 from ._state import IN_HANDLER, PLATFORM, STARTUP_NOTICE_WAIT, ClientState, log, state_of

@@ -33,7 +33,7 @@ from slack_bolt import App
 from slack_bolt.async_app import AsyncApp
 
 from restart_guard import Guard, Resumer, make_store
-from restart_guard.ops.systemd import notify_ready
+from restart_guard._systemd import notify_ready
 
 from ._link import AsyncLink, LoopThread, SyncLink
 from ._state import (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -24,6 +25,16 @@ def _demo(args: argparse.Namespace) -> int:
         return 2
     status: int = runner.run_demo()
     return status
+
+
+#: reStructuredText markup the subcommands' docstrings use: ``literal``,
+#: :role:`target` and *emphasis*. ``--help`` prints their text without it.
+_RST_MARKUP = re.compile(r"``([^`]+?)``|:[a-z]+:`~?([^`]+?)`|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])")
+
+
+def plain_text(text: str) -> str:
+    """``text`` with its reStructuredText markup removed, for a terminal."""
+    return _RST_MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(commands)
     clear.register(commands)
     doctor.register(commands)
+    # The subcommands' descriptions are their modules' docstrings, written for
+    # the API reference; a terminal gets them as plain text.
+    for subparser in commands.choices.values():
+        if subparser.description:
+            subparser.description = plain_text(subparser.description)
     return parser
 
 

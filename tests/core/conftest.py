@@ -134,7 +134,9 @@ class FakeLink:
     guard and the resumer around it are real. Tests with replay off check
     that ``replayed`` stays empty.
 
-    ``failures`` are raised by the next ``send_notice`` calls, in order.
+    ``failures`` are raised by the next ``send_notice`` calls, in order;
+    ``refuse`` maps a chat to the error every call to it raises.
+    ``nonces`` records the nonce of every call (a retried notice keeps its nonce).
     ``on_send`` runs at the start of every call (to look at the store mid-retry);
     ``gate`` (when set) makes calls wait until it is set.
     """
@@ -145,17 +147,22 @@ class FakeLink:
         self.sent: list[tuple[Conversation, str]] = []
         self.replayed: list[Marker] = []
         self.failures: list[BaseException] = []
+        self.refuse: dict[str, BaseException] = {}
+        self.nonces: list[str] = []
         self.on_send: Callable[[Conversation], None] | None = None
         self.on_replay: Callable[[Marker], None] | None = None
         self.gate: asyncio.Event | None = None
         self.sent_at: list[float] = []
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         self.calls.append(conversation)
+        self.nonces.append(nonce)
         if self.on_send is not None:
             self.on_send(conversation)
         if self.gate is not None:
             await self.gate.wait()
+        if conversation.chat in self.refuse:
+            raise self.refuse[conversation.chat]
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((conversation, text))
