@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from restart_guard import (
-    Conversation,
     ConversationGone,
     ConversationMoved,
     DirectoryStore,
@@ -25,52 +24,11 @@ from restart_guard import (
 )
 from restart_guard import _resume as resume_module
 from restart_guard._resume import DEFAULT_GIVEUP_NOTICE, DEFAULT_NOTICE, DEFAULT_REPLAY_NOTICE
+from restart_guard.testing.wait import eventually_async
 
-from .conftest import conv, entries, leave_markers, marker, stored, wait_for_async
+from .conftest import FakeLink, conv, entries, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
-
-
-class FakeLink:
-    """Stands in for the platform: records notices and replays, fails on demand.
-
-    ``failures`` are raised by the next ``send_notice`` calls, in order;
-    ``refuse`` maps a chat to the error every call to it raises.
-    ``on_send`` runs at the start of every call (to look at the store mid-retry);
-    ``gate`` (when set) makes calls wait until it is set.
-    """
-
-    def __init__(self, notices_per_second: float = 1000.0) -> None:
-        self.notices_per_second = notices_per_second
-        self.calls: list[Conversation] = []
-        self.sent: list[tuple[Conversation, str]] = []
-        self.replayed: list[Marker] = []
-        self.failures: list[BaseException] = []
-        self.refuse: dict[str, BaseException] = {}
-        self.nonces: list[str] = []
-        self.on_send: Callable[[Conversation], None] | None = None
-        self.on_replay: Callable[[Marker], None] | None = None
-        self.gate: asyncio.Event | None = None
-        self.sent_at: list[float] = []
-
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
-        self.calls.append(conversation)
-        self.nonces.append(nonce)
-        if self.on_send is not None:
-            self.on_send(conversation)
-        if self.gate is not None:
-            await self.gate.wait()
-        if conversation.chat in self.refuse:
-            raise self.refuse[conversation.chat]
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append((conversation, text))
-        self.sent_at.append(time.monotonic())
-
-    async def replay(self, marker: Marker) -> None:
-        self.replayed.append(marker)
-        if self.on_replay is not None:
-            self.on_replay(marker)
 
 
 class Scenario:
@@ -377,7 +335,7 @@ async def test_cancel_cuts_off_a_send_that_outlasts_the_grace_and_keeps_every_ma
     markers = [marker(1, age=10, attempts=1), marker(2, age=5)]
     scenario.link.gate = asyncio.Event()  # the platform never answers
     resumer = await scenario.start(markers)
-    await wait_for_async(lambda: scenario.link.calls, what="first notice attempt")
+    await eventually_async(lambda: scenario.link.calls, what="first notice attempt")
     await resumer.cancel(grace=0.05)
     assert scenario.guard is not None
     assert scenario.guard.flush()
@@ -404,7 +362,7 @@ async def test_cancel_lets_the_send_in_flight_finish_and_records_it(scenario: Sc
     markers = [marker(1, age=10), marker(2, age=5)]
     scenario.link.gate = asyncio.Event()
     resumer = await scenario.start(markers)
-    await wait_for_async(lambda: scenario.link.calls, what="first notice in flight")
+    await eventually_async(lambda: scenario.link.calls, what="first notice in flight")
     cancelling = asyncio.ensure_future(resumer.cancel())
     await asyncio.sleep(0)  # cancel() has begun: no new send may start from here
     scenario.link.gate.set()  # the platform answers the one in flight
@@ -513,7 +471,7 @@ async def test_a_conversation_in_backoff_does_not_hold_up_the_others(
     others = [marker(2, age=20), marker(3, age=10)]
     scenario.link.refuse["1"] = error
     resumer = await scenario.start([stuck, *others])
-    await wait_for_async(
+    await eventually_async(
         lambda: len(scenario.link.sent) == 2, what="the notices behind the stuck one"
     )
     assert [c.chat for c, _ in scenario.link.sent] == ["2", "3"]

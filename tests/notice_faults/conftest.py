@@ -21,9 +21,11 @@ import pytest
 from restart_guard import Conversation, DirectoryStore, Marker
 from restart_guard.testing._standin import SentMessage, StandIn
 from restart_guard.testing.discord import DiscordStandIn
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.slack import SlackStandIn
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
 PLATFORMS = ("telegram", "discord", "slack")
 
@@ -140,7 +142,7 @@ class Driver:
         elif self.platform == "discord":
             bot.wait_for_log("demo bot ready", timeout=60)
         else:
-            wait_until(lambda: self.api.connected_count, 60, "a Socket Mode connection")
+            eventually(lambda: self.api.connected_count, 60, "a Socket Mode connection")
 
     def start_work(self, conversation: Conversation, seconds: float) -> None:
         """The demo bot's long turn (``work N``) runs in ``conversation``, and is marked."""
@@ -152,11 +154,7 @@ class Driver:
         else:
             self.api.inject_message(chat, f"work {seconds:g}")
         self.api.wait_for_sent(lambda m: m.chat == chat and m.text.startswith("working"), 60)
-        wait_until(
-            lambda: any(m.conversation.chat == chat for m in self.markers()),
-            60,
-            "the turn's marker",
-        )
+        wait_for_markers(self.marker_dir, lambda m: m.conversation.chat == chat, timeout=60)
 
     def start_bot(self, *args: str) -> BotProcess:
         """The platform's demo bot in a subprocess (not waiting for anything)."""
@@ -174,18 +172,6 @@ class Driver:
         bot = BotProcess.start(argv, env=env, log_path=log)
         self.started.append(bot)
         return bot
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll a condition nobody signals (files on disk) with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what}")
-        time.sleep(0.01)
 
 
 _STANDINS: dict[str, type[StandIn]] = {"telegram": _Telegram, "discord": _Discord, "slack": _Slack}

@@ -17,8 +17,9 @@ import time
 import pytest
 
 from restart_guard import Conversation
+from restart_guard.testing.wait import eventually
 
-from .conftest import Driver, keys, wait_until
+from .conftest import Driver, keys
 
 pytestmark = pytest.mark.e2e
 
@@ -66,7 +67,7 @@ def test_a_sigterm_while_startup_notices_go_out_repeats_none(
     driver.api.on_notice = None
     driver.start_bot()
     driver.wait_for_notices(4)
-    wait_until(lambda: not driver.markers(), 30, "the markers to be cleared")
+    eventually(lambda: not driver.markers(), 30, "the markers to be cleared")
     assert [len(driver.notices_to(c)) for c in conversations] == [1, 1, 1, 1]
 
 
@@ -77,7 +78,7 @@ def test_a_delivered_notice_is_durable_before_the_next_is_sent(driver: Driver) -
     driver.api.on_notice = lambda n: on_disk_at.setdefault(n, keys(driver.markers()))
     driver.start_bot()
     driver.wait_for_notices(3)
-    wait_until(lambda: len(on_disk_at) == 3, 30, "the look at the disk at the third notice")
+    eventually(lambda: len(on_disk_at) == 3, 30, "the look at the disk at the third notice")
     # While notice n is being answered, the ones before it are already off the disk.
     assert on_disk_at == {
         1: keys(markers),
@@ -93,7 +94,7 @@ def test_one_conversation_in_backoff_does_not_hold_up_the_others(driver: Driver)
     bot = driver.start_bot()
     driver.wait_for_notices(2, timeout=30)
     assert [len(driver.notices_to(c)) for c in others] == [1, 1]
-    wait_until(
+    eventually(
         lambda: [m.conversation.chat for m in driver.markers()] == [stuck.chat],
         30,
         "only the stuck conversation to stay marked",
@@ -119,7 +120,7 @@ def test_a_kill_before_the_answer_repeats_the_notice_except_on_discord(driver: D
 
     driver.api.on_notice = None
     driver.start_bot()
-    wait_until(lambda: not driver.markers(), 60, "the marker to be cleared")
+    eventually(lambda: not driver.markers(), 60, "the marker to be cleared")
     # Discord answers the repeated nonce with the message it already has.
     expected = 1 if driver.platform == "discord" else 2
     assert len(driver.notices_to(conversation)) == expected
@@ -145,5 +146,5 @@ def test_a_group_upgraded_to_a_supergroup_gets_its_notice_in_the_supergroup(
     driver.wait_for_notices(2)
     notified = sorted(m.chat for m in driver.api.sent if "restarted" in m.text)
     assert notified == sorted([supergroup, other.chat])  # none in the old group
-    wait_until(lambda: not driver.markers(), 30, "the markers to be cleared")
+    eventually(lambda: not driver.markers(), 30, "the markers to be cleared")
     bot.wait_for_log("moved to chat -1004001")

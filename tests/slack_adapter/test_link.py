@@ -26,8 +26,7 @@ import restart_guard
 from restart_guard import Conversation, DirectoryStore, Marker
 from restart_guard.errors import ConversationGone, RateLimited
 from restart_guard.testing.slack import SlackStandIn
-
-from .conftest import free_port
+from scenarios.drivers.slack import free_port
 
 
 def failure(api: SlackStandIn) -> SlackApiError:
