@@ -107,7 +107,11 @@ class Lifecycle:
     def __init__(self, platform: str, settings: Settings) -> None:
         self.platform = platform
         self.settings = settings
+        #: Where the bot is in its life (read it; only this class changes it).
         self.stage = Stage.NEW
+        #: Whether new events may run: False from the stop request until the next
+        #: start. A plain attribute because adapters read it on every event.
+        self.accepting = True
         #: The guard of the current run of the bot (None before start and after stop).
         self.guard: Guard | None = None
         self.resumer: Resumer | None = None
@@ -124,10 +128,9 @@ class Lifecycle:
     def __repr__(self) -> str:
         return f"<Lifecycle {self.platform} {self.stage.value}>"
 
-    @property
-    def accepting(self) -> bool:
-        """Whether new events may run: False from the stop request until the next start."""
-        return self.stage in (Stage.NEW, Stage.STARTING, Stage.RUNNING)
+    def _enter(self, stage: Stage) -> None:
+        self.stage = stage
+        self.accepting = stage in (Stage.NEW, Stage.STARTING, Stage.RUNNING)
 
     # ---------------------------------------------------------------- start-up
     async def start(
@@ -155,13 +158,14 @@ class Lifecycle:
     async def _start(
         self, identity: AsyncIdentity, link: PlatformLink, stop_waiting: asyncio.Event | None
     ) -> None:
-        previous, self.stage = self.stage, Stage.STARTING
+        previous = self.stage
+        self._enter(Stage.STARTING)
         try:
             if callable(identity):
                 identity = await identity() if _identity_needed(self.settings) else ""
             claimed = self._open(identity, link)
         except BaseException:
-            self.stage = previous
+            self._enter(previous)
             raise
         assert self.resumer is not None
         task = self.resumer.start(claimed)
@@ -179,13 +183,14 @@ class Lifecycle:
         with self._lock:
             if self.stage not in (Stage.NEW, Stage.STOPPED):
                 return
-            previous, self.stage = self.stage, Stage.STARTING
+            previous = self.stage
+            self._enter(Stage.STARTING)
             try:
                 if callable(identity):
                     identity = identity() if _identity_needed(self.settings) else ""
                 claimed = self._open(identity, link)
             except BaseException:
-                self.stage = previous
+                self._enter(previous)
                 raise
             # Always a loop thread: the resume step also re-claims in the background.
             self._loop_thread = LoopThread()
@@ -218,7 +223,7 @@ class Lifecycle:
             log.info("restart-guard: notices continue in the background while the bot runs")
         if self.stage is not Stage.STARTING:
             return  # a stop was requested during the notices: it owns the guard now
-        self.stage = Stage.RUNNING
+        self._enter(Stage.RUNNING)
         notify_ready()  # systemd (Type=notify): start-up recovery is done
         log.info(
             "restart-guard: guarding %s bot %s (%d interrupted conversation(s) claimed)",
@@ -259,7 +264,7 @@ class Lifecycle:
         guard = self.guard
         if guard is None or self.stage in (Stage.STOPPING, Stage.STOPPED):
             return
-        self.stage = Stage.STOPPING  # from here on new events are turned away
+        self._enter(Stage.STOPPING)  # from here on new events are turned away
         self.stop_started = time.monotonic()
         guard.pre_mark()
 
@@ -348,7 +353,7 @@ class Lifecycle:
             self._loop_thread.stop()
             self._loop_thread = None
         self.drained = drained
-        self.stage = Stage.STOPPED
+        self._enter(Stage.STOPPED)
         for forget in self._signals:
             forget(self)
         self._signals.clear()
