@@ -53,7 +53,7 @@ try:
     from telegram.error import BadRequest, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(TELEGRAM.missing()) from exc
+    raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
 __all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
 

@@ -99,7 +99,7 @@ from restart_guard.errors import AdapterNotAvailable
 try:
     import discord
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(DISCORD.missing()) from exc
+    raise AdapterNotAvailable(DISCORD.missing(exc)) from exc
 
 from ._client import SETTINGS, attach, guarded_class, is_guarded_class, swap_in
 from ._keys import conversation_of
