@@ -294,5 +294,3 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
 
 #: The adapter :func:`restart_guard.protect` uses for python-telegram-bot.
 ADAPTER = TelegramAdapter()
-install = ADAPTER.install
-uninstall = ADAPTER.uninstall

@@ -164,6 +164,3 @@ class DiscordAdapter(Adapter[discord.Client]):
 
 #: The adapter :func:`restart_guard.protect` uses for discord.py.
 ADAPTER = DiscordAdapter()
-install = ADAPTER.install
-install_class = ADAPTER.install_class
-uninstall = ADAPTER.uninstall

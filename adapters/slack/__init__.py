@@ -86,6 +86,8 @@ from restart_guard.errors import AdapterNotAvailable
 try:
     from slack_bolt import App
     from slack_bolt.async_app import AsyncApp
+    from slack_bolt.request import BoltRequest
+    from slack_bolt.request.async_request import AsyncBoltRequest
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(SLACK.missing(exc)) from exc
 
@@ -123,7 +125,9 @@ class SlackAdapter(Adapter["App | AsyncApp"]):
         return unhook(bot)
 
     def conversation_of(self, event: object) -> Conversation | None:
-        return conversation_of(event)  # type: ignore[arg-type]
+        if not isinstance(event, (BoltRequest, AsyncBoltRequest)):
+            return None
+        return conversation_of(event)
 
     def link_for(self, bot: App | AsyncApp) -> SyncLink | AsyncLink:
         state = _state(bot)
@@ -132,8 +136,6 @@ class SlackAdapter(Adapter["App | AsyncApp"]):
 
 #: The adapter :func:`restart_guard.protect` uses for slack-bolt.
 ADAPTER = SlackAdapter()
-install = ADAPTER.install
-uninstall = ADAPTER.uninstall
 
 
 def _state(app: object) -> BotState:

@@ -35,7 +35,6 @@ from ._marker import Marker, Phase
 from ._settings import Settings
 from ._writer import GroupCommitWriter
 from .ops.metrics import make_metrics
-from .ops.systemd import notify_stopping
 from .stores.base import Store
 
 __all__ = ["Guard", "Run"]
@@ -277,7 +276,6 @@ class Guard:
         # Markers already written need only the one "draining" record; the ones
         # not yet written (still dirty) go in the same batch, with that phase.
         ok = self.writer.flush(draining=True)
-        notify_stopping()  # systemd (Type=notify): the drain begins now
         log.info(
             "restart-guard: stop requested; %d conversation(s) (%d handler run(s)) marked "
             "before the drain in %.1f ms%s",

@@ -43,7 +43,7 @@ from ._marker import Marker
 from ._resume import PlatformLink, Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
-from .ops.systemd import notify_ready
+from .ops.systemd import notify_ready, notify_stopping
 
 __all__ = ["CUT_OFF", "STARTUP_NOTICE_WAIT", "Lifecycle", "LoopThread", "Stage"]
 
@@ -267,6 +267,7 @@ class Lifecycle:
         self._enter(Stage.STOPPING)  # from here on new events are turned away
         self.stop_started = time.monotonic()
         guard.pre_mark()
+        notify_stopping()  # systemd (Type=notify): the drain begins now
 
     async def stop(self, drain: Callable[[], Awaitable[object]] | None = None) -> bool:
         """Pre-mark, cancel the resume step, drain (bounded), seal or close; True if drained.

@@ -16,10 +16,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from .._registry import AdapterSpec
+
 __all__ = [
     "begin_round",
     "bot_argv",
     "deploy_then_kill",
+    "missing_framework",
     "report_result",
     "run_rounds",
     "say",
@@ -31,6 +34,14 @@ __all__ = [
 def say(text: str) -> None:
     """Print one line of the demo now, not when the buffer fills, so it keeps pace."""
     print(text, flush=True)
+
+
+def missing_framework(spec: AdapterSpec, exc: Exception) -> None:
+    """Say what to install when the demo's framework (or the stand-in's aiohttp) is missing."""
+    say(
+        f"the {spec.platform} demo needs {spec.framework} and aiohttp: "
+        f"{spec.pip_install('testing')} ({exc})"
+    )
 
 
 def transcript(sent: Iterable[Any], where: Callable[[Any], str]) -> None:

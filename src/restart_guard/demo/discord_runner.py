@@ -13,10 +13,12 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from .._registry import DISCORD
 from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
+    missing_framework,
     report_result,
     run_rounds,
     say,
@@ -92,10 +94,7 @@ def run_demo() -> int:
 
         from restart_guard.testing.discord import DiscordStandIn
     except ImportError as exc:
-        say(
-            "the Discord demo needs discord.py and aiohttp: "
-            f'pip install "restart-guard[discord,testing]" ({exc})'
-        )
+        missing_framework(DISCORD, exc)
         return 2
     opening = [
         "restart-guard demo: a real discord.py bot process on a loopback Discord",

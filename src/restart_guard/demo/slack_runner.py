@@ -13,10 +13,12 @@ import signal
 import time
 from pathlib import Path
 
+from .._registry import SLACK
 from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
+    missing_framework,
     report_result,
     run_rounds,
     say,
@@ -110,10 +112,7 @@ def run_demo() -> int:
 
         from restart_guard.testing.slack import SlackStandIn
     except ImportError as exc:
-        say(
-            "the Slack demo needs slack-bolt and aiohttp: "
-            f'pip install "restart-guard[slack,testing]" ({exc})'
-        )
+        missing_framework(SLACK, exc)
         return 2
     opening = [
         "restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack",

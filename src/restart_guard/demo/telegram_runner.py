@@ -12,9 +12,11 @@ import signal
 import time
 from pathlib import Path
 
+from .._registry import TELEGRAM
 from ._narration import (
     begin_round,
     bot_argv,
+    missing_framework,
     report_result,
     run_rounds,
     say,
@@ -95,10 +97,7 @@ def run_demo() -> int:
     try:
         from restart_guard.testing.telegram import TelegramStandIn
     except ImportError as exc:
-        say(
-            "the demo needs python-telegram-bot and aiohttp: "
-            f'pip install "restart-guard[demo]" ({exc})'
-        )
+        missing_framework(TELEGRAM, exc)
         return 2
     opening = [
         "restart-guard demo: a real python-telegram-bot process on a loopback Telegram",
