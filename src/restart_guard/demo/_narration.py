@@ -7,6 +7,7 @@ three demos read alike and change together.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import tempfile
@@ -115,17 +116,27 @@ def report_result(guarded: bool, notified: bool, status: int, *, told: str) -> N
 
 
 def run_rounds(
-    opening: Iterable[str],
-    running: Callable[[], AbstractContextManager[Any]],
+    spec: AdapterSpec,
+    title: str,
+    stand_in: Callable[[], Callable[[], AbstractContextManager[Any]]],
     play_round: Callable[[Any, Path, bool], bool],
 ) -> int:
     """Play the unguarded round, then the guarded one, on one stand-in.
 
-    Returns the process exit status: 0 when both rounds behaved.
+    ``stand_in`` imports the stand-in and returns its ``running``; when the
+    framework (which the bot subprocess needs) or the stand-in is missing,
+    the demo says what to install. Returns the process exit status: 0 when
+    both rounds behaved, 2 when something is missing.
     """
+    try:
+        importlib.import_module(spec.classes[0][0])
+        running = stand_in()
+    except ImportError as exc:
+        missing_framework(spec, exc)
+        return 2
     started = time.monotonic()
-    for line in opening:
-        say(line)
+    say(f"restart-guard demo: {title}")
+    say("(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)")
     with (
         tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
         running() as api,

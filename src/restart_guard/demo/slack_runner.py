@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 from .._registry import SLACK
 from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
-    missing_framework,
     report_result,
     run_rounds,
     say,
@@ -105,17 +107,14 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     return notified == guarded and clean
 
 
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.slack import SlackStandIn
+
+    return SlackStandIn.running
+
+
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        import slack_bolt  # noqa: F401 - the bot subprocess needs it
-
-        from restart_guard.testing.slack import SlackStandIn
-    except ImportError as exc:
-        missing_framework(SLACK, exc)
-        return 2
-    opening = [
-        "restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack",
-        "(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)",
-    ]
-    return run_rounds(opening, SlackStandIn.running, _round)
+    return run_rounds(
+        SLACK, "a real slack-bolt app (Socket Mode) on a loopback Slack", _stand_in, _round
+    )
