@@ -46,11 +46,17 @@ from restart_guard import Conversation, Marker, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
 from restart_guard._registry import TELEGRAM
-from restart_guard.errors import AdapterNotAvailable, ConversationGone, RateLimited, ThreadGone
+from restart_guard.errors import (
+    AdapterNotAvailable,
+    ConversationGone,
+    ConversationMoved,
+    RateLimited,
+    ThreadGone,
+)
 
 try:
     from telegram import Update
-    from telegram.error import BadRequest, Forbidden, RetryAfter
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
@@ -220,7 +226,8 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
         kwargs: dict[str, Any] = {}
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
@@ -232,6 +239,8 @@ class _Link:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
             raise RateLimited(seconds, str(exc)) from exc
+        except ChatMigrated as exc:  # a group upgraded to a supergroup: a new chat id
+            raise ConversationMoved(str(exc.new_chat_id), exc.message) from exc
         except Forbidden as exc:
             raise ConversationGone(f"forbidden: {exc.message}") from exc
         except BadRequest as exc:

@@ -85,7 +85,8 @@ class SyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # chat.postMessage has no idempotency key: ``nonce`` is not used.
         post = functools.partial(self._post, conversation, text)
         await asyncio.get_running_loop().run_in_executor(None, post)
 
@@ -137,7 +138,8 @@ class AsyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # chat.postMessage has no idempotency key: ``nonce`` is not used.
         client = self.app.client
         if client.token is None:
             token = await self._installed_token(conversation)

@@ -34,7 +34,7 @@ from ._conversation import Conversation
 from ._marker import Marker, Phase
 from ._settings import Settings
 from ._writer import GroupCommitWriter
-from .ops.metrics import make_metrics
+from .metrics import make_metrics
 from .stores.base import Store
 
 __all__ = ["Guard", "Run"]
@@ -53,7 +53,16 @@ class _GuardState(enum.Enum):
 class _Entry:
     """One conversation in flight in this process (in memory only)."""
 
-    __slots__ = ("attempts", "conversation", "cut", "payloads", "phase", "runs", "started_at")
+    __slots__ = (
+        "attempts",
+        "conversation",
+        "cut",
+        "noticed",
+        "payloads",
+        "phase",
+        "runs",
+        "started_at",
+    )
 
     def __init__(self, conversation: Conversation, started_at: float, attempts: int) -> None:
         self.conversation = conversation
@@ -63,6 +72,7 @@ class _Entry:
         self.phase = Phase.IN_FLIGHT
         self.payloads: dict[int, Any] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
+        self.noticed = False  # the resume notice went out: never post it again
 
 
 class Run:
@@ -198,6 +208,7 @@ class Guard:
                 )
                 entry.phase = Phase.RESUMING
             entry.attempts = max(entry.attempts, marker.attempts)
+            entry.noticed = entry.noticed or marker.noticed
             entry.runs += 1
             token = next(self._tokens)
             if marker.payload:
@@ -244,6 +255,34 @@ class Guard:
             attempts = run.entry.attempts
         self.writer.mark(run.entry.conversation.key)
         return attempts
+
+    def note_noticed(self, run: Run) -> None:
+        """Record that the resume notice of ``run``'s conversation was posted.
+
+        Call :meth:`flush_async` right after, before the next notice: a
+        marker already noticed is never noticed again at a later start.
+        """
+        with self._lock:
+            run.entry.noticed = True
+        self.writer.mark(run.entry.conversation.key)
+
+    def move(self, run: Run, conversation: Conversation) -> None:
+        """The conversation of a held ``run`` now lives elsewhere (a group became a supergroup).
+
+        The marker is rewritten under the new conversation and the old one
+        removed, in one batch; :meth:`flush_async` makes it durable.
+        """
+        entry = run.entry
+        old = entry.conversation.key
+        with self._lock:
+            if self._entries.get(old) is entry:
+                del self._entries[old]
+            entry.conversation = conversation
+            # A conversation already in flight in the new chat keeps its own entry;
+            # this one then lives on in memory only, until its run ends.
+            self._entries.setdefault(conversation.key, entry)
+        self.writer.mark(old)
+        self.writer.mark(conversation.key)
 
     @property
     def in_flight(self) -> int:
@@ -383,6 +422,7 @@ class Guard:
             attempts=entry.attempts,
             owner=self.owner,
             payload=payload,
+            noticed=entry.noticed,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:

@@ -43,7 +43,7 @@ from ._marker import Marker
 from ._resume import PlatformLink, Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
-from .ops.systemd import notify_ready, notify_stopping
+from ._systemd import notify_ready, notify_stopping
 
 __all__ = ["CUT_OFF", "STARTUP_NOTICE_WAIT", "Lifecycle", "LoopThread", "Stage"]
 

@@ -12,7 +12,7 @@ from ._adapter import Adapter
 from ._registry import SUPPORTED, AdapterSpec, spec_for_class
 from ._settings import DEFAULT, NoticeOption, OnResume, Settings
 from .errors import AdapterNotAvailable
-from .ops.metrics import MetricsHook
+from .metrics import MetricsHook
 from .stores.base import Store
 
 __all__ = ["protect", "unprotect"]
@@ -102,10 +102,10 @@ def protect(
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a
       log line (default 24 h).
     - ``metrics``: a callable receiving a
-      :class:`~restart_guard.ops.metrics.MetricsEvent` for every counter
+      :class:`~restart_guard.metrics.MetricsEvent` for every counter
       change (marked, cleared, resumed, dropped, gave_up) and the in-flight
       gauge, or a ``prometheus_client.CollectorRegistry`` to expose them in
-      (default None; see :mod:`restart_guard.ops.metrics`).
+      (default None; see :mod:`restart_guard.metrics`).
     """
     settings = Settings(
         marker_dir=marker_dir,

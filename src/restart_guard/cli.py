@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -32,6 +33,16 @@ def _demo(args: argparse.Namespace) -> int:
     return status
 
 
+#: reStructuredText markup the subcommands' docstrings use: ``literal``,
+#: :role:`target` and *emphasis*. ``--help`` prints their text without it.
+_RST_MARKUP = re.compile(r"``([^`]+?)``|:[a-z]+:`~?([^`]+?)`|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])")
+
+
+def plain_text(text: str) -> str:
+    """``text`` with its reStructuredText markup removed, for a terminal."""
+    return _RST_MARKUP.sub(lambda m: next(g for g in m.groups() if g is not None), text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -50,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.register(commands)
     clear.register(commands)
     doctor.register(commands)
+    # The subcommands' descriptions are their modules' docstrings, written for
+    # the API reference; a terminal gets them as plain text.
+    for subparser in commands.choices.values():
+        if subparser.description:
+            subparser.description = plain_text(subparser.description)
     return parser
 
 

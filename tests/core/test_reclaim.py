@@ -15,7 +15,7 @@ class RecordingLink:
     def __init__(self) -> None:
         self.sent: list[tuple[Conversation, str]] = []
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         self.sent.append((conversation, text))
 
     async def replay(self, marker: Marker) -> None:

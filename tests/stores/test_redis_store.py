@@ -475,6 +475,95 @@ def test_markers_survive_a_redis_crash_with_appendfsync_always(
     assert len(store.load()) == 99
 
 
+# ---------------------------------------------------------------------- Redis forgets
+def _restart_empty(server: RedisServer) -> None:
+    server.kill()  # no persistence: it comes back empty
+    server.start()
+
+
+def _flushall(server: RedisServer) -> None:
+    with contextlib.closing(server.client()) as client:
+        client.flushall()
+
+
+FORGETTING = {"restarted without persistence": _restart_empty, "FLUSHALL": _flushall}
+
+
+@pytest.mark.parametrize("forget", list(FORGETTING))
+def test_what_the_bot_holds_is_written_again_when_redis_forgets_it(
+    redis_server_factory: ServerFactory,
+    namespace: str,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+    forget: str,
+) -> None:
+    server = redis_server_factory(None)
+    store = stores(server.url, namespace, 0.6)  # renewed every 0.2 s
+    store.open("me")
+    held = [marker(i, "me") for i in range(5)]
+    store.commit(held, [])
+    store.commit([], [held[0].key], draining=True)  # a stop signal: the drain began
+    markers_key, lease_key = f"{namespace}:m:me", f"{namespace}:lease:me"
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        FORGETTING[forget](server)
+        with contextlib.closing(server.client(decode_responses=True)) as client:
+            wait_for(lambda: client.hlen(markers_key) == 4, 10, "the markers to be written again")
+            assert client.exists(lease_key)
+            assert client.sismember(f"{namespace}:owners", "me")
+            # Three more renewals: nothing more to write, nothing more to say.
+            renewals, last = 0, client.pttl(lease_key)
+
+            def three_renewals() -> bool:
+                nonlocal renewals, last
+                now = client.pttl(lease_key)
+                renewals += now > last  # the TTL only goes up when the lease is renewed
+                last = now
+                return renewals >= 3
+
+            wait_for(three_renewals, 5, "three lease renewals")
+    lost = [r.getMessage() for r in caplog.records if "written again" in r.getMessage()]
+    assert len(lost) == 1, caplog.text
+    assert "had lost 4 of the 4 marker(s) this process holds and its lease" in lost[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    stored = {s.marker.key: s.marker for s in store.load()}
+    assert set(stored) == {m.key for m in held[1:]}  # the removed one stays removed
+    assert {m.phase for m in stored.values()} == {Phase.DRAINING}  # and the drain note
+
+
+def test_a_commit_after_redis_forgot_writes_back_what_the_bot_holds(
+    redis_server_factory: ServerFactory,
+    namespace: str,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_server_factory(None)
+    store = stores(server.url, namespace, 60.0)  # no renewal during this test
+    store.open("me")
+    store.commit([marker(1, "me"), marker(2, "me")], [])
+    _flushall(server)
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        store.commit([marker(3, "me")], [marker(2).key])  # the next write-ahead batch
+    assert {s.marker.key for s in store.load()} == {marker(1).key, marker(3).key}
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "had lost 1 of the 2 marker(s) this process holds and its lease" in warning
+
+
+def test_claimed_markers_are_held_too(
+    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    dead = stores(redis_server.url, namespace)
+    dead.open("dead")
+    dead.commit([marker(1, "dead")], [])
+    dead.close()
+    store = stores(redis_server.url, namespace, 60.0)
+    store.open("me")
+    [claimed] = store.claim()
+    with contextlib.closing(redis_server.client()) as client:
+        client.delete(f"{namespace}:m:me")  # lost while it is being resumed
+    store.commit([marker(2, "me")], [])
+    assert {s.marker.key for s in store.load()} == {claimed.key, marker(2).key}
+
+
 # ---------------------------------------------------------------------- fallback
 def fallback_store(url: str, namespace: str, directory: Path) -> FallbackStore:
     return FallbackStore(RedisStore(url, namespace=namespace, lease=0.5), DirectoryStore(directory))
@@ -610,7 +699,7 @@ class RecordingLink:
     def __init__(self) -> None:
         self.sent: list[Conversation] = []
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         self.sent.append(conversation)
 
     async def replay(self, marker: Marker) -> None:

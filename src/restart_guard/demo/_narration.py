@@ -24,9 +24,10 @@ __all__ = [
     "bot_argv",
     "deploy_then_kill",
     "missing_framework",
-    "report_result",
     "run_rounds",
     "say",
+    "say_hello",
+    "stop_and_report",
     "stop_timeout_kill",
     "transcript",
 ]
@@ -106,13 +107,43 @@ def deploy_then_kill(bot: Any, guarded: bool, *, marked: str, died: str) -> int:
     return status
 
 
-def report_result(guarded: bool, notified: bool, status: int, *, told: str) -> None:
-    """Print step 7: whether the interrupted conversation was lost or ``told``."""
+def say_hello(where: str, text: str) -> None:
+    """Print step 6's heading: the user, who got no answer, writes ``text`` again."""
+    say(f"[6] the user, still without an answer, writes again in {where}: {text}")
+    say(f"      what the user sees in {where} after the restart:")
+
+
+def _exit_text(status: int) -> str:
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exited {status}"
+
+
+def stop_and_report(bot: Any, guarded: bool, notified: bool, *, told: str) -> int:
+    """Steps 7 and 8: an ordinary stop with nothing in flight, then the verdict.
+
+    ``told`` completes "restart-guard …" when the guarded bot posted its notice.
+    Returns the bot's exit status.
+    """
+    bot.send_signal(signal.SIGTERM)
+    status: int = bot.wait_exit(30)
+    say(
+        "[7] the demo stops the bot again (SIGTERM, nothing in flight): "
+        f"the bot {_exit_text(status)}"
+    )
     if guarded:
-        verdict = told if notified else "NO NOTICE (bug!)"
+        verdict = f"restart-guard {told}" if notified else "NO NOTICE (bug!)"
     else:
-        verdict = "silently lost" if not notified else "unexpected notice"
-    say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+        verdict = (
+            "the interrupted conversation was silently lost"
+            if not notified
+            else "an unexpected notice"
+        )
+    say(f"[8] result: {verdict}")
+    return status
 
 
 def run_rounds(

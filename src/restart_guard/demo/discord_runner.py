@@ -9,7 +9,6 @@ drain outlives its limit.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,9 +19,10 @@ from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     transcript,
 )
 
@@ -76,14 +76,17 @@ def _round(api: Any, workdir: Path, guarded: bool) -> bool:
     bot = start(2)
     say(f"[5] bot restarted (pid {bot.pid}); Discord does not redeliver the message")
     # Show that the bot is up and serving; any notice was posted before the gateway.
+    say_hello("the thread", "hello?")
     api.inject_message(api.thread_id, "hello?")
     _wait_new(api, lambda m: m.text == "echo: hello?")
-    say("[6] what the user sees in the thread after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
-    report_result(guarded, notified, status, told="told the user in the right thread")
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="told the user in the right thread about the interrupted conversation",
+    )
     # A plain bot also dies from that last SIGTERM; the guarded one drains and exits 0.
     return notified == guarded and (status == 0 or not guarded)
 

@@ -9,7 +9,6 @@ its limit.
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -21,9 +20,10 @@ from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     transcript,
 )
 
@@ -90,20 +90,23 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
             lambda m: m.thread == root and "restarted" in m.text, timeout=30
         )
     # Show that the bot is up and serving; any notice was posted before it connected.
+    say_hello("the thread", "hello?")
     api.inject_message(CHANNEL, "hello?", thread_ts=root)  # type: ignore[attr-defined]
     api.wait_for_sent(  # type: ignore[attr-defined]
         lambda m: m.thread == root and m.text == "echo: hello?", timeout=30
     )
-    say("[6] what the user sees in the thread after the restart:")
     _transcript(api, root, mark)
     notified = any(
         "restarted" in m.text and m.thread == root
         for m in api.sent[mark:]  # type: ignore[attr-defined]
     )
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="resumed the interrupted conversation: the user was told in its thread",
+    )
     clean = status == 0 if guarded else True  # unguarded, SIGTERM kills Bolt outright
-    report_result(guarded, notified, status, told="resumed: the user was told in its thread")
     return notified == guarded and clean
 
 

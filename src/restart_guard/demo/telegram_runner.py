@@ -19,9 +19,10 @@ from .._registry import TELEGRAM
 from ._narration import (
     begin_round,
     bot_argv,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     stop_timeout_kill,
     transcript,
 )
@@ -83,14 +84,17 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
         api.wait_for_sent(lambda m: "restarted" in m.text, timeout=30)  # type: ignore[attr-defined]
     # Show that the bot is up and serving; any notice was posted before polling began.
     hello = f"hello? ({name} run)"
+    say_hello(f"topic {TOPIC}", hello)
     api.inject_message(CHAT, hello, message_thread_id=TOPIC)  # type: ignore[attr-defined]
     api.wait_for_sent(lambda m: m.text == f"echo: {hello}", timeout=30)  # type: ignore[attr-defined]
-    say(f"[6] what the user sees in topic {TOPIC} after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])  # type: ignore[attr-defined]
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
-    report_result(guarded, notified, status, told="told the user in the right topic")
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="told the user in the right topic about the interrupted conversation",
+    )
     return notified == guarded and status == 0
 
 
