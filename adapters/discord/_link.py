@@ -10,7 +10,7 @@ import discord
 from restart_guard import Conversation, Marker
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
-from ._state import NOTICES_PER_SECOND, ClientState
+from ._state import NOTICES_PER_SECOND
 
 __all__ = ["Link", "delivery_error", "replay_payload"]
 
@@ -66,9 +66,8 @@ class Link:
 
     notices_per_second = NOTICES_PER_SECOND
 
-    def __init__(self, client: discord.Client, state: ClientState) -> None:
+    def __init__(self, client: discord.Client) -> None:
         self.client = client
-        self.state = state
         #: Set when a replay waits for the gateway: ``setup_hook`` must return
         #: then, or the gateway it waits for would never connect.
         self.gateway_wanted = asyncio.Event()

@@ -14,13 +14,19 @@ import re
 import sys
 from collections.abc import Sequence
 
+from ._registry import ADAPTERS, spec_for_platform
+
 __all__ = ["main"]
+
+#: The platforms with a ``restart-guard demo``, from the adapter registry.
+DEMO_PLATFORMS = [spec.platform for spec in ADAPTERS if spec.demo is not None]
 
 
 def _demo(args: argparse.Namespace) -> int:
+    demo = spec_for_platform(args.platform).demo
     try:
-        runner = importlib.import_module(f"restart_guard.demo.{args.platform}_runner")
-    except ModuleNotFoundError:
+        runner = importlib.import_module(demo or "")
+    except (ModuleNotFoundError, ValueError):
         print(f"the {args.platform} demo is not available in this version")
         return 2
     status: int = runner.run_demo()
@@ -47,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="show a restart losing a conversation, then restart-guard saving it"
     )
-    demo.add_argument("--platform", choices=["telegram", "discord", "slack"], default="telegram")
+    demo.add_argument("--platform", choices=DEMO_PLATFORMS, default="telegram")
     demo.set_defaults(run=_demo)
     # Operators' commands; their modules import nothing heavy until they run.
     from .ops import clear, doctor, status

@@ -392,7 +392,7 @@ async def test_events_without_a_conversation_are_not_tracked(
     async with online(client):
         api.add_channel(api.guild_id, name="new")
         await gate.entered.wait()
-        assert discord_guard_state(client).guard.in_flight == 0
+        assert discord_guard_state(client).lifecycle.guard.in_flight == 0
         gate.release.set()
     assert stored(markers) == {}
 
@@ -642,7 +642,9 @@ def test_outside_the_main_thread_close_still_drains(
                 async def release_soon() -> None:
                     await gate.entered.wait()
                     closing = asyncio.ensure_future(client.close())
-                    await eventually_async(lambda: discord_guard_state(client).stopping)
+                    await eventually_async(
+                        lambda: not discord_guard_state(client).lifecycle.accepting
+                    )
                     assert not closing.done()  # waiting for the handler
                     gate.release.set()
                     await closing
@@ -671,7 +673,7 @@ async def test_dm_notice_and_forbidden_dm(
     leave_marker(markers, Conversation("discord", str(blocked)))
     client = protect()(make_client())
     async with online(client):
-        assert await discord_guard_state(client).resumer.wait(DEADLINE)
+        assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     assert [(m.chat, "restarted" in m.text) for m in api.sent] == [(str(reachable), True)]
     tries = [p for name, p in api.calls if name == CREATE_MESSAGE]
     assert [p["channel_id"] for p in tries].count(str(blocked)) == 1
@@ -686,7 +688,7 @@ async def test_thread_of_a_deleted_channel_is_dropped_after_trying_thread_and_pa
     api.delete_channel(api.channel_id)  # its thread goes with it
     client = protect()(make_client())
     async with online(client):
-        assert await discord_guard_state(client).resumer.wait(DEADLINE)
+        assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     tries = [p["channel_id"] for name, p in api.calls if name == CREATE_MESSAGE]
     assert tries == [str(api.thread_id), str(api.channel_id)]
     assert api.sent == []
@@ -705,7 +707,7 @@ async def test_a_429_discord_py_gives_up_on_is_retried_after_retry_after(
     client = protect()(make_client())
     with caplog.at_level("INFO", logger="restart_guard"):
         async with online(client):
-            assert await discord_guard_state(client).resumer.wait(DEADLINE)
+            assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     [notice] = api.sent
     assert "restarted" in notice.text
     assert [name for name, _ in api.calls].count(CREATE_MESSAGE) == 6

@@ -21,14 +21,13 @@ from typing import Any
 import discord
 import pytest
 from restart_guard.adapters.discord._link import Link as DiscordLink
-from restart_guard.adapters.discord._state import ClientState
 from restart_guard.adapters.slack._link import delivery_error as slack_delivery_error
 from restart_guard.adapters.telegram import _Link as TelegramLink
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from telegram.ext import ApplicationBuilder
 
-from restart_guard import Conversation, Settings
+from restart_guard import Conversation
 from restart_guard.errors import (
     ConversationGone,
     ConversationMoved,
@@ -210,7 +209,7 @@ async def test_discord(case: str) -> None:
             client = discord.Client(intents=discord.Intents.default(), max_ratelimit_timeout=30.0)
             await client.login("any-token")
             try:
-                link = DiscordLink(client, ClientState(Settings(), None))
+                link = DiscordLink(client)
                 guild = str(api.guild_id)
                 where = (
                     Conversation("discord", str(api.channel_id), str(api.thread_id), guild)
@@ -233,7 +232,7 @@ async def test_discord_notice_carries_the_nonce_and_a_repeat_makes_no_second_mes
             client = discord.Client(intents=discord.Intents.default())
             await client.login("any-token")
             try:
-                link = DiscordLink(client, ClientState(Settings(), None))
+                link = DiscordLink(client)
                 where = Conversation("discord", str(api.channel_id), None, str(api.guild_id))
                 await link.send_notice(where, "resumed", nonce="abc123")
                 await link.send_notice(where, "resumed", nonce="abc123")  # re-sent after a kill

@@ -44,15 +44,15 @@ def threads(app: App | AsyncApp) -> dict[str | None, int]:
     """In-flight conversations by thread (from the guard's in-memory markers)."""
     state = slack_guard.state_of(app)
     assert state is not None
-    assert state.guard is not None
-    return {m.conversation.thread: 1 for m in state.guard.markers()}
+    assert state.lifecycle.guard is not None
+    return {m.conversation.thread: 1 for m in state.lifecycle.guard.markers()}
 
 
 def in_flight(app: App | AsyncApp) -> int:
     state = slack_guard.state_of(app)
     assert state is not None
-    assert state.guard is not None
-    return state.guard.in_flight
+    assert state.lifecycle.guard is not None
+    return state.lifecycle.guard.in_flight
 
 
 @pytest.fixture
@@ -346,8 +346,8 @@ async def test_async_listeners_and_lazy_listeners_are_tracked(marker_dir: Path) 
             release.set()
             state = slack_guard.state_of(app)
             assert state is not None
-            assert state.guard is not None
-            assert await state.guard.wait_idle(5)
+            assert state.lifecycle.guard is not None
+            assert await state.lifecycle.guard.wait_idle(5)
             assert threads(app) == {}
         finally:
             assert await slack_guard.shutdown_async(app) is True

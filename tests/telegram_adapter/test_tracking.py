@@ -240,7 +240,7 @@ async def test_updates_without_a_chat_are_not_tracked(
         }
     )
     await gate.entered.wait()
-    guard = type(app)._restart_guard.guard  # type: ignore[attr-defined]
+    guard = type(app)._restart_guard.lifecycle.guard  # type: ignore[attr-defined]
     assert guard.in_flight == 0  # the handler runs, but there is no chat to resume in
     gate.release.set()
     await stopped(app)

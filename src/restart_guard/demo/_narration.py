@@ -7,6 +7,7 @@ three demos read alike and change together.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import tempfile
@@ -16,10 +17,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from .._registry import AdapterSpec
+
 __all__ = [
     "begin_round",
     "bot_argv",
     "deploy_then_kill",
+    "missing_framework",
     "run_rounds",
     "say",
     "say_hello",
@@ -32,6 +36,14 @@ __all__ = [
 def say(text: str) -> None:
     """Print one line of the demo now, not when the buffer fills, so it keeps pace."""
     print(text, flush=True)
+
+
+def missing_framework(spec: AdapterSpec, exc: Exception) -> None:
+    """Say what to install when the demo's framework (or the stand-in's aiohttp) is missing."""
+    say(
+        f"the {spec.platform} demo needs {spec.framework} and aiohttp: "
+        f"{spec.pip_install('testing')} ({exc})"
+    )
 
 
 def transcript(sent: Iterable[Any], where: Callable[[Any], str]) -> None:
@@ -135,17 +147,27 @@ def stop_and_report(bot: Any, guarded: bool, notified: bool, *, told: str) -> in
 
 
 def run_rounds(
-    opening: Iterable[str],
-    running: Callable[[], AbstractContextManager[Any]],
+    spec: AdapterSpec,
+    title: str,
+    stand_in: Callable[[], Callable[[], AbstractContextManager[Any]]],
     play_round: Callable[[Any, Path, bool], bool],
 ) -> int:
     """Play the unguarded round, then the guarded one, on one stand-in.
 
-    Returns the process exit status: 0 when both rounds behaved.
+    ``stand_in`` imports the stand-in and returns its ``running``; when the
+    framework (which the bot subprocess needs) or the stand-in is missing,
+    the demo says what to install. Returns the process exit status: 0 when
+    both rounds behaved, 2 when something is missing.
     """
+    try:
+        importlib.import_module(spec.classes[0][0])
+        running = stand_in()
+    except ImportError as exc:
+        missing_framework(spec, exc)
+        return 2
     started = time.monotonic()
-    for line in opening:
-        say(line)
+    say(f"restart-guard demo: {title}")
+    say("(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)")
     with (
         tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
         running() as api,

@@ -9,9 +9,12 @@ drain outlives its limit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from .._registry import DISCORD
 from ._narration import (
     begin_round,
     bot_argv,
@@ -88,20 +91,14 @@ def _round(api: Any, workdir: Path, guarded: bool) -> bool:
     return notified == guarded and (status == 0 or not guarded)
 
 
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.discord import DiscordStandIn
+
+    return DiscordStandIn.running
+
+
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        import discord  # noqa: F401
-
-        from restart_guard.testing.discord import DiscordStandIn
-    except ImportError as exc:
-        say(
-            "the Discord demo needs discord.py and aiohttp: "
-            f'pip install "restart-guard[discord,testing]" ({exc})'
-        )
-        return 2
-    opening = [
-        "restart-guard demo: a real discord.py bot process on a loopback Discord",
-        "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
-    ]
-    return run_rounds(opening, DiscordStandIn.running, _round)
+    return run_rounds(
+        DISCORD, "a real discord.py bot process on a loopback Discord", _stand_in, _round
+    )

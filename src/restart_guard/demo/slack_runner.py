@@ -10,8 +10,12 @@ its limit.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
+from .._registry import SLACK
 from ._narration import (
     begin_round,
     bot_argv,
@@ -106,20 +110,14 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     return notified == guarded and clean
 
 
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.slack import SlackStandIn
+
+    return SlackStandIn.running
+
+
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        import slack_bolt  # noqa: F401 - the bot subprocess needs it
-
-        from restart_guard.testing.slack import SlackStandIn
-    except ImportError as exc:
-        say(
-            "the Slack demo needs slack-bolt and aiohttp: "
-            f'pip install "restart-guard[slack,testing]" ({exc})'
-        )
-        return 2
-    opening = [
-        "restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack",
-        "(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)",
-    ]
-    return run_rounds(opening, SlackStandIn.running, _round)
+    return run_rounds(
+        SLACK, "a real slack-bolt app (Socket Mode) on a loopback Slack", _stand_in, _round
+    )

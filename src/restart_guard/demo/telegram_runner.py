@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
+from .._registry import TELEGRAM
 from ._narration import (
     begin_round,
     bot_argv,
@@ -94,18 +98,14 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
     return notified == guarded and status == 0
 
 
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.telegram import TelegramStandIn
+
+    return TelegramStandIn.running
+
+
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        from restart_guard.testing.telegram import TelegramStandIn
-    except ImportError as exc:
-        say(
-            "the demo needs python-telegram-bot and aiohttp: "
-            f'pip install "restart-guard[demo]" ({exc})'
-        )
-        return 2
-    opening = [
-        "restart-guard demo: a real python-telegram-bot process on a loopback Telegram",
-        "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
-    ]
-    return run_rounds(opening, TelegramStandIn.running, _round)
+    return run_rounds(
+        TELEGRAM, "a real python-telegram-bot process on a loopback Telegram", _stand_in, _round
+    )
