@@ -42,32 +42,33 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Guard, Marker, Resumer, Run, Settings, make_store
-from restart_guard.errors import AdapterNotAvailable, ConversationGone, RateLimited, ThreadGone
-from restart_guard.ops.systemd import notify_ready
+from restart_guard import Conversation, Marker, Run, Settings
+from restart_guard._adapter import Adapter
+from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._registry import TELEGRAM
+from restart_guard.errors import (
+    AdapterNotAvailable,
+    ConversationGone,
+    ConversationMoved,
+    RateLimited,
+    ThreadGone,
+)
 
 try:
     from telegram import Update
-    from telegram.error import BadRequest, Forbidden, RetryAfter
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(
-        "restart-guard's telegram adapter needs python-telegram-bot: "
-        'pip install "restart-guard[telegram]"'
-    ) from exc
+    raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
-__all__ = ["PLATFORM", "conversation_of", "install", "uninstall"]
+__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
 
-PLATFORM = "telegram"
+PLATFORM = TELEGRAM.platform
 log = logging.getLogger("restart_guard")
 
 #: Telegram allows about 30 messages per second per bot; stay under it.
 NOTICES_PER_SECOND = 20.0
-#: ``initialize()`` waits this long for notices before polling starts; the
-#: rest go out in the background at the platform's rate.
-STARTUP_NOTICE_WAIT = 5.0
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
-_CUT_OFF = (asyncio.CancelledError, GeneratorExit)
 
 
 def conversation_of(update: object) -> Conversation | None:
@@ -93,46 +94,50 @@ def conversation_of(update: object) -> Conversation | None:
 
 
 @dataclass
-class _State:
+class BotState:
     """Per-application state; lives on the application's own subclass (slots forbid attrs)."""
 
-    settings: Settings
+    lifecycle: Lifecycle
     original_class: type
     original_queue_class: type
-    guard: Guard | None = None
-    resumer: Resumer | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
     # update_ids re-run by replay: Telegram redelivers an update the killed
     # process never confirmed, and the turn must not run twice.
     replayed: set[int] = field(default_factory=set)
     replaying: bool = False
 
+    def payload(self, update: object) -> Any:
+        """What a marker keeps to replay ``update`` (only with replay on)."""
+        if self.lifecycle.settings.replay and isinstance(update, Update):
+            return update.to_dict()
+        return None
 
-def _state(obj: Any) -> _State:
-    state: _State = type(obj)._restart_guard
+
+def _state(obj: Any) -> BotState:
+    state: BotState = type(obj)._restart_guard
     return state
 
 
 class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """``update_queue`` that marks an update in flight the moment it is fetched."""
 
-    _restart_guard: _State
+    _restart_guard: BotState
 
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
-        guard = state.guard
-        if isinstance(item, Update) and not state.replaying and item.update_id in state.replayed:
-            log.info(
-                "restart-guard: update %d was redelivered by Telegram and already replayed; "
-                "skipped",
-                item.update_id,
-            )
-            return
-        if guard is not None and isinstance(item, Update):
+        if isinstance(item, Update):
+            if not state.replaying and item.update_id in state.replayed:
+                log.info(
+                    "restart-guard: update %d was redelivered by Telegram and already "
+                    "replayed; skipped",
+                    item.update_id,
+                )
+                return
             conversation = conversation_of(item)
             if conversation is not None:
-                payload = item.to_dict() if state.settings.replay else None
-                state.queued[id(item)] = (item, guard.begin(conversation, payload))
+                run = state.lifecycle.begin(conversation, state.payload(item))
+                if run is not None:
+                    state.queued[id(item)] = (item, run)
         super().put_nowait(item)
 
 
@@ -140,107 +145,77 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
     """Overrides mixed into the application's class (see the module docstring)."""
 
     __slots__ = ()
-    _restart_guard: _State
+    _restart_guard: BotState
 
     async def initialize(self) -> None:
         await super().initialize()
-        state = _state(self)
-        if state.guard is not None:  # initialize() twice without shutdown()
-            return
+        # Notices go out before any update is fetched; initialize() twice is a no-op.
         bot_id = self.bot.token.split(":", 1)[0]
-        state.guard = Guard(PLATFORM, make_store(state.settings, PLATFORM, bot_id), state.settings)
-        claimed = state.guard.start()
-        state.resumer = Resumer(state.guard, _Link(self))
-        if state.resumer.start(claimed) is not None and not await state.resumer.wait(
-            STARTUP_NOTICE_WAIT
-        ):
-            log.info("restart-guard: notices continue in the background while the bot runs")
-        notify_ready()  # systemd (Type=notify): start-up recovery is done
+        await _state(self).lifecycle.start(bot_id, ADAPTER.link_for(self))
 
     async def process_update(self, update: object) -> None:
         state = _state(self)
-        guard = state.guard
         queued = state.queued.pop(id(update), None)
         run = queued[1] if queued is not None and queued[0] is update else None
-        if run is None and guard is not None:
+        if run is None:
             conversation = conversation_of(update)
             if conversation is not None:
-                replay = state.settings.replay and isinstance(update, Update)
-                payload = update.to_dict() if replay else None  # type: ignore[attr-defined]
-                run = guard.begin(conversation, payload)
-        if run is None or guard is None:
+                run = state.lifecycle.begin(conversation, state.payload(update))
+        if run is None:
             await super().process_update(update)
             return
-        completed = True
+        cut_off = False
         try:
             await super().process_update(update)
-        except _CUT_OFF:
-            completed = not guard.stopping
+        except CUT_OFF:
+            cut_off = True
             raise
         finally:
-            guard.end(run, completed=completed)
+            Lifecycle.end(run, cut_off=cut_off)
 
     def create_task(
         self, coroutine: Any, update: object | None = None, *, name: str | None = None
     ) -> asyncio.Task[Any]:
-        guard = _state(self).guard
-        conversation = conversation_of(update) if guard is not None else None
-        if guard is None or conversation is None:
-            return super().create_task(coroutine, update=update, name=name)
+        state = _state(self)
+        conversation = conversation_of(update)
         # Begin now, not when the task first runs: the update's own run may end first.
         # The task carries the update too, so a replay can re-run it after its run ended.
-        state = _state(self)
-        replayable = state.settings.replay and isinstance(update, Update)
-        run = guard.begin(conversation, update.to_dict() if replayable else None)  # type: ignore[union-attr]
-        return super().create_task(_tracked(guard, run, coroutine), update=update, name=name)
+        run = None
+        if conversation is not None:
+            run = state.lifecycle.begin(conversation, state.payload(update))
+        if run is None:
+            return super().create_task(coroutine, update=update, name=name)
+        return super().create_task(_tracked(run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:
-        state = _state(self)
-        guard = state.guard
-        if guard is None:
-            await super().stop()
-            return
-        guard.pre_mark()  # durable before the drain can be cut short by SIGKILL
-        if state.resumer is not None:
-            await state.resumer.cancel()
-        drain = asyncio.ensure_future(self._restart_guard_drain(guard))
-        done, _ = await asyncio.wait({drain}, timeout=state.settings.drain_timeout)
-        if not done:
-            guard.seal()
-        self._restart_guard_close()
-        if done:
-            drain.result()  # the framework's own stop() errors surface as they would unguarded
-
-    async def _restart_guard_drain(self, guard: Guard) -> None:
-        await super().stop()
-        # Tasks created during the drain are not awaited by python-telegram-bot.
-        await guard.wait_idle(None)
+        # Durable before the drain, which SIGKILL may cut short; drain bounded by drain_timeout.
+        try:
+            await _state(self).lifecycle.stop(super().stop)
+        finally:
+            self._restart_guard_forget()
 
     async def shutdown(self) -> None:
         try:
             await super().shutdown()
         finally:
-            self._restart_guard_close()
+            _state(self).lifecycle.close()  # initialize() then shutdown() without a stop
+            self._restart_guard_forget()
 
-    def _restart_guard_close(self) -> None:
+    def _restart_guard_forget(self) -> None:
         state = _state(self)
-        if state.guard is not None:
-            state.guard.close()
-            state.guard = None
-            state.resumer = None
-            state.queued.clear()
-            state.replayed.clear()
+        state.queued.clear()
+        state.replayed.clear()
 
 
-async def _tracked(guard: Guard, run: Run, coroutine: Any) -> Any:
-    completed = True
+async def _tracked(run: Run, coroutine: Any) -> Any:
+    cut_off = False
     try:
         return await coroutine
-    except _CUT_OFF:
-        completed = not guard.stopping
+    except CUT_OFF:
+        cut_off = True
         raise
     finally:
-        guard.end(run, completed=completed)
+        Lifecycle.end(run, cut_off=cut_off)
 
 
 class _Link:
@@ -251,7 +226,8 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
         kwargs: dict[str, Any] = {}
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
@@ -263,6 +239,8 @@ class _Link:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
             raise RateLimited(seconds, str(exc)) from exc
+        except ChatMigrated as exc:  # a group upgraded to a supergroup: a new chat id
+            raise ConversationMoved(str(exc.new_chat_id), exc.message) from exc
         except Forbidden as exc:
             raise ConversationGone(f"forbidden: {exc.message}") from exc
         except BadRequest as exc:
@@ -285,31 +263,43 @@ class _Link:
                 state.replaying = False
 
 
-def install(app: Application, settings: Settings) -> Application:  # type: ignore[type-arg]
-    """Guard ``app`` (called by :func:`restart_guard.protect`). Idempotent."""
-    if isinstance(app, _GuardedApplication):
-        log.debug("restart-guard: %r is already protected", app)
-        return app
-    if app.running:
-        raise RuntimeError("restart_guard.protect must be applied before the application starts")
-    original = type(app)
-    queue = app.update_queue
-    state = _State(settings, original, type(queue))
-    namespace = {"__slots__": (), "_restart_guard": state, "__module__": original.__module__}
-    app.__class__ = type(original.__name__, (_GuardedApplication, original), namespace)
-    queue.__class__ = type(
-        type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
-    )
-    return app
+class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
+    """python-telegram-bot's ``Application``: a subclass swapped in, public methods only."""
+
+    spec = TELEGRAM
+
+    def is_installed(self, bot: object) -> bool:
+        return isinstance(bot, _GuardedApplication)
+
+    def _install(self, bot: Application, settings: Settings) -> Application:  # type: ignore[type-arg]
+        if bot.running:
+            raise RuntimeError(
+                "restart_guard.protect must be applied before the application starts"
+            )
+        original = type(bot)
+        queue = bot.update_queue
+        state = BotState(Lifecycle(PLATFORM, settings), original, type(queue))
+        namespace = {"__slots__": (), "_restart_guard": state, "__module__": original.__module__}
+        bot.__class__ = type(original.__name__, (_GuardedApplication, original), namespace)
+        queue.__class__ = type(
+            type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
+        )
+        return bot
+
+    def _uninstall(self, bot: Application) -> Application:  # type: ignore[type-arg]
+        if bot.running:
+            raise RuntimeError("restart_guard.unprotect needs a stopped application")
+        state = _state(bot)
+        bot.__class__ = state.original_class
+        bot.update_queue.__class__ = state.original_queue_class
+        return bot
+
+    def conversation_of(self, event: object) -> Conversation | None:
+        return conversation_of(event)
+
+    def link_for(self, bot: Application) -> _Link:  # type: ignore[type-arg]
+        return _Link(bot)
 
 
-def uninstall(app: Application) -> Application:  # type: ignore[type-arg]
-    """Remove the guard (called by :func:`restart_guard.unprotect`). Idempotent."""
-    if not isinstance(app, _GuardedApplication):
-        return app
-    if app.running:
-        raise RuntimeError("restart_guard.unprotect needs a stopped application")
-    state = _state(app)
-    app.__class__ = state.original_class
-    app.update_queue.__class__ = state.original_queue_class
-    return app
+#: The adapter :func:`restart_guard.protect` uses for python-telegram-bot.
+ADAPTER = TelegramAdapter()

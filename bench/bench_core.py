@@ -441,9 +441,10 @@ def bench_overhead_telegram(base: Path) -> Overhead | str:
 
 def guarded_guard_flush(app: Any) -> None:
     """Wait until the guarded application's writer has committed its batches."""
-    state = type(app)._restart_guard  # the adapter keeps its Guard on the app's class
-    if state.guard is not None:
-        wait_flushed(state.guard)
+    # The adapter keeps its Lifecycle (and through it the Guard) on the app's class.
+    guard = type(app)._restart_guard.lifecycle.guard
+    if guard is not None:
+        wait_flushed(guard)
 
 
 # ---------------------------------------------------------- 3. start-up claiming

@@ -147,7 +147,7 @@ async def bench(
     guarded = restart_guard.protect(marker_dir=marker_dir, **options)(Counting())
     connections = [await online(plain), await online(guarded)]
     state = guarded.__dict__["_restart_guard"]
-    guard = state.guard
+    guard = state.lifecycle.guard
     assert guard is not None
     first = 10**15
     warm = raw_messages(api, channels, 500, first)

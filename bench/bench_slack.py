@@ -110,8 +110,8 @@ def bench_sync(api: SlackStandIn, marker_dir: Path, what: str, store: Any = None
     pairs = []
     state = slack_guard.state_of(guarded)
     assert state is not None
-    assert state.guard is not None
-    batches_before = state.guard.writer.batches
+    assert state.lifecycle.guard is not None
+    batches_before = state.lifecycle.guard.writer.batches
     with FsyncCounter() as counter:
         for rep in range(REPS):
             batch = bodies(api, RUNS)
@@ -122,9 +122,10 @@ def bench_sync(api: SlackStandIn, marker_dir: Path, what: str, store: Any = None
             else:
                 u, g = timed(plain, batch), timed(guarded, batch)
             pairs.append((g, u))
-    state.guard.flush()  # outside the counter: this flush commits on this thread on purpose
-    batches = state.guard.writer.batches - batches_before
-    assert state.guard.in_flight == 0
+    # Outside the counter: this flush commits on this thread on purpose.
+    state.lifecycle.guard.flush()
+    batches = state.lifecycle.guard.writer.batches - batches_before
+    assert state.lifecycle.guard.in_flight == 0
     slack_guard.shutdown(guarded)
     return summarise(what, pairs, counter, batches)
 
@@ -164,8 +165,8 @@ async def bench_async(marker_dir: Path, what: str, store: Any = None) -> Result:
         pairs = []
         state = slack_guard.state_of(guarded)
         assert state is not None
-        assert state.guard is not None
-        batches_before = state.guard.writer.batches
+        assert state.lifecycle.guard is not None
+        batches_before = state.lifecycle.guard.writer.batches
         with FsyncCounter() as counter:
             for rep in range(REPS):
                 batch = bodies(api, RUNS)
@@ -175,9 +176,10 @@ async def bench_async(marker_dir: Path, what: str, store: Any = None) -> Result:
                 else:
                     u, g = await timed(plain, batch), await timed(guarded, batch)
                 pairs.append((g, u))
-        state.guard.flush()  # outside the counter: this flush commits on this thread on purpose
-        batches = state.guard.writer.batches - batches_before
-        assert state.guard.in_flight == 0
+        # Outside the counter: this flush commits on this thread on purpose.
+        state.lifecycle.guard.flush()
+        batches = state.lifecycle.guard.writer.batches - batches_before
+        assert state.lifecycle.guard.in_flight == 0
         await slack_guard.shutdown_async(guarded)
     return summarise(what, pairs, counter, batches)
 

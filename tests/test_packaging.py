@@ -25,3 +25,23 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
         for init in (ROOT / "adapters").rglob("__init__.py")
     }
     assert found == listed
+
+
+def test_the_wheel_ships_the_license_with_spdx_metadata(tmp_path: Path) -> None:
+    import subprocess
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = tmp_path.glob("restart_guard-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        [metadata] = [n for n in names if n.endswith(".dist-info/METADATA")]
+        text = archive.read(metadata).decode()
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
+    assert "License-Expression: MIT" in text
+    assert "License-File: LICENSE" in text

@@ -89,24 +89,78 @@ for the ``discord`` logger only: pass ``root_logger=True`` (or configure
 
 from __future__ import annotations
 
+from typing import Any
+
+from restart_guard import Conversation, Settings
+from restart_guard._adapter import Adapter
+from restart_guard._registry import DISCORD
 from restart_guard.errors import AdapterNotAvailable
 
 try:
-    import discord  # noqa: F401
+    import discord
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(
-        'restart-guard\'s discord adapter needs discord.py: pip install "restart-guard[discord]"'
-    ) from exc
+    raise AdapterNotAvailable(DISCORD.missing(exc)) from exc
 
-from ._client import install, install_class, is_guarded_class, uninstall
+from ._client import SETTINGS, attach, guarded_class, is_guarded_class, swap_in
 from ._keys import conversation_of
-from ._state import PLATFORM
+from ._link import Link
+from ._state import PLATFORM, STATE_ATTR, state_of
+from ._tracking import remove_hooks
 
-__all__ = [
-    "PLATFORM",
-    "conversation_of",
-    "install",
-    "install_class",
-    "is_guarded_class",
-    "uninstall",
-]
+__all__ = ["ADAPTER", "PLATFORM", "DiscordAdapter", "conversation_of", "is_guarded_class"]
+
+
+class DiscordAdapter(Adapter[discord.Client]):
+    """discord.py's ``Client`` / ``Bot``: instances, factories and decorated classes."""
+
+    spec = DISCORD
+
+    def is_installed(self, bot: object) -> bool:
+        return state_of(bot) is not None
+
+    def _install(self, bot: discord.Client, settings: Settings) -> discord.Client:
+        if bot.user is not None or bot.is_ready():
+            raise RuntimeError(
+                "restart_guard.protect must be applied before the client logs in "
+                "(before run(), start() or login())"
+            )
+        original = type(bot)
+        swap_in(bot)
+        attach(bot, settings, original)
+        return bot
+
+    def install_class(self, cls: type[Any], settings: Settings) -> type[Any]:
+        """Guard every instance of a ``Client``/``Bot`` subclass (``@protect`` on a class).
+
+        Returns a subclass with the same name, module and docstring. Decorating
+        an already decorated class returns it unchanged; a subclass of a
+        decorated class gets its own options, not a second guard.
+        """
+        if cls.__dict__.get(SETTINGS) is not None:
+            return cls
+        return guarded_class(cls, settings)
+
+    def _uninstall(self, bot: discord.Client) -> discord.Client:
+        state = state_of(bot)
+        assert state is not None
+        if state.lifecycle.guard is not None:
+            raise RuntimeError(
+                "restart_guard.unprotect needs a closed client (await client.close())"
+            )
+        remove_hooks(bot, state)
+        del bot.__dict__[STATE_ATTR]
+        if state.original_class is not None:
+            bot.__class__ = state.original_class
+        # An instance of a decorated class keeps its class; without its state the
+        # overrides only pass through to discord.py.
+        return bot
+
+    def conversation_of(self, event: object) -> Conversation | None:
+        return conversation_of(event)
+
+    def link_for(self, bot: discord.Client) -> Link:
+        return Link(bot)
+
+
+#: The adapter :func:`restart_guard.protect` uses for discord.py.
+ADAPTER = DiscordAdapter()

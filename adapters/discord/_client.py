@@ -1,59 +1,130 @@
-"""The guarded client class and ``install`` / ``install_class`` / ``uninstall``.
+"""The guarded client class: start-up in ``setup_hook``, the drain in ``close()``.
 
 A guarded client's class is a subclass made for its class (by ``@protect``
 on the class, or once per class for ``protect(instance)``, whose
 ``__class__`` is then swapped), so the user's own ``setup_hook``,
 ``on_ready``, ``close`` and everything else keep running: the overrides
 here do their part and call the user's.
+
+Signals: discord.py has no SIGTERM handler (SIGTERM kills the bot at once)
+and its ``run()`` turns SIGINT into cancelling every task, handlers
+included. Start-up asks the client's ``Lifecycle`` to handle both on the
+client's loop: the first signal durably marks everything in flight of every
+guarded client on that loop, then closes them — and a guarded client's
+``close()`` drains before it closes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import discord
 
 from restart_guard import Settings
 
-from ._lifecycle import _LOOP_SIGNALS, close, startup
-from ._state import STATE_ATTR, ClientState, log, state_of
-from ._tracking import ensure_hooks, remove_hooks, schedule_event
+from ._link import Link
+from ._state import IN_HANDLER, STATE_ATTR, SWAPPED_CLASS, BotState, above, log, state_of
+from ._tracking import ensure_hooks, schedule_event
 
-__all__ = ["install", "install_class", "is_guarded_class", "uninstall"]
+__all__ = ["SETTINGS", "attach", "guarded_class", "is_guarded_class", "swap_in"]
 
 ClientT = TypeVar("ClientT", bound=discord.Client)
 
 # Client class -> its guarded subclass (for protect() on an instance).
 _GUARDED: dict[type, type] = {}
-# Class attributes of a guarded class: the class holding the overrides (for
-# their super()), and the options of @protect on a class.
-_GUARD_CLASS = "_restart_guard_class"
-_SETTINGS = "_restart_guard_settings"
+# Class attribute of a guarded class: the options of @protect on a class.
+SETTINGS = "_restart_guard_settings"
 
 
-def _above(client: discord.Client) -> Any:
-    """``super()`` for the overrides below, which are not defined inside the guarded class."""
-    return super(getattr(type(client), _GUARD_CLASS), client)
+def _identity(client: discord.Client) -> str:
+    # The bot's user id (public), never the token; login() has fetched it.
+    user = client.user
+    if user is not None:
+        return str(user.id)
+    return str(client.application_id or "unknown")
+
+
+async def _start(client: discord.Client) -> None:
+    """Claim the markers of a dead process and post their notices. Idempotent.
+
+    Called from ``setup_hook`` (before the gateway connects), and again after
+    ``login()`` in case the instance's ``setup_hook`` was replaced.
+    """
+    state = state_of(client)
+    if state is None or state.lifecycle.guard is not None or client.is_closed():
+        return  # closed during login: nothing will run, so nothing to guard
+    ensure_hooks(client, state)
+    state.stop_task = None
+    state.refused = state.refused_marked = 0
+    link = Link(client)
+    state.lifecycle.handle_signals(
+        client.close, how_to_stop="stop the bot with await client.close(), which drains first"
+    )
+    # Notices go out over HTTP now; a replay needs the gateway, so stop waiting
+    # (and let login() go on to connect) as soon as one asks for it.
+    await state.lifecycle.start(_identity(client), link, stop_waiting=link.gateway_wanted)
+
+
+async def _close(client: discord.Client, close_client: Callable[[], Awaitable[None]]) -> None:
+    """A guarded client's ``close()``: drain first, then ``close_client()`` (the real close).
+
+    Called from inside a handler (``await bot.close()`` in a shutdown command)
+    it only starts the stop: waiting for the drain there would wait for
+    itself. The client closes once that handler and the others are done.
+    """
+    state = state_of(client)
+    if state is None or state.lifecycle.guard is None:
+        await close_client()
+        return
+    if state.stop_task is None:
+        state.stop_task = asyncio.ensure_future(_stop_then_close(state, close_client))
+    if IN_HANDLER.get() or asyncio.current_task() in state.tasks:
+        log.info("restart-guard: close() called by a handler; closing once the drain is over")
+        return
+    await asyncio.shield(state.stop_task)
+
+
+async def _stop_then_close(state: BotState, close_client: Callable[[], Awaitable[None]]) -> None:
+    lifecycle = state.lifecycle
+    drained = False
+    try:
+        drained = await lifecycle.stop()
+    finally:
+        if state.refused:
+            log.info(
+                "restart-guard: %d event(s) arrived during the drain and were not handled "
+                "(%d addressed to the bot, marked for a notice)",
+                state.refused,
+                state.refused_marked,
+            )
+    log.info(
+        "restart-guard: %s after %.1fs; closing the discord client",
+        "drain complete" if drained else "drain timed out",
+        time.monotonic() - lifecycle.stop_started,
+    )
+    await close_client()
 
 
 def _init(self: discord.Client, *args: Any, **kwargs: Any) -> None:
-    _above(self).__init__(*args, **kwargs)
-    settings: Settings | None = getattr(type(self), _SETTINGS)
+    above(self).__init__(*args, **kwargs)
+    settings: Settings | None = getattr(type(self), SETTINGS)
     if settings is not None and state_of(self) is None:
-        _attach(self, settings, None)
+        attach(self, settings, None)
 
 
 async def _setup_hook(self: discord.Client) -> None:
     # Ours first: notices go out before the user's (possibly slow) set-up.
-    await startup(self)
-    await _above(self).setup_hook()
+    await _start(self)
+    await above(self).setup_hook()
 
 
 async def _login(self: discord.Client, token: str) -> None:
-    await _above(self).login(token)
+    await above(self).login(token)
     # In case setup_hook was replaced on the instance and never reached ours.
-    await startup(self)
+    await _start(self)
 
 
 def _schedule_event(
@@ -63,15 +134,15 @@ def _schedule_event(
     *args: Any,
     **kwargs: Any,
 ) -> Any:
-    state: ClientState | None = self.__dict__.get(STATE_ATTR)
-    schedule = _above(self)._schedule_event
-    if state is None or (state.guard is None and not state.stopping):
+    state: BotState | None = self.__dict__.get(STATE_ATTR)
+    schedule = above(self)._schedule_event
+    if state is None or (state.lifecycle.guard is None and state.lifecycle.accepting):
         return schedule(coro, event_name, *args, **kwargs)
     return schedule_event(self, state, schedule, coro, event_name, args, kwargs)
 
 
-async def _close(self: discord.Client) -> None:
-    await close(self, _above(self).close)
+async def _close_override(self: discord.Client) -> None:
+    await _close(self, above(self).close)
 
 
 _OVERRIDES = {
@@ -79,11 +150,11 @@ _OVERRIDES = {
     "setup_hook": _setup_hook,
     "login": _login,
     "_schedule_event": _schedule_event,
-    "close": _close,
+    "close": _close_override,
 }
 
 
-def _guarded_class(original: type[ClientT], settings: Settings | None) -> type[ClientT]:
+def guarded_class(original: type[ClientT], settings: Settings | None) -> type[ClientT]:
     """A subclass of ``original`` with the overrides above.
 
     ``original`` is its only base, so an instance's ``__class__`` can be swapped
@@ -94,72 +165,34 @@ def _guarded_class(original: type[ClientT], settings: Settings | None) -> type[C
         "__module__": original.__module__,
         "__qualname__": original.__qualname__,
         "__doc__": original.__doc__,
-        _SETTINGS: settings,
+        SETTINGS: settings,
     }
     if not is_guarded_class(original):
         namespace.update(_OVERRIDES)
     guarded: type[ClientT] = type(original.__name__, (original,), namespace)
     if not is_guarded_class(original):
-        setattr(guarded, _GUARD_CLASS, guarded)
+        setattr(guarded, SWAPPED_CLASS, guarded)
     return guarded
 
 
 def is_guarded_class(cls: type) -> bool:
     """Whether ``cls`` is (or derives from) a class made by ``protect()``."""
-    return hasattr(cls, _GUARD_CLASS)
+    return hasattr(cls, SWAPPED_CLASS)
 
 
-def _attach(client: discord.Client, settings: Settings, original: type | None) -> None:
-    state = ClientState(settings, original)
+def attach(client: discord.Client, settings: Settings, original: type | None) -> None:
+    """Give ``client`` its state (and hook what exists of it already)."""
+    state = BotState(settings, original)
     client.__dict__[STATE_ATTR] = state
     ensure_hooks(client, state)
 
 
-def install(client: ClientT, settings: Settings) -> ClientT:
-    """Guard a ``Client``/``Bot`` instance (called by :func:`restart_guard.protect`). Idempotent."""
-    if state_of(client) is not None:
-        log.debug("restart-guard: %r is already protected", client)
-        return client
-    if client.user is not None or client.is_ready():
-        raise RuntimeError(
-            "restart_guard.protect must be applied before the client logs in "
-            "(before run(), start() or login())"
-        )
+def swap_in(client: ClientT) -> None:
+    """Swap ``client``'s class for its guarded subclass (made once per class)."""
     original = type(client)
-    if not is_guarded_class(original):
-        guarded = _GUARDED.get(original)
-        if guarded is None:
-            guarded = _GUARDED[original] = _guarded_class(original, None)
-        client.__class__ = guarded
-    _attach(client, settings, original)
-    return client
-
-
-def install_class(cls: type[ClientT], settings: Settings) -> type[ClientT]:
-    """Guard every instance of a ``Client``/``Bot`` subclass (``@protect`` on a class).
-
-    Returns a subclass with the same name, module and docstring. Decorating
-    an already decorated class returns it unchanged.
-    """
-    if _SETTINGS in cls.__dict__ and cls.__dict__[_SETTINGS] is not None:
-        return cls
-    # A subclass of a decorated class gets its own options, not a second guard.
-    return _guarded_class(cls, settings)
-
-
-def uninstall(client: ClientT) -> ClientT:
-    """Remove the guard from an instance (called by :func:`restart_guard.unprotect`). Idempotent."""
-    state = state_of(client)
-    if state is None:
-        return client
-    if state.guard is not None:
-        raise RuntimeError("restart_guard.unprotect needs a closed client (await client.close())")
-    remove_hooks(client, state)
-    for signals in list(_LOOP_SIGNALS.values()):
-        signals.unregister(client)
-    del client.__dict__[STATE_ATTR]
-    if state.original_class is not None:
-        client.__class__ = state.original_class
-    # An instance of a decorated class keeps its class; without its state the
-    # overrides only pass through to discord.py.
-    return client
+    if is_guarded_class(original):
+        return
+    guarded = _GUARDED.get(original)
+    if guarded is None:
+        guarded = _GUARDED[original] = guarded_class(original, None)
+    client.__class__ = guarded

@@ -10,7 +10,7 @@ import discord
 from restart_guard import Conversation, Marker
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
-from ._state import NOTICES_PER_SECOND, ClientState
+from ._state import NOTICES_PER_SECOND
 
 __all__ = ["Link", "delivery_error", "replay_payload"]
 
@@ -66,15 +66,19 @@ class Link:
 
     notices_per_second = NOTICES_PER_SECOND
 
-    def __init__(self, client: discord.Client, state: ClientState) -> None:
+    def __init__(self, client: discord.Client) -> None:
         self.client = client
-        self.state = state
         #: Set when a replay waits for the gateway: ``setup_hook`` must return
         #: then, or the gateway it waits for would never connect.
         self.gateway_wanted = asyncio.Event()
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
-        """Post ``text`` in the conversation's thread or channel (works before the gateway)."""
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        """Post ``text`` in the conversation's thread or channel (works before the gateway).
+
+        With ``nonce`` discord.py (2.5 and later) also sends ``enforce_nonce``:
+        Discord then answers a repeat of this notice (re-sent after a kill)
+        with the message it already created, for a few minutes.
+        """
         guild_id = int(conversation.scope) if conversation.scope is not None else None
         if conversation.thread is not None:
             target, kind = int(conversation.thread), discord.ChannelType.public_thread
@@ -83,7 +87,7 @@ class Link:
             kind = discord.ChannelType.text if guild_id is not None else discord.ChannelType.private
         channel = self.client.get_partial_messageable(target, guild_id=guild_id, type=kind)
         try:
-            await channel.send(text)
+            await channel.send(text, nonce=nonce)
         except discord.RateLimited as exc:  # only with Client(max_ratelimit_timeout=...)
             raise RateLimited(exc.retry_after, str(exc)) from exc
         except discord.HTTPException as exc:

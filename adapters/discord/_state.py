@@ -5,50 +5,53 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from typing import Any
 
-from restart_guard import Conversation, Guard, Resumer, Run, Settings
+from restart_guard import Conversation, Run, Settings
+from restart_guard._lifecycle import Lifecycle
+from restart_guard._registry import DISCORD
 
 __all__ = [
     "IN_HANDLER",
     "NOTICES_PER_SECOND",
     "PLATFORM",
-    "STARTUP_NOTICE_WAIT",
     "STATE_ATTR",
-    "ClientState",
+    "SWAPPED_CLASS",
+    "BotState",
     "Tracked",
+    "above",
     "log",
     "state_of",
 ]
 
-PLATFORM = "discord"
+PLATFORM = DISCORD.platform
 log = logging.getLogger("restart_guard")
 
 #: Discord allows 5 messages per 5 s in one channel and ~50 requests per second
 #: per bot; notices mostly go to different channels, so 10 per second is safe,
 #: and discord.py waits out any 429 on its own.
 NOTICES_PER_SECOND = 10.0
-#: ``setup_hook`` waits this long for notices before the gateway connects; the
-#: rest go out in the background.
-STARTUP_NOTICE_WAIT = 5.0
-#: The instance attribute holding a guarded client's :class:`ClientState`.
+#: The instance attribute holding a guarded client's :class:`BotState`.
 STATE_ATTR = "_restart_guard"
+#: Class attribute of every class the adapter makes (the guarded client class,
+#: the swapped-in tree and view store): the class itself, for :func:`above`.
+SWAPPED_CLASS = "_restart_guard_class"
 
 
-class ClientState:
+def above(obj: Any) -> Any:
+    """``super()`` for an override that is not defined inside the class made for ``obj``."""
+    return super(getattr(type(obj), SWAPPED_CLASS), obj)
+
+
+class BotState:
     """Everything the adapter keeps for one guarded client (an instance attribute)."""
 
     def __init__(self, settings: Settings, original_class: type | None) -> None:
-        self.settings = settings
+        self.lifecycle = Lifecycle(PLATFORM, settings)
         #: The class of an instance passed to ``protect()`` before it was swapped
         #: (for ``uninstall``); None for instances of a decorated class.
         self.original_class = original_class
-        self.guard: Guard | None = None
-        self.resumer: Resumer | None = None
-        #: Set from the first stop request until the next start-up.
-        self.stopping = False
-        self.stop_started = 0.0
+        #: The stop then close of the client, shared by every ``close()`` call.
         self.stop_task: asyncio.Task[None] | None = None
         #: Handler runs per conversation key: during the drain, events of a
         #: conversation that is still running are delivered (the button click
@@ -71,18 +74,10 @@ class ClientState:
 
     def admits(self, key: str | None) -> bool:
         """Whether a new event of the conversation ``key`` may run now."""
-        if not self.stopping:
+        lifecycle = self.lifecycle
+        if lifecycle.accepting:
             return True
-        return key is not None and self.guard is not None and key in self.active
-
-    def begin_stop(self) -> None:
-        """Pre-mark everything in flight durably, then stop taking new events. Idempotent."""
-        if self.stopping:
-            return
-        if self.guard is not None:
-            self.guard.pre_mark()  # first: a SIGKILL may follow at any moment
-        self.stopping = True
-        self.stop_started = time.monotonic()
+        return key is not None and lifecycle.guard is not None and key in self.active
 
     def refuse(self, conversation: Conversation | None, addressed: bool, ident: int | None) -> None:
         """An event arrived during the drain and will not run.
@@ -95,12 +90,14 @@ class ClientState:
             return  # one event, several listeners
         self.last_refused = ident
         self.refused += 1
-        guard = self.guard
-        if not addressed or conversation is None or guard is None:
+        run = None
+        if addressed and conversation is not None:
+            run = self.lifecycle.begin(conversation)
+        if run is None:
             log.debug("restart-guard: event in %s not handled: the bot is stopping", conversation)
             return
         self.refused_marked += 1
-        guard.end(guard.begin(conversation), completed=False)
+        Lifecycle.end(run, cut_off=True)  # stopping: cut off, so the marker stays
         log.info(
             "restart-guard: %s addressed the bot during the drain; not handled, "
             "marked for a notice after the restart",
@@ -108,9 +105,9 @@ class ClientState:
         )
 
 
-def state_of(client: object) -> ClientState | None:
+def state_of(client: object) -> BotState | None:
     """The state of a guarded client, or None."""
-    state: ClientState | None = getattr(client, "__dict__", {}).get(STATE_ATTR)
+    state: BotState | None = getattr(client, "__dict__", {}).get(STATE_ATTR)
     return state
 
 
@@ -131,36 +128,28 @@ class Tracked:
     the task's done callback instead.
     """
 
-    __slots__ = ("coro", "guard", "key", "run", "state")
+    __slots__ = ("coro", "key", "run", "state")
 
-    def __init__(
-        self,
-        state: ClientState,
-        guard: Guard,
-        conversation: Conversation,
-        payload: Any = None,
-        coro: Any = None,
-    ) -> None:
+    def __init__(self, state: BotState, run: Run, coro: Any = None) -> None:
         self.state = state
-        self.guard = guard
+        self.run = run
         self.coro = coro
-        self.key = conversation.key
-        self.run: Run = guard.begin(conversation, payload)
+        self.key = run.conversation.key
         active = state.active
         active[self.key] = active.get(self.key, 0) + 1
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         IN_HANDLER.set(True)
-        cut = False
+        cut_off = False
         try:
             return await self.coro(*args, **kwargs)
         except asyncio.CancelledError:
             # Cancelled by shutdown (after the drain): keep the marker. Cancelled
             # by the bot's own code while running: the run is over.
-            cut = self.guard.stopping
+            cut_off = True
             raise
         finally:
-            self.finish(cut)
+            self.end(cut_off)
 
     def attach(self, task: asyncio.Future[Any]) -> None:
         """End the run when ``task`` is done (for a task running someone else's coroutine)."""
@@ -170,14 +159,14 @@ class Tracked:
     def done(self, task: asyncio.Future[Any]) -> None:
         """Task done callback of :meth:`attach`."""
         self.state.tasks.discard(task)
-        self.finish(task.cancelled() and self.guard.stopping)
+        self.end(task.cancelled())
 
-    def finish(self, cut: bool) -> None:
-        """The run is over; ``cut``: by shutdown, so its marker stays."""
+    def end(self, cut_off: bool) -> None:
+        """The run is over; ``cut_off``: it was cancelled (see ``Lifecycle.end``)."""
         active = self.state.active
         left = active.get(self.key, 0) - 1
         if left > 0:
             active[self.key] = left
         else:
             active.pop(self.key, None)
-        self.guard.end(self.run, completed=not cut)
+        Lifecycle.end(self.run, cut_off=cut_off)

@@ -32,7 +32,7 @@ from discord import app_commands
 
 from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
 from ._link import replay_payload
-from ._state import IN_HANDLER, ClientState, Tracked, log, state_of
+from ._state import IN_HANDLER, SWAPPED_CLASS, BotState, Tracked, above, log, state_of
 
 __all__ = [
     "ensure_hooks",
@@ -55,7 +55,7 @@ async def _skipped(*args: Any, **kwargs: Any) -> None:
 
 def schedule_event(
     client: discord.Client,
-    state: ClientState,
+    state: BotState,
     schedule: ScheduleEvent,
     coro: Callable[..., Coroutine[Any, Any, Any]],
     event_name: str,
@@ -64,15 +64,20 @@ def schedule_event(
 ) -> asyncio.Task[Any]:
     """``Client._schedule_event`` with the run bracketed; ``schedule`` is discord.py's own."""
     conversation = conversation_of_event(args, client)
-    if state.stopping and not state.admits(None if conversation is None else conversation.key):
+    lifecycle = state.lifecycle
+    if not lifecycle.accepting and not state.admits(
+        None if conversation is None else conversation.key
+    ):
         addressed, ident = _addressed(client, event_name, args)
         state.refuse(conversation, addressed, ident)
         return schedule(_skipped, event_name)
-    guard = state.guard
-    if conversation is None or guard is None:
+    run = None
+    if conversation is not None:
+        payload = state.raw_message if event_name == "on_message" else None
+        run = lifecycle.begin(conversation, payload)
+    if run is None:
         return schedule(coro, event_name, *args, **kwargs)
-    payload = state.raw_message if event_name == "on_message" else None
-    return schedule(Tracked(state, guard, conversation, payload, coro), event_name, *args, **kwargs)
+    return schedule(Tracked(state, run, coro), event_name, *args, **kwargs)
 
 
 def _addressed(
@@ -89,35 +94,25 @@ def _addressed(
     return message.guild is None or mentioned, message.id
 
 
-# Class attribute of a swapped-in subclass: the subclass itself (for super()
-# in the overrides, which are not defined inside it), and the class it replaced.
-_SWAPPED = "_restart_guard_swapped"
+# Class attribute of a swapped-in subclass: the class it replaced.
 _ORIGINAL = "_restart_guard_original"
 # (original class, kind) -> the subclass swapped in.
 _CLASSES: dict[tuple[type, str], type] = {}
 
 
-def _next(obj: Any) -> Any:
-    """``super()`` for the overrides below."""
-    return super(getattr(type(obj), _SWAPPED), obj)
-
-
 def _tree_from_interaction(self: Any, interaction: discord.Interaction[Any]) -> None:
     # Each app (slash) or context-menu command invocation is one run.
     state = state_of(self.client)
-    guard = state.guard if state is not None else None
-    if (
-        state is None
-        or guard is None
-        or interaction.type is not discord.InteractionType.application_command
-    ):
-        _next(self)._from_interaction(interaction)
+    conversation = None
+    if state is not None and interaction.type is discord.InteractionType.application_command:
+        conversation = conversation_of(interaction)
+    run = None
+    if state is not None and conversation is not None:
+        run = state.lifecycle.begin(conversation)
+    if state is None or run is None:
+        above(self)._from_interaction(interaction)
         return
-    conversation = conversation_of(interaction)
-    if conversation is None:
-        _next(self)._from_interaction(interaction)
-        return
-    tracked = Tracked(state, guard, conversation)
+    tracked = Tracked(state, run)
     self.client.loop.create_task(
         _invoke_app_command(self, interaction, tracked), name="CommandTree-invoker"
     )
@@ -129,26 +124,28 @@ async def _invoke_app_command(
     # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
     # tree does not hand out its task, so it is started here to be tracked.
     IN_HANDLER.set(True)
-    cut = False
+    cut_off = False
     try:
         await tree._call(interaction)
     except app_commands.AppCommandError as error:
         await tree._dispatch_error(interaction, error)
     except asyncio.CancelledError:
-        cut = tracked.guard.stopping
+        cut_off = True
         raise
     finally:
-        tracked.finish(cut)
+        tracked.end(cut_off)
 
 
 def _view_store_add_task(self: Any, task: asyncio.Task[None]) -> None:
     # Every view, dynamic item and modal callback task passes through here,
     # synchronously inside the INTERACTION_CREATE parser that says whose it is.
-    _next(self).add_task(task)
+    above(self).add_task(task)
     state = state_of(self._state._get_client())
-    if state is None or state.guard is None or state.interaction is None:
+    if state is None or state.interaction is None:
         return
-    Tracked(state, state.guard, state.interaction).attach(task)
+    run = state.lifecycle.begin(state.interaction)
+    if run is not None:
+        Tracked(state, run).attach(task)
 
 
 _OVERRIDES: dict[str, dict[str, Any]] = {
@@ -165,7 +162,7 @@ def _swap(obj: Any, kind: str) -> None:
     layout CPython checks on ``__class__`` assignment).
     """
     original = type(obj)
-    if _SWAPPED in original.__dict__:
+    if SWAPPED_CLASS in original.__dict__:
         return
     cls = _CLASSES.get((original, kind))
     if cls is None:
@@ -176,7 +173,7 @@ def _swap(obj: Any, kind: str) -> None:
             "__qualname__": original.__qualname__,
         }
         cls = _CLASSES[original, kind] = type(original.__name__, (original,), namespace)
-        setattr(cls, _SWAPPED, cls)
+        setattr(cls, SWAPPED_CLASS, cls)
     obj.__class__ = cls
 
 
@@ -190,7 +187,7 @@ def _ensure_interaction_hooks(client: discord.Client) -> None:
     # The tree may be created after protect(), and Client.clear() makes a new view store.
     connection = client._connection
     tree = connection._command_tree
-    if tree is not None and _SWAPPED not in type(tree).__dict__:
+    if tree is not None and SWAPPED_CLASS not in type(tree).__dict__:
         if hasattr(tree, "_call") and hasattr(tree, "_dispatch_error"):
             _swap(tree, "tree")
         else:  # pragma: no cover - a future discord.py
@@ -198,11 +195,11 @@ def _ensure_interaction_hooks(client: discord.Client) -> None:
                 "restart-guard: this discord.py's CommandTree has no _call/_dispatch_error; "
                 "app commands are not tracked"
             )
-    if _SWAPPED not in type(connection._view_store).__dict__:
+    if SWAPPED_CLASS not in type(connection._view_store).__dict__:
         _swap(connection._view_store, "views")
 
 
-def ensure_hooks(client: discord.Client, state: ClientState) -> None:
+def ensure_hooks(client: discord.Client, state: BotState) -> None:
     """Hook the command tree, the view store and the gateway parsers. Idempotent."""
     _ensure_interaction_hooks(client)
     parsers = client._connection.parsers
@@ -213,11 +210,10 @@ def ensure_hooks(client: discord.Client, state: ClientState) -> None:
         def interaction_create(data: Any) -> None:
             _ensure_interaction_hooks(client)
             conversation = None
-            if state.guard is not None or state.stopping:
+            lifecycle = state.lifecycle
+            if lifecycle.guard is not None or not lifecycle.accepting:
                 conversation = conversation_of_interaction_data(data)
-            if state.stopping and not state.admits(
-                None if conversation is None else conversation.key
-            ):
+            if not state.admits(None if conversation is None else conversation.key):
                 ident = data.get("id")
                 state.refuse(
                     conversation,
@@ -232,7 +228,7 @@ def ensure_hooks(client: discord.Client, state: ClientState) -> None:
                 state.interaction = None
 
         parsers[_INTERACTION_CREATE] = interaction_create
-    if state.settings.replay and _MESSAGE_CREATE not in state.parsers:
+    if state.lifecycle.settings.replay and _MESSAGE_CREATE not in state.parsers:
         original_message = parsers[_MESSAGE_CREATE]
         state.parsers[_MESSAGE_CREATE] = original_message
 
@@ -242,7 +238,7 @@ def ensure_hooks(client: discord.Client, state: ClientState) -> None:
             me = client.user
             author = data.get("author") or {}
             own = me is not None and author.get("id") == str(me.id)
-            if state.guard is not None and not own:
+            if state.lifecycle.guard is not None and not own:
                 state.raw_message = replay_payload(data)
             try:
                 original_message(data)
@@ -252,7 +248,7 @@ def ensure_hooks(client: discord.Client, state: ClientState) -> None:
         parsers[_MESSAGE_CREATE] = message_create
 
 
-def remove_hooks(client: discord.Client, state: ClientState) -> None:
+def remove_hooks(client: discord.Client, state: BotState) -> None:
     """Undo :func:`ensure_hooks`."""
     connection = client._connection
     connection.parsers.update(state.parsers)

@@ -78,44 +78,74 @@ run twice.
 
 from __future__ import annotations
 
-import asyncio
-
+from restart_guard import Conversation, Settings
+from restart_guard._adapter import Adapter
+from restart_guard._registry import SLACK
 from restart_guard.errors import AdapterNotAvailable
 
 try:
     from slack_bolt import App
     from slack_bolt.async_app import AsyncApp
+    from slack_bolt.request import BoltRequest
+    from slack_bolt.request.async_request import AsyncBoltRequest
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(
-        "restart-guard's slack adapter needs slack-bolt and aiohttp: "
-        'pip install "restart-guard[slack]"'
-    ) from exc
+    raise AdapterNotAvailable(SLACK.missing(exc)) from exc
 
-from ._install import install, state_of, uninstall
-from ._lifecycle import (
-    PROCESS_SIGNALS,
-    loop_signals,
-    shutdown_async_state,
-    shutdown_state,
-    startup_async_state,
-    startup_state,
-)
-from ._state import PLATFORM, AppState
+from ._install import hook, state_of, unhook
+from ._lifecycle import start, start_async, stop, stop_async
+from ._link import AsyncLink, SyncLink
+from ._state import PLATFORM, BotState
 from ._tracking import conversation_of
 
 __all__ = [
+    "ADAPTER",
     "PLATFORM",
+    "SlackAdapter",
     "conversation_of",
-    "install",
     "shutdown",
     "shutdown_async",
     "startup",
     "startup_async",
-    "uninstall",
+    "state_of",
 ]
 
 
-def _protected(app: object, want_async: bool, name: str) -> AppState:
+class SlackAdapter(Adapter["App | AsyncApp"]):
+    """slack-bolt's ``App`` and ``AsyncApp``: their class, listener runner and Bolt's runners."""
+
+    spec = SLACK
+
+    def is_installed(self, bot: object) -> bool:
+        return state_of(bot) is not None
+
+    def _install(self, bot: App | AsyncApp, settings: Settings) -> App | AsyncApp:
+        return hook(bot, settings)
+
+    def _uninstall(self, bot: App | AsyncApp) -> App | AsyncApp:
+        return unhook(bot)
+
+    def conversation_of(self, event: object) -> Conversation | None:
+        if not isinstance(event, (BoltRequest, AsyncBoltRequest)):
+            return None
+        return conversation_of(event)
+
+    def link_for(self, bot: App | AsyncApp) -> SyncLink | AsyncLink:
+        state = _state(bot)
+        return AsyncLink(bot, state) if isinstance(bot, AsyncApp) else SyncLink(bot, state)
+
+
+#: The adapter :func:`restart_guard.protect` uses for slack-bolt.
+ADAPTER = SlackAdapter()
+
+
+def _state(app: object) -> BotState:
+    state = state_of(app)
+    if state is None:
+        raise TypeError(f"needs an app protected with restart_guard.protect, got {app!r}")
+    return state
+
+
+def _protected(app: object, want_async: bool, name: str) -> BotState:
     state = state_of(app)
     if state is None:
         raise TypeError(f"{name}() needs an app protected with restart_guard.protect, got {app!r}")
@@ -131,7 +161,7 @@ def startup(app: App) -> None:
     Blocks until the notices are out (at most 5 s; the rest continue in the
     background). Idempotent; the first request would do it too, later.
     """
-    startup_state(app, _protected(app, False, "startup"))
+    start(app, _protected(app, False, "startup"))
 
 
 def shutdown(app: App) -> bool:
@@ -141,20 +171,14 @@ def shutdown(app: App) -> bool:
     (markers cleared), False when the drain timed out (markers left for the
     next start). Requests dispatched after this call are answered 503.
     """
-    state = _protected(app, False, "shutdown")
-    drained = shutdown_state(state)
-    PROCESS_SIGNALS.unregister(state)
-    return drained
+    return stop(_protected(app, False, "shutdown"))
 
 
 async def startup_async(app: AsyncApp) -> None:
     """:func:`startup` for an ``AsyncApp``, from its event loop."""
-    await startup_async_state(app, _protected(app, True, "startup_async"))
+    await start_async(app, _protected(app, True, "startup_async"))
 
 
 async def shutdown_async(app: AsyncApp) -> bool:
     """:func:`shutdown` for an ``AsyncApp``, from its event loop."""
-    state = _protected(app, True, "shutdown_async")
-    drained = await shutdown_async_state(state)
-    loop_signals(asyncio.get_running_loop()).unregister(state)
-    return drained
+    return await stop_async(_protected(app, True, "shutdown_async"))

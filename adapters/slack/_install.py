@@ -31,32 +31,34 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from restart_guard import Settings
+from restart_guard._lifecycle import Lifecycle, Stage
+from restart_guard._signals import SIGNALS
 
 from ._lifecycle import (
-    PROCESS_SIGNALS,
-    SIGNALS,
+    SHUTDOWN_ASYNC_HINT,
+    SHUTDOWN_HINT,
     aiohttp_signal_handler,
-    loop_signals,
-    shutdown_async_state,
-    startup_async_state,
-    startup_state,
+    start,
+    start_async,
+    stop,
+    stop_async,
 )
-from ._state import REPLAY_KEY, AppState, Phase, log
+from ._state import PLATFORM, REPLAY_KEY, BotState, log
 from ._tracking import track, untrack
 
-__all__ = ["install", "state_of", "uninstall"]
+__all__ = ["hook", "state_of", "unhook"]
 
 
-def state_of(app: object) -> AppState | None:
+def state_of(app: object) -> BotState | None:
     """The adapter's state of a protected app, or None."""
     if isinstance(app, (_GuardedApp, _GuardedAsyncApp)):
         return type(app)._restart_guard
     return None
 
 
-def _turned_away(state: AppState, request: BoltRequest | AsyncBoltRequest) -> BoltResponse | None:
+def _turned_away(state: BotState, request: BoltRequest | AsyncBoltRequest) -> BoltResponse | None:
     """The answer to a request that must not run now, or None to let it run."""
-    if not state.accepting:
+    if not state.lifecycle.accepting:
         # Not acked: Slack sends it again, to the next process or connection.
         return BoltResponse(status=503, body="restarting; deliver again later")
     if state.replayed:
@@ -71,34 +73,39 @@ def _turned_away(state: AppState, request: BoltRequest | AsyncBoltRequest) -> Bo
     return None
 
 
-def _needs_startup(state: AppState) -> bool:
-    return not state.ready.is_set() and state.phase in (Phase.NEW, Phase.RUNNING)
+def _needs_startup(state: BotState) -> bool:
+    # Not after a stop: a request then is turned away, until an explicit start-up.
+    return state.lifecycle.stage in (Stage.NEW, Stage.STARTING)
 
 
-def _gate(app: App, state: AppState, req: BoltRequest) -> BoltResponse | None:
+def _handle_signals(state: BotState) -> None:
+    state.lifecycle.handle_signals_blocking(lambda: stop(state), how_to_stop=SHUTDOWN_HINT)
+
+
+def _gate(app: App, state: BotState, req: BoltRequest) -> BoltResponse | None:
     if req.context.get(REPLAY_KEY):
         return None
     if _needs_startup(state):
-        startup_state(app, state)
+        start(app, state)
     return _turned_away(state, req)
 
 
-async def _gate_async(app: AsyncApp, state: AppState, req: AsyncBoltRequest) -> BoltResponse | None:
+async def _gate_async(app: AsyncApp, state: BotState, req: AsyncBoltRequest) -> BoltResponse | None:
     if req.context.get(REPLAY_KEY):
         return None
     if _needs_startup(state):
-        await startup_async_state(app, state)
+        await start_async(app, state)
     return _turned_away(state, req)
 
 
 class _GuardedApp(App):
     """Overrides mixed into a protected ``App``'s class (see the module docstring)."""
 
-    _restart_guard: AppState
+    _restart_guard: BotState
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if not state.serving or state.replayed:  # one check on the common path
+        if state.lifecycle.stage is not Stage.RUNNING or state.replayed:  # the common path
             refusal = _gate(self, state, req)
             if refusal is not None:
                 return refusal
@@ -111,21 +118,21 @@ class _GuardedApp(App):
         http_server_logger_enabled: bool = True,
     ) -> None:
         state = self._restart_guard
-        startup_state(self, state)  # notices go out before the server binds its port
+        start(self, state)  # notices go out before the server binds its port
         # Requests arriving during the drain are answered 503 (Slack retries them);
         # after the drain SystemExit(0) leaves serve_forever().
-        PROCESS_SIGNALS.register(state)
+        _handle_signals(state)
         super().start(port=port, path=path, http_server_logger_enabled=http_server_logger_enabled)
 
 
 class _GuardedAsyncApp(AsyncApp):
     """Overrides mixed into a protected ``AsyncApp``'s class (see the module docstring)."""
 
-    _restart_guard: AppState
+    _restart_guard: BotState
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if not state.serving or state.replayed:
+        if state.lifecycle.stage is not Stage.RUNNING or state.replayed:
             refusal = await _gate_async(self, state, req)
             if refusal is not None:
                 return refusal
@@ -151,13 +158,13 @@ def _graceful_exit() -> None:
     raise web.GracefulExit()
 
 
-def _hook_web_app(app: AsyncApp, state: AppState, web_app: web.Application) -> None:
+def _hook_web_app(app: AsyncApp, state: BotState, web_app: web.Application) -> None:
     if any(getattr(cb, "_restart_guard", False) for cb in web_app.on_startup):
         return
 
     async def on_startup(_: web.Application) -> None:
         # Inside runner.setup(), before the site listens: notices precede events.
-        await startup_async_state(app, state)
+        await start_async(app, state)
         if state.standalone:
             # run_app() installed handlers that raise GracefulExit; ours pre-mark first.
             loop = asyncio.get_running_loop()
@@ -167,7 +174,7 @@ def _hook_web_app(app: AsyncApp, state: AppState, web_app: web.Application) -> N
 
     async def on_shutdown(_: web.Application) -> None:
         # After the site stopped listening, before aiohttp cancels every task.
-        await shutdown_async_state(state)
+        await stop_async(state)
 
     on_startup._restart_guard = True  # type: ignore[attr-defined]
     web_app.on_startup.append(on_startup)
@@ -186,10 +193,10 @@ def _wrap_connect(original: Any) -> Any:
         if state is None:
             original(self)
             return
-        startup_state(self.app, state)  # notices before the connection takes events
+        start(self.app, state)  # notices before the connection takes events
         if self not in state.handlers:
             state.handlers.append(self)
-        PROCESS_SIGNALS.register(state)
+        _handle_signals(state)
         original(self)
 
     return connect
@@ -204,12 +211,15 @@ def _wrap_connect_async(original: Any) -> Any:
             await original(self)
             return
         if isinstance(app, AsyncApp):
-            await startup_async_state(app, state)
+            await start_async(app, state)
         else:
-            await asyncio.to_thread(startup_state, app, state)
+            await asyncio.to_thread(start, app, state)
         if self not in state.handlers:
             state.handlers.append(self)
-        loop_signals(asyncio.get_running_loop()).register(state)
+        # AsyncSocketModeHandler.start_async() waits forever: leave the loop once stopped.
+        state.lifecycle.handle_signals(
+            lambda: stop_async(state), how_to_stop=SHUTDOWN_ASYNC_HINT, exit_when_stopped=True
+        )
         await original(self)
 
     return connect_async
@@ -240,16 +250,13 @@ def _unpatch_socket_mode() -> None:
 
 
 # ------------------------------------------------------------------ public
-def install(app: App | AsyncApp, settings: Settings) -> App | AsyncApp:
-    """Guard ``app`` (called by :func:`restart_guard.protect`). Idempotent."""
-    if state_of(app) is not None:
-        log.debug("restart-guard: %r is already protected", app)
-        return app
+def hook(app: App | AsyncApp, settings: Settings) -> App | AsyncApp:
+    """Put the guard on ``app`` (not guarded yet): its class, its listener runner."""
     is_async = isinstance(app, AsyncApp)
     if not is_async and not isinstance(app, App):
         raise TypeError(f"restart_guard's slack adapter guards App and AsyncApp, not {app!r}")
     original = type(app)
-    state = AppState(settings, original, is_async)
+    state = BotState(Lifecycle(PLATFORM, settings), original, is_async)
     track(app.listener_runner, state)
     mixin: type = _GuardedAsyncApp if is_async else _GuardedApp
     namespace = {"_restart_guard": state, "__module__": original.__module__}
@@ -258,12 +265,11 @@ def install(app: App | AsyncApp, settings: Settings) -> App | AsyncApp:
     return app
 
 
-def uninstall(app: App | AsyncApp) -> App | AsyncApp:
-    """Remove the guard (called by :func:`restart_guard.unprotect`). Idempotent."""
+def unhook(app: App | AsyncApp) -> App | AsyncApp:
+    """Undo :func:`hook` on a guarded app that is not running."""
     state = state_of(app)
-    if state is None:
-        return app
-    if state.phase in (Phase.RUNNING, Phase.STOPPING):
+    assert state is not None
+    if state.lifecycle.stage in (Stage.STARTING, Stage.RUNNING, Stage.STOPPING):
         raise RuntimeError(
             "restart_guard.unprotect needs a stopped app: call "
             "restart_guard.adapters.slack.shutdown(app) (or shutdown_async) first"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import threading
-from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from slack_bolt import App
@@ -19,9 +17,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from restart_guard import Conversation, Marker
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
-from ._state import NOTICES_PER_SECOND, REPLAY_KEY, AppState, log
+from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, log
 
-__all__ = ["AsyncLink", "LoopThread", "SyncLink", "delivery_error"]
+__all__ = ["AsyncLink", "SyncLink", "delivery_error"]
 
 T = TypeVar("T")
 
@@ -56,7 +54,7 @@ def _retry_after(response: Any) -> float:
     return 1.0
 
 
-def _replay_body(state: AppState, raw: Any) -> dict[str, Any] | None:
+def _replay_body(state: BotState, raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, dict):
         return None
     event_id = raw.get("event_id")
@@ -78,38 +76,17 @@ def _client_for_token(client: Any, cls: type[T], token: str) -> T:
     )
 
 
-class LoopThread:
-    """An event loop in a daemon thread: where a sync app's resume step runs."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="restart-guard-resume", daemon=True
-        )
-        self._thread.start()
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
-        """Run ``coroutine`` on the loop; wait up to ``timeout`` seconds for its result."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        """Stop the loop and its thread."""
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
 class SyncLink:
     """Notices and replays for an ``App``: the blocking client, off the resume loop."""
 
     notices_per_second = NOTICES_PER_SECOND
 
-    def __init__(self, app: App, state: AppState) -> None:
+    def __init__(self, app: App, state: BotState) -> None:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # chat.postMessage has no idempotency key: ``nonce`` is not used.
         post = functools.partial(self._post, conversation, text)
         await asyncio.get_running_loop().run_in_executor(None, post)
 
@@ -157,11 +134,12 @@ class AsyncLink:
 
     notices_per_second = NOTICES_PER_SECOND
 
-    def __init__(self, app: AsyncApp, state: AppState) -> None:
+    def __init__(self, app: AsyncApp, state: BotState) -> None:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        # chat.postMessage has no idempotency key: ``nonce`` is not used.
         client = self.app.client
         if client.token is None:
             token = await self._installed_token(conversation)

@@ -2,84 +2,47 @@
 
 from __future__ import annotations
 
-import asyncio
-import enum
 import logging
-import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from restart_guard import Guard, Resumer, Settings
+from restart_guard._lifecycle import Lifecycle
+from restart_guard._registry import SLACK
 
-if TYPE_CHECKING:
-    from ._link import LoopThread
-
-PLATFORM = "slack"
+PLATFORM = SLACK.platform
 log = logging.getLogger("restart_guard")
 
 #: Slack allows chat.postMessage about once per second per channel, with short
 #: bursts; notices mostly go to different channels. A 429 is honoured anyway.
 NOTICES_PER_SECOND = 2.0
-#: Start-up waits this long for notices before events are taken; the rest go
-#: out in the background at the platform's rate.
-STARTUP_NOTICE_WAIT = 5.0
 #: Context key that marks a request re-dispatched by replay.
 REPLAY_KEY = "restart_guard_replay"
 
 
-class Phase(enum.Enum):
-    """Where an app is in its guarded life."""
-
-    NEW = "new"  # protected, not started: the first start-up call claims markers
-    RUNNING = "running"
-    STOPPING = "stopping"  # pre-marked, draining: new requests are refused
-    STOPPED = "stopped"  # drained (or timed out) and closed
-
-
 @dataclass(eq=False)
-class AppState:
+class BotState:
     """What the adapter keeps for one protected ``App``/``AsyncApp``.
 
     It lives on the app's own guarded subclass, so ``uninstall`` (which puts
-    the original class back) leaves nothing behind on the app.
+    the original class back) leaves nothing behind on the app. Where the app
+    is in its life (new, starting, running, stopping, stopped) is
+    ``lifecycle.stage``.
     """
 
-    settings: Settings
+    lifecycle: Lifecycle
     original_class: type
     is_async: bool
-    phase: Phase = Phase.NEW
-    guard: Guard | None = None
-    resumer: Resumer | None = None
-    #: Sync apps: the event loop thread the resume step runs on.
-    loop_thread: LoopThread | None = None
     #: Socket Mode handlers connected for this app: closed on stop.
     handlers: list[Any] = field(default_factory=list)
     #: event_ids re-run by replay: a redelivery of one of them is acked, not run twice.
     replayed: set[str] = field(default_factory=set)
-    #: Serialises start-up and shutdown of a sync app.
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Set once start-up is over (notices posted or handed to the background).
-    ready: threading.Event = field(default_factory=threading.Event)
-    #: Async apps: the one start-up task every caller awaits.
-    startup_task: asyncio.Future[None] | None = None
     #: ``AsyncApp.start()`` is running: aiohttp's signal handlers are ours to extend.
     standalone: bool = False
-    #: Result of the last drain (None while none ran).
-    drained: bool | None = None
-    #: Running and started: the one flag a request checks on its way in.
-    serving: bool = False
 
-    @property
-    def accepting(self) -> bool:
-        """Whether new requests may run (not stopping or stopped)."""
-        return self.phase is Phase.NEW or self.phase is Phase.RUNNING
-
-
-def identity_needed(settings: Settings) -> bool:
-    """Whether the store's location depends on the bot's identity (no explicit dir or store)."""
-    return settings.marker_dir is None and (
-        settings.store is None or isinstance(settings.store, str)
-    )
+    def forget(self) -> None:
+        """After a stop: the connections are closed, replays are the next start's business."""
+        self.handlers.clear()
+        self.replayed.clear()
 
 
 def identity_from_auth_test(result: Any) -> str | None:

@@ -18,7 +18,6 @@ own handler after ``protect()`` keeps the tracking.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import sys
 from collections.abc import Awaitable, Callable
@@ -42,9 +41,10 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from restart_guard import Conversation, Guard, Run
+from restart_guard import Conversation, Run
+from restart_guard._lifecycle import CUT_OFF, Lifecycle
 
-from ._state import PLATFORM, AppState
+from ._state import PLATFORM, BotState
 
 __all__ = ["conversation_of", "track", "untrack"]
 
@@ -52,7 +52,6 @@ __all__ = ["conversation_of", "track", "untrack"]
 _RUNS = "_restart_guard_runs"
 _COMPLETION = "_restart_guard_completion"
 _LAZY = "_restart_guard_lazy"
-_CUT_OFF = (asyncio.CancelledError, GeneratorExit)
 
 AnyRequest = BoltRequest | AsyncBoltRequest
 
@@ -99,45 +98,47 @@ def _thread_root(body: dict[str, Any]) -> str | None:
 
 
 # ------------------------------------------------------------------ brackets
-def _begin(state: AppState, request: AnyRequest) -> bool:
-    guard = state.guard
-    if guard is None or request.lazy_only:
+def _begin(state: BotState, request: AnyRequest) -> bool:
+    lifecycle = state.lifecycle
+    if lifecycle.guard is None or request.lazy_only:
         return False
     conversation = conversation_of(request)
     if conversation is None:
         return False
-    run = guard.begin(conversation, _payload(state, request))
+    run = lifecycle.begin(conversation, _payload(state, request))
+    if run is None:
+        return False
     runs = request.__dict__.get(_RUNS)
     if runs is None:
         # A list, not one slot: a second matching listener (after an ack
         # timeout) runs with the same request.
         runs = request.__dict__[_RUNS] = []
-    runs.append((guard, run))
+    runs.append(run)
     return True
 
 
-def _finish(request: AnyRequest, cut: bool = False) -> None:
+def _end(request: AnyRequest, cut_off: bool = False) -> None:
     runs = request.__dict__.get(_RUNS)
     if not runs:
         return
     try:
-        guard, run = runs.pop()  # atomic: the completion and an error path never both end it
+        run = runs.pop()  # atomic: the completion and an error path never both end it
     except IndexError:
         return
-    guard.end(run, completed=not (cut and guard.stopping))
+    Lifecycle.end(run, cut_off=cut_off)
 
 
-def _begin_lazy(state: AppState, request: AnyRequest) -> tuple[Guard, Run] | None:
-    guard = state.guard
-    conversation = conversation_of(request) if guard is not None else None
-    if guard is None or conversation is None:
+def _begin_lazy(state: BotState, request: AnyRequest) -> Run | None:
+    lifecycle = state.lifecycle
+    conversation = conversation_of(request) if lifecycle.guard is not None else None
+    if conversation is None:
         return None
-    return guard, guard.begin(conversation, _payload(state, request))
+    return lifecycle.begin(conversation, _payload(state, request))
 
 
-def _payload(state: AppState, request: AnyRequest) -> dict[str, Any] | None:
+def _payload(state: BotState, request: AnyRequest) -> dict[str, Any] | None:
     """What replay re-dispatches: the body, without the legacy verification token."""
-    if not state.settings.replay:
+    if not state.lifecycle.settings.replay:
         return None
     body = request.body
     if "token" in body:
@@ -147,7 +148,7 @@ def _payload(state: AppState, request: AnyRequest) -> dict[str, Any] | None:
 
 def _being_cut_off() -> bool:
     # Inside Bolt's ``finally``: the exception on its way out, if any.
-    return isinstance(sys.exc_info()[1], _CUT_OFF)
+    return isinstance(sys.exc_info()[1], CUT_OFF)
 
 
 # ------------------------------------------------------ wrapped attributes
@@ -181,28 +182,27 @@ class _EndOnCompletion(ListenerCompletionHandler):
 
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
         if not self._call_inner:
-            _finish(request)
+            _end(request)
             return
         try:
             self.inner.handle(request=request, response=response)
         finally:
-            _finish(request)
+            _end(request)
 
 
 class _TrackingLazyRunner(LazyListenerRunner):
     """Tracks each lazy function from ``start()`` until it returns."""
 
-    def __init__(self, inner: LazyListenerRunner, state: AppState) -> None:
+    def __init__(self, inner: LazyListenerRunner, state: BotState) -> None:
         self.inner = inner
         self.state = state
         self.logger = inner.logger
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        began = _begin_lazy(self.state, request)
-        if began is None:
+        run = _begin_lazy(self.state, request)
+        if run is None:
             self.inner.start(function, request)
             return
-        guard, run = began
 
         # Bolt injects arguments by the names of ``inspect.unwrap(function)``.
         @functools.wraps(function)
@@ -210,27 +210,27 @@ class _TrackingLazyRunner(LazyListenerRunner):
             try:
                 function(*args, **kwargs)
             finally:
-                guard.end(run)
+                Lifecycle.end(run)
 
         try:
             self.inner.start(tracked, request)
         except BaseException:
-            guard.end(run)
+            Lifecycle.end(run)
             raise
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
-        began = _begin_lazy(self.state, request)
+        run = _begin_lazy(self.state, request)
         try:
             self.inner.run(function, request)
         finally:
-            if began is not None:
-                began[0].end(began[1])
+            if run is not None:
+                Lifecycle.end(run)
 
 
 class _TrackingThreadRunner(ThreadListenerRunner):
     """``ThreadListenerRunner`` that brackets listener runs (see the module docstring)."""
 
-    _restart_guard: AppState
+    _restart_guard: BotState
 
     listener_completion_handler = _wrapping_property(
         _COMPLETION, _EndOnCompletion, lambda handler, _runner: _EndOnCompletion(handler)
@@ -255,7 +255,7 @@ class _TrackingThreadRunner(ThreadListenerRunner):
             return super().run(request, response, listener_name, listener, starting_time)
         except BaseException:
             # Never handed to the thread pool: no completion handler will end it.
-            _finish(request)
+            _end(request)
             raise
 
 
@@ -270,66 +270,64 @@ class _EndOnCompletionAsync(AsyncListenerCompletionHandler):
     async def handle(self, request: AsyncBoltRequest, response: BoltResponse | None) -> None:
         cut = _being_cut_off()
         if not self._call_inner:
-            _finish(request, cut)
+            _end(request, cut)
             return
         try:
             await self.inner.handle(request=request, response=response)
         finally:
-            _finish(request, cut)
+            _end(request, cut)
 
 
 class _TrackingAsyncLazyRunner(AsyncLazyListenerRunner):
     """Tracks each async lazy function from ``start()`` until it returns."""
 
-    def __init__(self, inner: AsyncLazyListenerRunner, state: AppState) -> None:
+    def __init__(self, inner: AsyncLazyListenerRunner, state: BotState) -> None:
         self.inner = inner
         self.state = state
         self.logger = inner.logger
 
     def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
-        began = _begin_lazy(self.state, request)
-        if began is None:
+        run = _begin_lazy(self.state, request)
+        if run is None:
             self.inner.start(function, request)
             return
-        guard, run = began
 
         @functools.wraps(function)
         async def tracked(*args: Any, **kwargs: Any) -> None:
-            cut = False
+            cut_off = False
             try:
                 await function(*args, **kwargs)
-            except _CUT_OFF:
-                cut = True
+            except CUT_OFF:
+                cut_off = True
                 raise
             finally:
-                guard.end(run, completed=not (cut and guard.stopping))
+                Lifecycle.end(run, cut_off=cut_off)
 
         try:
             self.inner.start(tracked, request)
         except BaseException:
-            guard.end(run)
+            Lifecycle.end(run)
             raise
 
     async def run(
         self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest
     ) -> None:
-        began = _begin_lazy(self.state, request)
-        cut = False
+        run = _begin_lazy(self.state, request)
+        cut_off = False
         try:
             await self.inner.run(function, request)
-        except _CUT_OFF:
-            cut = True
+        except CUT_OFF:
+            cut_off = True
             raise
         finally:
-            if began is not None:
-                guard, run = began
-                guard.end(run, completed=not (cut and guard.stopping))
+            if run is not None:
+                Lifecycle.end(run, cut_off=cut_off)
 
 
 class _TrackingAsyncioRunner(AsyncioListenerRunner):
     """``AsyncioListenerRunner`` that brackets listener runs (see the module docstring)."""
 
-    _restart_guard: AppState
+    _restart_guard: BotState
 
     listener_completion_handler = _wrapping_property(
         _COMPLETION,
@@ -355,7 +353,7 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
         try:
             return await super().run(request, response, listener_name, listener, starting_time)
         except BaseException as exc:
-            _finish(request, isinstance(exc, _CUT_OFF))
+            _end(request, isinstance(exc, CUT_OFF))
             raise
 
 
@@ -367,7 +365,7 @@ _RUNNER_CLASSES: dict[type, type] = {
 _TRACKING = (_TrackingThreadRunner, _TrackingAsyncioRunner)
 
 
-def track(runner: Any, state: AppState) -> None:
+def track(runner: Any, state: BotState) -> None:
     """Swap ``runner``'s class for a tracking subclass made for it (idempotent)."""
     if isinstance(runner, _TRACKING):
         return

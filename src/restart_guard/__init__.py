@@ -17,7 +17,14 @@ from ._marker import Marker, Phase
 from ._protect import protect, unprotect
 from ._resume import PlatformLink, Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
-from .errors import AdapterNotAvailable, ConversationGone, DeliveryError, RateLimited, ThreadGone
+from .errors import (
+    AdapterNotAvailable,
+    ConversationGone,
+    ConversationMoved,
+    DeliveryError,
+    RateLimited,
+    ThreadGone,
+)
 from .stores.base import Store, StoredMarker, StoreError
 from .stores.directory import DirectoryStore
 
@@ -26,6 +33,7 @@ __all__ = [
     "AdapterNotAvailable",
     "Conversation",
     "ConversationGone",
+    "ConversationMoved",
     "DeliveryError",
     "DirectoryStore",
     "Guard",

@@ -8,9 +8,10 @@ Life of a marker::
     drain timed out: seal() ── no removal is ever written again by this process
     next start: claim() ──►  resuming ── notice / on_resume / replay ──► gone
 
-The guard knows nothing about any framework: adapters call ``begin``/``end``
-around every handler run and ``pre_mark``/``wait_idle``/``close`` around the
-framework's own shutdown. Everything here is thread-safe because Slack's
+The guard knows nothing about any framework, nor about the order of a
+shutdown: :class:`restart_guard._lifecycle.Lifecycle` calls ``begin``/``end``
+around every handler run and ``pre_mark``/``wait_idle``/``seal``/``close``
+around the framework's own drain. Everything here is thread-safe because Slack's
 sync listeners run in a thread pool.
 """
 
@@ -33,8 +34,7 @@ from ._conversation import Conversation
 from ._marker import Marker, Phase
 from ._settings import Settings
 from ._writer import GroupCommitWriter
-from .ops.metrics import make_metrics
-from .ops.systemd import notify_stopping
+from .metrics import make_metrics
 from .stores.base import Store
 
 __all__ = ["Guard", "Run"]
@@ -42,7 +42,7 @@ __all__ = ["Guard", "Run"]
 log = logging.getLogger("restart_guard")
 
 
-class _State(enum.Enum):
+class _GuardState(enum.Enum):
     NEW = "new"
     RUNNING = "running"
     STOPPING = "stopping"  # pre-marked; the framework is draining
@@ -53,7 +53,16 @@ class _State(enum.Enum):
 class _Entry:
     """One conversation in flight in this process (in memory only)."""
 
-    __slots__ = ("attempts", "conversation", "cut", "payloads", "phase", "runs", "started_at")
+    __slots__ = (
+        "attempts",
+        "conversation",
+        "cut",
+        "noticed",
+        "payloads",
+        "phase",
+        "runs",
+        "started_at",
+    )
 
     def __init__(self, conversation: Conversation, started_at: float, attempts: int) -> None:
         self.conversation = conversation
@@ -63,14 +72,17 @@ class _Entry:
         self.phase = Phase.IN_FLIGHT
         self.payloads: dict[int, Any] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
+        self.noticed = False  # the resume notice went out: never post it again
 
 
 class Run:
     """A handle on one handler run (or one resumption) of a conversation."""
 
-    __slots__ = ("entry", "is_handler", "token")
+    __slots__ = ("entry", "guard", "is_handler", "token")
 
-    def __init__(self, entry: _Entry, token: int, is_handler: bool) -> None:
+    def __init__(self, guard: Guard, entry: _Entry, token: int, is_handler: bool) -> None:
+        #: The guard that began it (a bot started again has a new one).
+        self.guard = guard
         self.entry = entry
         self.token = token
         self.is_handler = is_handler
@@ -98,7 +110,7 @@ class Guard:
         self._entries: dict[str, _Entry] = {}
         self._handler_runs = 0
         self._tokens = itertools.count(1)
-        self._state = _State.NEW
+        self._state = _GuardState.NEW
         self._idle = threading.Condition(self._lock)
         self._async_idle: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         #: Counters for ``protect(metrics=...)``; None when not asked for.
@@ -118,9 +130,9 @@ class Guard:
         the writer; the bot runs unprotected until it recovers.
         """
         with self._lock:
-            if self._state is not _State.NEW:
+            if self._state is not _GuardState.NEW:
                 return []
-            self._state = _State.RUNNING
+            self._state = _GuardState.RUNNING
         claimed: list[Marker] = []
         try:
             self.store.open(self.owner)
@@ -142,7 +154,7 @@ class Guard:
     def claim(self) -> list[Marker]:
         """Claim markers whose owner has gone since start-up; never raises (logs instead)."""
         with self._lock:
-            if self._state is not _State.RUNNING:
+            if self._state is not _GuardState.RUNNING:
                 return []
         try:
             with self.writer.exclusive():  # never beside a batch: stores are single-threaded
@@ -166,7 +178,7 @@ class Guard:
             dirty = entry is None
             if entry is None:
                 entry = self._entries[key] = _Entry(conversation, time.time(), 0)
-                if self._state is _State.STOPPING:
+                if self._state is _GuardState.STOPPING:
                     entry.phase = Phase.DRAINING
             entry.runs += 1
             self._handler_runs += 1
@@ -178,7 +190,7 @@ class Guard:
                 dirty = True
         if dirty:
             self.writer.mark(key)
-        return Run(entry, token, True)
+        return Run(self, entry, token, True)
 
     def hold(self, marker: Marker) -> Run:
         """Hold a claimed marker's conversation while it is being resumed.
@@ -196,13 +208,14 @@ class Guard:
                 )
                 entry.phase = Phase.RESUMING
             entry.attempts = max(entry.attempts, marker.attempts)
+            entry.noticed = entry.noticed or marker.noticed
             entry.runs += 1
             token = next(self._tokens)
             if marker.payload:
                 if entry.payloads is None:
                     entry.payloads = {}
                 entry.payloads[token] = marker.payload
-        return Run(entry, token, False)
+        return Run(self, entry, token, False)
 
     def end(self, run: Run, *, completed: bool = True) -> None:
         """A run finished (``completed``) or was cut off by shutdown (``completed=False``).
@@ -224,11 +237,11 @@ class Guard:
                 dirty = True
             if not completed:
                 entry.cut = True
-            if entry.runs == 0 and not entry.cut and self._state is not _State.SEALED:
+            if entry.runs == 0 and not entry.cut and self._state is not _GuardState.SEALED:
                 if self._entries.get(key) is entry:
                     del self._entries[key]
                 dirty = True
-        if dirty and self._state is not _State.SEALED:
+        if dirty and self._state is not _GuardState.SEALED:
             self.writer.mark(key)
 
     def count_attempt(self, run: Run) -> int:
@@ -242,6 +255,34 @@ class Guard:
             attempts = run.entry.attempts
         self.writer.mark(run.entry.conversation.key)
         return attempts
+
+    def note_noticed(self, run: Run) -> None:
+        """Record that the resume notice of ``run``'s conversation was posted.
+
+        Call :meth:`flush_async` right after, before the next notice: a
+        marker already noticed is never noticed again at a later start.
+        """
+        with self._lock:
+            run.entry.noticed = True
+        self.writer.mark(run.entry.conversation.key)
+
+    def move(self, run: Run, conversation: Conversation) -> None:
+        """The conversation of a held ``run`` now lives elsewhere (a group became a supergroup).
+
+        The marker is rewritten under the new conversation and the old one
+        removed, in one batch; :meth:`flush_async` makes it durable.
+        """
+        entry = run.entry
+        old = entry.conversation.key
+        with self._lock:
+            if self._entries.get(old) is entry:
+                del self._entries[old]
+            entry.conversation = conversation
+            # A conversation already in flight in the new chat keeps its own entry;
+            # this one then lives on in memory only, until its run ends.
+            self._entries.setdefault(conversation.key, entry)
+        self.writer.mark(old)
+        self.writer.mark(conversation.key)
 
     @property
     def in_flight(self) -> int:
@@ -262,9 +303,9 @@ class Guard:
         store failed.
         """
         with self._lock:
-            if self._state in (_State.STOPPING, _State.SEALED, _State.CLOSED):
+            if self._state in (_GuardState.STOPPING, _GuardState.SEALED, _GuardState.CLOSED):
                 return True
-            self._state = _State.STOPPING
+            self._state = _GuardState.STOPPING
             for entry in self._entries.values():
                 if entry.phase is Phase.IN_FLIGHT:
                     entry.phase = Phase.DRAINING
@@ -274,7 +315,6 @@ class Guard:
         # Markers already written need only the one "draining" record; the ones
         # not yet written (still dirty) go in the same batch, with that phase.
         ok = self.writer.flush(draining=True)
-        notify_stopping()  # systemd (Type=notify): the drain begins now
         log.info(
             "restart-guard: stop requested; %d conversation(s) (%d handler run(s)) marked "
             "before the drain in %.1f ms%s",
@@ -288,7 +328,7 @@ class Guard:
     @property
     def stopping(self) -> bool:
         """True once a stop was requested (pre-marked, sealed or closed)."""
-        return self._state in (_State.STOPPING, _State.SEALED, _State.CLOSED)
+        return self._state in (_GuardState.STOPPING, _GuardState.SEALED, _GuardState.CLOSED)
 
     async def wait_idle(self, timeout: float | None) -> bool:
         """Wait until no handler runs; False if ``timeout`` seconds passed first."""
@@ -316,9 +356,9 @@ class Guard:
     def seal(self) -> None:
         """The drain timed out: everything still marked stays marked for the next start."""
         with self._lock:
-            if self._state is _State.CLOSED:
+            if self._state is _GuardState.CLOSED:
                 return
-            self._state = _State.SEALED
+            self._state = _GuardState.SEALED
             left = [str(e.conversation) for e in self._entries.values() if e.runs]
         log.warning(
             "restart-guard: drain timed out after %.1fs; %d conversation(s) stay marked "
@@ -331,10 +371,10 @@ class Guard:
     def close(self) -> None:
         """Commit what is pending and release the store. Idempotent."""
         with self._lock:
-            if self._state in (_State.CLOSED, _State.NEW):
-                self._state = _State.CLOSED
+            if self._state in (_GuardState.CLOSED, _GuardState.NEW):
+                self._state = _GuardState.CLOSED
                 return
-            self._state = _State.CLOSED
+            self._state = _GuardState.CLOSED
             left = len(self._entries)
         self.writer.close()
         try:
@@ -382,6 +422,7 @@ class Guard:
             attempts=entry.attempts,
             owner=self.owner,
             payload=payload,
+            noticed=entry.noticed,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:

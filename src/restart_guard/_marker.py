@@ -40,6 +40,9 @@ class Marker:
     crash-loop guard); ``owner`` names the process that holds it;
     ``payload`` is the list of stored platform updates, present only when
     replay is on — the only place message text is ever written.
+    ``noticed`` says the "resumed" notice for this interruption was already
+    posted (the platform confirmed it), so a later start must not post it
+    again; written only while a resumed turn still follows the notice.
     """
 
     conversation: Conversation
@@ -49,6 +52,7 @@ class Marker:
     owner: str = ""
     updated_at: float = field(default_factory=time.time)
     payload: list[Any] | None = None
+    noticed: bool = False
 
     @property
     def key(self) -> str:
@@ -77,6 +81,8 @@ class Marker:
         }
         if self.payload is not None:
             data["payload"] = self.payload
+        if self.noticed:  # absent, as in the previous version's records, when false
+            data["noticed"] = True
         return data
 
     @classmethod
@@ -108,7 +114,10 @@ class Marker:
         phase = _PHASES.get(get("phase", "in_flight"))
         if phase is None:
             raise ValueError(f"{get('phase')!r} is not a valid Phase")
-        return cls(conversation, started_at, phase, attempts, owner, updated_at, payload)
+        noticed = get("noticed", False)
+        if type(noticed) is not bool:
+            raise ValueError("marker noticed is not a boolean")
+        return cls(conversation, started_at, phase, attempts, owner, updated_at, payload, noticed)
 
     def claimed_by(self, owner: str, now: float) -> Marker:
         """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``)."""
@@ -120,6 +129,7 @@ class Marker:
             owner,
             now,
             self.payload,
+            self.noticed,
         )
 
 
@@ -167,4 +177,6 @@ def marker_json_text(marker: Marker, head: str = "") -> str:
                 marker.conversation,
                 exc,
             )
+    if marker.noticed:
+        body += ',"noticed":true'
     return body + "}"

@@ -6,12 +6,13 @@ import functools
 import importlib
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from ._adapter import Adapter
+from ._registry import SUPPORTED, AdapterSpec, spec_for_class
 from ._settings import DEFAULT, NoticeOption, OnResume, Settings
 from .errors import AdapterNotAvailable
-from .ops.metrics import MetricsHook
+from .metrics import MetricsHook
 from .stores.base import Store
 
 __all__ = ["protect", "unprotect"]
@@ -19,72 +20,18 @@ __all__ = ["protect", "unprotect"]
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class _AdapterInfo:
-    platform: str
-    module: str
-    extra: str
-    framework: str
-    # (module, qualname) of the framework classes this adapter takes.
-    classes: tuple[tuple[str, str], ...]
-
-
-_ADAPTERS = (
-    _AdapterInfo(
-        "telegram",
-        "restart_guard.adapters.telegram",
-        "telegram",
-        "python-telegram-bot",
-        (("telegram.ext._application", "Application"),),
-    ),
-    _AdapterInfo(
-        "discord",
-        "restart_guard.adapters.discord",
-        "discord",
-        "discord.py",
-        (("discord.client", "Client"),),
-    ),
-    _AdapterInfo(
-        "slack",
-        "restart_guard.adapters.slack",
-        "slack",
-        "slack-bolt",
-        (("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),
-    ),
-    _AdapterInfo(
-        "aiogram",
-        "restart_guard.adapters.aiogram",
-        "aiogram",
-        "aiogram 3",
-        (("aiogram.dispatcher.dispatcher", "Dispatcher"),),
-    ),
-)
-
-SUPPORTED = (
-    "telegram.ext.Application (python-telegram-bot), discord.Client / commands.Bot "
-    "(discord.py), slack_bolt.App / AsyncApp (slack-bolt), aiogram.Dispatcher (aiogram 3)"
-)
-
-
-def _adapter_for(cls: type) -> _AdapterInfo | None:
-    # Matched by name along the MRO so that no framework is imported to decide.
-    names = {(c.__module__, c.__qualname__) for c in cls.__mro__}
-    for info in _ADAPTERS:
-        if names.intersection(info.classes):
-            return info
-    return None
-
-
-def _load(info: _AdapterInfo) -> Any:
+def _load(spec: AdapterSpec) -> Adapter[Any]:
+    """The ``ADAPTER`` of ``spec``'s module; AdapterNotAvailable names the pip command."""
     try:
-        return importlib.import_module(info.module)
+        module = importlib.import_module(spec.module)
     except AdapterNotAvailable:
         raise
     except ImportError as exc:
-        raise AdapterNotAvailable(
-            f"restart-guard's {info.platform} adapter needs {info.framework}: "
-            f'pip install "restart-guard[{info.extra}]" ({exc})'
-        ) from exc
+        raise AdapterNotAvailable(spec.missing(exc)) from exc
+    adapter = getattr(module, "ADAPTER", None)
+    if not isinstance(adapter, Adapter) or adapter.spec != spec:
+        raise TypeError(f"{spec.module}.ADAPTER must be the Adapter of {spec.platform}")
+    return adapter
 
 
 @overload
@@ -155,10 +102,10 @@ def protect(
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a
       log line (default 24 h).
     - ``metrics``: a callable receiving a
-      :class:`~restart_guard.ops.metrics.MetricsEvent` for every counter
+      :class:`~restart_guard.metrics.MetricsEvent` for every counter
       change (marked, cleared, resumed, dropped, gave_up) and the in-flight
       gauge, or a ``prometheus_client.CollectorRegistry`` to expose them in
-      (default None; see :mod:`restart_guard.ops.metrics`).
+      (default None; see :mod:`restart_guard.metrics`).
     """
     settings = Settings(
         marker_dir=marker_dir,
@@ -179,21 +126,15 @@ def protect(
 
 def _apply(target: Any, *, settings: Settings) -> Any:
     if isinstance(target, type):
-        info = _adapter_for(target)
-        if info is None:
+        spec = spec_for_class(target)
+        if spec is None:
             raise TypeError(
                 f"restart_guard.protect cannot guard the class {target!r}; it supports {SUPPORTED}"
             )
-        adapter = _load(info)
-        if not hasattr(adapter, "install_class"):
-            raise TypeError(
-                f"restart_guard.protect guards {info.framework} bot objects, not classes: "
-                "decorate the factory function or pass the object"
-            )
-        return adapter.install_class(target, settings)
-    info = _adapter_for(type(target))
-    if info is not None:
-        return _load(info).install(target, settings)
+        return _load(spec).install_class(target, settings)
+    spec = spec_for_class(type(target))
+    if spec is not None:
+        return _load(spec).install(target, settings)
     if callable(target):
         return _wrap_factory(target, settings)
     raise TypeError(
@@ -219,7 +160,7 @@ def _wrap_factory(factory: Callable[..., Any], settings: Settings) -> Callable[.
 
 
 def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
-    if _adapter_for(type(product)) is None:
+    if spec_for_class(type(product)) is None:
         raise TypeError(
             f"{getattr(factory, '__qualname__', factory)!r} returned {type(product).__qualname__}, "
             f"which restart_guard.protect cannot guard; it supports {SUPPORTED}"
@@ -229,7 +170,7 @@ def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
 
 def unprotect(target: Any) -> Any:
     """Remove the guard from a bot object protected earlier (idempotent)."""
-    info = _adapter_for(type(target))
-    if info is None:
+    spec = spec_for_class(type(target))
+    if spec is None:
         return target
-    return _load(info).uninstall(target)
+    return _load(spec).uninstall(target)

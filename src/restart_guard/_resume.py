@@ -1,33 +1,64 @@
 """Start-up recovery: tell each interrupted conversation, then re-run or drop it.
 
-For every claimed marker, in order: drop it if older than ``max_age``; give
-up with one "could not resume" notice if its resumed turn was cut off
+For every claimed marker, oldest first: drop it if older than ``max_age``;
+give up with one "could not resume" notice if its resumed turn was cut off
 ``max_attempts`` times already; otherwise post the notice in the original
 chat and thread, count an attempt (durably, before anything re-runs), call
 ``on_resume``, replay the stored update, and let the marker go once all of
 that — and any handler run it started — has finished.
 
-Notices go out one at a time at the platform's rate, so thousands of
-markers never burst into a 429 storm.
+One notice, even when killed mid-recovery: as soon as the platform confirms
+a notice, its outcome is made durable in one flush *before the next notice
+is sent* — the marker is removed, or, when a resumed turn still follows,
+rewritten with ``noticed`` so that no later start posts that notice again.
+Only a kill between the platform accepting a notice and that flush
+finishing repeats it. A stop during start-up (:meth:`Resumer.cancel`)
+starts no new send but lets the one in flight finish and be recorded, for
+up to :data:`SEND_GRACE` seconds.
+
+One bad conversation never holds up the others: notices go out one at a
+time at the platform's rate (thousands of markers never burst into a 429
+storm), always the conversation whose turn is due first. A conversation the
+platform refused for now waits out its own backoff (or the platform's
+``retry_after``) in the queue while the others go ahead.
+
+What each platform error means is decided by the adapter's link, as one of
+the :mod:`restart_guard.errors` types: drop the marker
+(:class:`~restart_guard.errors.ConversationGone`), follow the conversation
+(:class:`~restart_guard.errors.ThreadGone` → the main chat,
+:class:`~restart_guard.errors.ConversationMoved` → the new chat), or retry
+that conversation later (:class:`~restart_guard.errors.RateLimited`, and
+any other exception: transient).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import heapq
+import itertools
 import logging
 import math
 import os
-import time
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker
 from ._settings import DEFAULT, NoticeOption
-from .errors import ConversationGone, RateLimited, ThreadGone
+from .errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
-__all__ = ["DEFAULT_GIVEUP_NOTICE", "DEFAULT_NOTICE", "PlatformLink", "Resumer"]
+__all__ = [
+    "DEFAULT_GIVEUP_NOTICE",
+    "DEFAULT_NOTICE",
+    "NONCE_LENGTH",
+    "SEND_GRACE",
+    "PlatformLink",
+    "Resumer",
+    "notice_nonce",
+]
 
 log = logging.getLogger("restart_guard")
 
@@ -50,6 +81,13 @@ RECLAIM_INTERVAL = 30.0
 #: with a shorter lease, and for tests that cannot wait 30 s.
 ENV_RECLAIM_INTERVAL = "RESTART_GUARD_RECLAIM_INTERVAL"
 _BACKOFF_MAX = 60.0
+#: Seconds :meth:`Resumer.cancel` lets a notice in flight finish (and be recorded)
+#: before it gives up on it; under the Slack adapter's 5 s bound on the stop.
+SEND_GRACE = 3.0
+# A chat that keeps moving (A → B → A ...) is a platform bug: give up after this many.
+_MAX_MOVES = 3
+#: Discord's limit on a message nonce.
+NONCE_LENGTH = 25
 
 
 class PlatformLink(Protocol):
@@ -58,17 +96,36 @@ class PlatformLink(Protocol):
     #: Notices per second the platform tolerates from one bot.
     notices_per_second: float
 
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         """Post ``text`` in the conversation's chat and thread.
 
-        Raise :class:`~restart_guard.errors.ConversationGone`,
-        :class:`~restart_guard.errors.ThreadGone` or
+        ``nonce`` is the same for the same notice of the same marker at every
+        start (at most :data:`NONCE_LENGTH` characters): a platform that can
+        drop a repeated message by it (Discord's ``enforce_nonce``) should
+        pass it. Raise :class:`~restart_guard.errors.ConversationGone`,
+        :class:`~restart_guard.errors.ThreadGone`,
+        :class:`~restart_guard.errors.ConversationMoved` or
         :class:`~restart_guard.errors.RateLimited` where the platform says
         so; any other exception counts as transient and is retried.
         """
 
     async def replay(self, marker: Marker) -> None:
         """Feed the stored updates of ``marker.payload`` to the bot again."""
+
+
+@dataclass(order=True)
+class _Job:
+    """One claimed conversation waiting for its notice: ordered by when it is due."""
+
+    due: float
+    order: int  # ties: the older marker first
+    marker: Marker = field(compare=False)
+    run: Run = field(compare=False)
+    conversation: Conversation = field(compare=False)
+    text: str | None = field(compare=False, default=None)
+    giving_up: bool = field(compare=False, default=False)
+    backoff: float = field(compare=False, default=0.0)  # the last wait after a failure
+    moves: int = field(compare=False, default=0)
 
 
 class Resumer:
@@ -78,8 +135,14 @@ class Resumer:
         self.guard = guard
         self.link = link
         self.settings = guard.settings
+        self._queue: list[_Job] = []  # a heap: the job due first on top
+        self._order = itertools.count()
         self._task: asyncio.Task[None] | None = None
-        self._pending: list[tuple[Marker, Run]] = []
+        self._followups: set[asyncio.Task[None]] = set()  # on_resume and replay, per marker
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._current: _Job | None = None  # the job being sent (popped from the queue)
+        self._next_send = 0.0  # loop time before which no notice may go out (pacing)
         self._reclaimer: asyncio.Task[None] | None = None
         #: Seconds between background re-claims (0 turns them off).
         self.reclaim_interval = _reclaim_interval()
@@ -101,13 +164,18 @@ class Resumer:
         return self._enqueue(markers)
 
     def _enqueue(self, markers: Sequence[Marker]) -> asyncio.Task[None] | None:
-        self._pending.extend((m, self.guard.hold(m)) for m in sorted(markers, key=_by_age))
-        if not self._pending:
+        if self._stopping:
             return None
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for m in sorted(markers, key=_by_age):
+            job = _Job(now, next(self._order), m, self.guard.hold(m), m.conversation)
+            heapq.heappush(self._queue, job)
+        if not (self._queue or self._followups):
+            return None
+        self._wake.set()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="restart-guard-resume"
-            )
+            self._task = loop.create_task(self._run(), name="restart-guard-resume")
         return self._task
 
     async def _reclaim(self) -> None:
@@ -130,66 +198,165 @@ class Resumer:
         done, _ = await asyncio.wait({self._task}, timeout=timeout)
         return bool(done)
 
-    async def cancel(self) -> None:
-        """Stop resuming (shutdown); unfinished markers stay for the next start."""
-        tasks = [t for t in (self._task, self._reclaimer) if t is not None and not t.done()]
+    async def cancel(self, grace: float = SEND_GRACE) -> None:
+        """Stop resuming (shutdown); unfinished markers stay for the next start.
+
+        No new notice is sent. A notice already in flight is let finish and
+        its outcome recorded durably — cancelling it would keep the marker
+        although the message may have gone out, and the next start would
+        post it again — for up to ``grace`` seconds, then cut off.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None and not self._task.done():
+            await asyncio.wait({self._task}, timeout=grace)
+        tasks = [
+            t
+            for t in (self._task, self._reclaimer, *self._followups)
+            if t is not None and not t.done()
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        self._release_queue()
+
+    def _release_queue(self) -> None:
+        """Unfinished jobs let their markers go back to the store as they are."""
+        jobs = [*self._queue, *([self._current] if self._current is not None else [])]
+        self._queue.clear()
+        self._current = None
+        for job in jobs:
+            self.guard.end(job.run, completed=False)
 
     async def _run(self) -> None:
-        interval = 1.0 / max(self.link.notices_per_second, 0.001)
+        """The one sender: the job due first, one at a time, at the platform's rate."""
+        loop = asyncio.get_running_loop()
         try:
-            while self._pending:
-                marker, run = self._pending[0]
-                started = time.monotonic()
-                sent = await self._resume_one(marker, run)
-                self._pending.pop(0)
-                if sent:
-                    await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
-            log.info(
-                "restart-guard: start-up recovery done: %d resumed, %d dropped (%d given up)",
-                self.delivered,
-                self.dropped,
-                self.gave_up,
-            )
+            while not self._stopping and (self._queue or self._followups):
+                self._wake.clear()
+                delay = self._queue[0].due - loop.time() if self._queue else None
+                if delay is None or delay > 0:
+                    await self._sleep(delay)
+                    continue
+                self._current = heapq.heappop(self._queue)
+                await self._step(self._current)
+                self._current = None
+            if not self._stopping:
+                log.info(
+                    "restart-guard: start-up recovery done: %d resumed, %d dropped (%d given up)",
+                    self.delivered,
+                    self.dropped,
+                    self.gave_up,
+                )
         except asyncio.CancelledError:
-            for _, run in self._pending:
-                self.guard.end(run, completed=False)
-            self._pending.clear()
+            self._release_queue()
             raise
 
-    async def _resume_one(self, marker: Marker, run: Run) -> bool:
-        """Returns True if a message was posted (for pacing)."""
-        where = str(marker.conversation)
+    async def _sleep(self, delay: float | None) -> None:
+        """Until ``delay`` passes, a job is queued or re-claimed, a follow-up ends, or a stop."""
+        waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait())}
+        waits.update(self._followups)
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                if waiter not in self._followups:
+                    waiter.cancel()
+
+    async def _step(self, job: _Job) -> None:
+        """Look at a job for the first time, or try its notice once more."""
+        if job.text is None and not job.giving_up and not self._first_look(job):
+            return
+        if job.text is None:  # nothing to post
+            self._notified(job, sent=False)
+            return
+        await self._pace()
+        if self._stopping:  # a stop came while this one waited for its turn
+            heapq.heappush(self._queue, job)  # released by cancel() with the others
+            return
+        try:
+            await self.link.send_notice(
+                job.conversation, job.text, nonce=notice_nonce(job.marker, job.giving_up)
+            )
+        except Exception as exc:
+            self._refused(job, exc)
+            return
+        await self._record(job)
+
+    def _first_look(self, job: _Job) -> bool:
+        """Drop, give up, or pick the notice text; False when the job is finished."""
+        marker = job.marker
         age = marker.age()
         if age > self.settings.max_age:
             log.warning(
                 "restart-guard: dropped %s: interrupted %.0fs ago, older than max_age=%.0fs",
-                where,
+                marker.conversation,
                 age,
                 self.settings.max_age,
             )
-            self._drop(run)
+            self._drop(job.run)
             return False
         if marker.attempts >= self.settings.max_attempts:
-            text = self._text(self.settings.giveup_notice, DEFAULT_GIVEUP_NOTICE, marker)
-            sent = text is not None and await self._deliver(marker.conversation, text)
-            log.warning(
-                "restart-guard: gave up on %s after %d interrupted resume attempt(s)%s",
-                where,
-                marker.attempts,
-                "; told the user" if sent else "",
-            )
-            self._drop(run, "gave_up")
-            return sent
-        default = DEFAULT_REPLAY_NOTICE if self._will_replay(marker) else DEFAULT_NOTICE
-        text = self._text(self.settings.notice, default, marker)
-        if text is not None and not await self._deliver(marker.conversation, text):
-            self._drop(run)
+            job.giving_up = True
+            job.text = self._text(self.settings.giveup_notice, DEFAULT_GIVEUP_NOTICE, marker)
+            if job.text is None:
+                self._gave_up(job, told=False)
+                return False
             return True
-        if self.settings.on_resume is not None or self._will_replay(marker):
-            attempts = self.guard.count_attempt(run)
+        if marker.noticed:
+            log.info(
+                "restart-guard: %s was told before the last restart; not posting its notice again",
+                marker.conversation,
+            )
+            return True  # job.text stays None: straight to what follows the notice
+        default = DEFAULT_REPLAY_NOTICE if self._will_replay(marker) else DEFAULT_NOTICE
+        job.text = self._text(self.settings.notice, default, marker)
+        return True
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self._next_send - loop.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        interval = 1.0 / max(self.link.notices_per_second, 0.001)
+        self._next_send = max(self._next_send, loop.time()) + interval
+
+    async def _record(self, job: _Job) -> None:
+        """The platform took the notice: make that durable before the next send (one flush)."""
+        if job.giving_up:
+            self._gave_up(job, told=True)
+        else:
+            self._notified(job, sent=True)
+        await self.guard.flush_async()
+
+    def _notified(self, job: _Job, *, sent: bool) -> None:
+        """The conversation was told (now, earlier, or needs no notice); what follows it."""
+        marker = job.marker
+        self.delivered += 1
+        self._count("resumed")
+        if self.settings.on_resume is None and not self._will_replay(marker):
+            if sent:
+                log.info(
+                    "restart-guard: notified %s (interrupted %.0fs ago)",
+                    job.conversation,
+                    marker.age(),
+                )
+            self.guard.end(job.run)
+            return
+        if sent:
+            self.guard.note_noticed(job.run)
+        attempts = self.guard.count_attempt(job.run)
+        task = asyncio.get_running_loop().create_task(
+            self._follow_up(job, attempts), name="restart-guard-resume-turn"
+        )
+        self._followups.add(task)
+        task.add_done_callback(self._followups.discard)
+
+    async def _follow_up(self, job: _Job, attempts: int) -> None:
+        """on_resume and replay of one conversation, off the sender's path."""
+        marker, where = job.marker, job.conversation
+        completed = False
+        try:
             # Durable before the turn re-runs: if it kills us again, that counts.
             await self.guard.flush_async()
             if self.settings.on_resume is not None:
@@ -208,12 +375,72 @@ class Resumer:
                 attempts,
                 self.settings.max_attempts,
             )
+            completed = True
+        finally:
+            self.guard.end(job.run, completed=completed)
+
+    def _refused(self, job: _Job, exc: Exception) -> None:
+        """The platform did not take the notice: drop, follow, or retry this job later."""
+        where = job.conversation
+        now = asyncio.get_running_loop().time()
+        if isinstance(exc, ThreadGone) and where.thread is not None:
+            log.warning(
+                "restart-guard: thread of %s is gone (%s); posting in the main chat instead",
+                where,
+                exc,
+            )
+            job.conversation = where.without_thread()
+            job.due = now
+        elif isinstance(exc, ConversationMoved) and job.moves < _MAX_MOVES:
+            job.moves += 1
+            job.conversation = Conversation(
+                where.platform, exc.new_chat, where.thread, where.scope, where.parent
+            )
+            self.guard.move(job.run, job.conversation)
+            log.warning(
+                "restart-guard: %s moved to chat %s (%s); the marker and the notice follow it",
+                where,
+                exc.new_chat,
+                exc,
+            )
+            job.due = now
+        elif isinstance(exc, (ThreadGone, ConversationGone, ConversationMoved)):
+            log.warning("restart-guard: dropped %s: %s", where, exc)
+            if job.giving_up:
+                self._gave_up(job, told=False)
+            else:
+                self._drop(job.run)
+            return
+        elif isinstance(exc, RateLimited):
+            log.info(
+                "restart-guard: rate limited posting to %s; retrying it in %.1fs, "
+                "the other conversations go ahead",
+                where,
+                exc.retry_after,
+            )
+            job.due = now + exc.retry_after
         else:
-            log.info("restart-guard: notified %s (interrupted %.0fs ago)", where, age)
-        self.delivered += 1
-        self._count("resumed")
-        self.guard.end(run)
-        return text is not None
+            job.backoff = min(job.backoff * 2, _BACKOFF_MAX) if job.backoff else _BACKOFF_FIRST
+            log.warning(
+                "restart-guard: could not post to %s (%s: %s); retrying it in %.0fs, "
+                "marker kept, the other conversations go ahead",
+                where,
+                type(exc).__name__,
+                exc,
+                job.backoff,
+            )
+            job.due = now + job.backoff
+        job.order = next(self._order)
+        heapq.heappush(self._queue, job)
+
+    def _gave_up(self, job: _Job, *, told: bool) -> None:
+        log.warning(
+            "restart-guard: gave up on %s after %d interrupted resume attempt(s)%s",
+            job.conversation,
+            job.marker.attempts,
+            "; told the user" if told else "",
+        )
+        self._drop(job.run, "gave_up")
 
     def _will_replay(self, marker: Marker) -> bool:
         return self.settings.replay and bool(marker.payload)
@@ -246,43 +473,16 @@ class Resumer:
             )
             return default.replace("{attempts}", str(marker.attempts))
 
-    async def _deliver(self, conversation: Conversation, text: str) -> bool:
-        """Post until delivered (True) or the conversation is gone (False)."""
-        backoff = _BACKOFF_FIRST
-        while True:
-            try:
-                await self.link.send_notice(conversation, text)
-                return True
-            except ThreadGone as exc:
-                if conversation.thread is None:
-                    log.warning("restart-guard: dropped %s: %s", conversation, exc)
-                    return False
-                log.warning(
-                    "restart-guard: thread of %s is gone (%s); posting in the main chat instead",
-                    conversation,
-                    exc,
-                )
-                conversation = conversation.without_thread()
-            except ConversationGone as exc:
-                log.warning("restart-guard: dropped %s: %s", conversation, exc)
-                return False
-            except RateLimited as exc:
-                log.info(
-                    "restart-guard: rate limited posting to %s; waiting %.1fs",
-                    conversation,
-                    exc.retry_after,
-                )
-                await asyncio.sleep(exc.retry_after)
-            except Exception as exc:
-                log.warning(
-                    "restart-guard: could not post to %s (%s: %s); retrying in %.0fs, marker kept",
-                    conversation,
-                    type(exc).__name__,
-                    exc,
-                    backoff,
-                )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
+
+def notice_nonce(marker: Marker, giving_up: bool = False) -> str:
+    """A nonce for one notice of one marker: the same at every start, new for a new one.
+
+    Derived from the conversation, the interrupted turn's start and the
+    attempt count (a give-up notice is another notice than the first one),
+    so a notice re-sent after a kill carries the nonce of the first send.
+    """
+    identity = f"{marker.key}|{marker.started_at!r}|{marker.attempts}|{int(giving_up)}"
+    return hashlib.blake2b(identity.encode(), digest_size=12).hexdigest()  # 24 characters
 
 
 def _reclaim_interval() -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ._marker import Marker
-from .ops.metrics import MetricsHook, check_metrics_option
+from .metrics import MetricsHook, check_metrics_option
 from .stores.base import Store
 
 __all__ = ["DEFAULT", "NoticeOption", "Settings", "default_marker_dir", "make_store"]
@@ -47,7 +47,7 @@ class Settings:
     replay: bool = False
     max_attempts: int = 3
     max_age: float = 24 * 3600.0
-    #: A :data:`~restart_guard.ops.metrics.MetricsHook` or a prometheus_client registry.
+    #: A :data:`~restart_guard.metrics.MetricsHook` or a prometheus_client registry.
     metrics: MetricsHook | Any | None = None
 
     def __post_init__(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AdapterNotAvailable",
     "ConversationGone",
+    "ConversationMoved",
     "DeliveryError",
     "RateLimited",
     "ThreadGone",
@@ -24,6 +25,17 @@ class ConversationGone(DeliveryError):
 
     The marker is dropped after one log line; there is nobody to tell.
     """
+
+
+class ConversationMoved(DeliveryError):
+    """The chat now lives under another id (a Telegram group upgraded to a supergroup).
+
+    The marker follows it to ``new_chat`` and the notice is posted there.
+    """
+
+    def __init__(self, new_chat: str, message: str = "") -> None:
+        super().__init__(message or f"the chat moved to {new_chat}")
+        self.new_chat = new_chat
 
 
 class ThreadGone(DeliveryError):

@@ -33,32 +33,6 @@ T = TypeVar("T")
 DEADLINE = 2.0
 
 
-def wait_for(check: Callable[[], T], timeout: float = DEADLINE, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.002)
-
-
-async def wait_for_async(
-    check: Callable[[], T], timeout: float = DEADLINE, what: str = "condition"
-) -> T:
-    """``wait_for`` for async tests (yields to the loop between polls)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.002)
-
-
 def conv(chat: int | str = 42, thread: str | None = None, scope: str | None = None) -> Conversation:
     return Conversation("telegram", str(chat), thread, scope)
 
@@ -151,6 +125,58 @@ class FlakyStore:
 
     def close(self) -> None:
         self.inner.close()
+
+
+class FakeLink:
+    """The one fake platform of the core tests: records notices and replays, fails on demand.
+
+    What an adapter's ``PlatformLink`` is to the resume step; the store, the
+    guard and the resumer around it are real. Tests with replay off check
+    that ``replayed`` stays empty.
+
+    ``failures`` are raised by the next ``send_notice`` calls, in order;
+    ``refuse`` maps a chat to the error every call to it raises.
+    ``nonces`` records the nonce of every call (a retried notice keeps its nonce).
+    ``on_send`` runs at the start of every call (to look at the store mid-retry);
+    ``gate`` (when set) makes calls wait until it is set.
+    """
+
+    def __init__(self, notices_per_second: float = 1000.0) -> None:
+        self.notices_per_second = notices_per_second
+        self.calls: list[Conversation] = []
+        self.sent: list[tuple[Conversation, str]] = []
+        self.replayed: list[Marker] = []
+        self.failures: list[BaseException] = []
+        self.refuse: dict[str, BaseException] = {}
+        self.nonces: list[str] = []
+        self.on_send: Callable[[Conversation], None] | None = None
+        self.on_replay: Callable[[Marker], None] | None = None
+        self.gate: asyncio.Event | None = None
+        self.sent_at: list[float] = []
+
+    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+        self.calls.append(conversation)
+        self.nonces.append(nonce)
+        if self.on_send is not None:
+            self.on_send(conversation)
+        if self.gate is not None:
+            await self.gate.wait()
+        if conversation.chat in self.refuse:
+            raise self.refuse[conversation.chat]
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append((conversation, text))
+        self.sent_at.append(time.monotonic())
+
+    @property
+    def conversations(self) -> list[Conversation]:
+        """Where the notices went, in order."""
+        return [conversation for conversation, _ in self.sent]
+
+    async def replay(self, marker: Marker) -> None:
+        self.replayed.append(marker)
+        if self.on_replay is not None:
+            self.on_replay(marker)
 
 
 @pytest.fixture

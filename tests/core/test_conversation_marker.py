@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from restart_guard import Conversation, Marker, Phase
-from restart_guard._marker import FORMAT_VERSION, newer
+from restart_guard._marker import FORMAT_VERSION, marker_json_text, newer
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -133,6 +133,24 @@ def test_marker_optional_fields_have_defaults() -> None:
     assert parsed.payload is None
 
 
+@pytest.mark.parametrize("noticed", [False, True])
+def test_noticed_round_trips_and_is_absent_when_false_as_in_the_previous_format(
+    noticed: bool,
+) -> None:
+    m = full_marker().with_changes(noticed=noticed)
+    text = marker_json_text(m)
+    assert ('"noticed"' in text) is noticed
+    assert json.loads(text) == m.to_json()
+    assert Marker.from_json(json.loads(text)) == m
+    assert m.claimed_by("other", 5.0).noticed is noticed
+
+
+def test_a_record_of_the_previous_version_reads_as_not_noticed() -> None:
+    data = full_marker().to_json()
+    assert "noticed" not in data
+    assert Marker.from_json(data).noticed is False
+
+
 def test_marker_age_and_with_changes() -> None:
     m = full_marker()
     assert m.age(now=m.started_at + 12) == pytest.approx(12)
@@ -185,6 +203,8 @@ _DELETE = object()
         (_corrupt(owner=7), "owner is not a string"),
         (_corrupt(payload={"update_id": 1}), "payload is not a list"),
         (_corrupt(phase="exploded"), "'exploded' is not a valid Phase"),
+        (_corrupt(noticed="yes"), "noticed is not a boolean"),
+        (_corrupt(noticed=1), "noticed is not a boolean"),
         (_corrupt(conversation={"platform": "telegram"}), "conversation record lacks 'chat'"),
         (_corrupt(conversation="telegram:1"), "conversation record lacks"),
         ([], "not a JSON object"),

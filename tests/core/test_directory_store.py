@@ -72,13 +72,15 @@ def test_directory_is_0700_and_journal_0600(marker_dir: Path, store: DirectorySt
     assert stat.S_IMODE((marker_dir / name).stat().st_mode) == 0o600
 
 
-def test_existing_open_directory_is_made_private(marker_dir: Path) -> None:
+def test_an_existing_private_directory_is_used_as_it_is(marker_dir: Path) -> None:
     marker_dir.mkdir(mode=0o755)
-    os.chmod(marker_dir, 0o755)
+    os.chmod(marker_dir, 0o755)  # readable by others, writable by no one else: trusted
     s = DirectoryStore(marker_dir)
     s.open("me")
+    s.commit([marker(1)], [])
     s.close()
-    assert stat.S_IMODE(marker_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE(marker_dir.stat().st_mode) == 0o755  # never chmodded: not ours
+    assert set(claim_fresh(marker_dir)) == {marker(1).key}
 
 
 def test_commit_survives_into_a_new_store_instance(marker_dir: Path) -> None:
@@ -202,14 +204,21 @@ def test_claim_of_journal_with_bad_lines_sets_it_aside(
     assert not path.exists()
     corrupt = path.with_name(path.name + ".corrupt")
     assert corrupt.exists()
-    assert "1 unreadable record" in caplog.text
+    [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        f"{path.name} (skipped 1 unreadable record(s), 2 valid marker(s) kept)"
+        in warning.getMessage()
+    )
     s.commit([], [m.key for m in claimed])  # resumed
     s.close()
     # The set-aside file is never claimed again, only reported.
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="restart_guard"):
         assert claim_fresh(marker_dir) == {}
-    assert f"{corrupt} holds unreadable marker records" in caplog.text
+    assert "1 file(s) hold unreadable marker records set aside earlier; inspect or delete " in (
+        caplog.text
+    )
+    assert corrupt.name in caplog.text
     assert corrupt.exists()
 
 
@@ -273,9 +282,11 @@ def test_garbage_journal_never_raises_or_hides_valid_markers(
     # Every journal was dealt with: claimed ones are gone, bad ones set aside.
     leftover = [p.name for p in marker_dir.iterdir()]
     assert len([n for n in leftover if n.endswith(".log")]) == 1  # the claimer's own
-    if kind in ("one corrupted line between two valid", "unknown version", "random bytes"):
-        assert any(n.endswith(".corrupt") for n in leftover)
-        assert "unreadable record" in caplog.text
+    # Nothing that was not read whole is deleted: only the empty file is.
+    assert any(n.endswith(".corrupt") for n in leftover) == (kind != "empty")
+    if kind != "empty":
+        [warning] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert "set aside 1 damaged journal(s)" in warning.getMessage()
 
 
 def test_all_garbage_at_once_and_a_foreign_file(
@@ -298,8 +309,8 @@ def test_all_garbage_at_once_and_a_foreign_file(
     assert set(claimed) == expected
     assert notes.read_text() == "an operator's note"  # left alone
     assert odd_name.exists()
-    assert "unexpected file" in caplog.text
-    assert str(notes) in caplog.text
+    assert "2 unexpected file(s), left alone" in caplog.text
+    assert "notes.txt" in caplog.text
 
 
 def test_stale_compaction_temp_file_is_removed(marker_dir: Path) -> None:

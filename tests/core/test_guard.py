@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from restart_guard import DirectoryStore, Guard, Marker, Phase, Settings
+from restart_guard.testing.wait import eventually
 
-from .conftest import FlakyStore, conv, journals, leave_markers, marker, stored, wait_for
+from .conftest import FlakyStore, conv, journals, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
 
@@ -32,7 +33,7 @@ def gone(guard: Guard, *keys: str) -> Callable[[], bool]:
 
 def settle(guard: Guard) -> None:
     """Wait for the background writer to finish what it has (flush waits for its batch)."""
-    wait_for(lambda: guard.writer.pending == 0, what="writer idle")
+    eventually(lambda: guard.writer.pending == 0, what="writer idle")
     assert guard.flush()
 
 
@@ -41,7 +42,7 @@ def test_begin_makes_the_marker_durable_shortly_after(make_guard: MakeGuard) -> 
     guard = make_guard()
     c = conv(1, thread="7")
     run = guard.begin(c)
-    wait_for(durable(guard, c.key), what="write-ahead marker")
+    eventually(durable(guard, c.key), what="write-ahead marker")
     [seen] = guard.store.load()
     assert seen.held
     assert seen.marker.conversation == c
@@ -63,7 +64,7 @@ def test_begin_and_end_between_two_batches_write_nothing(
     run_b = guard.begin(b)
     guard.end(run_b)  # b starts and ends before the writer's next batch
     store.gate.set()
-    wait_for(durable(guard, a.key))
+    eventually(durable(guard, a.key))
     settle(guard)
     touched = {key for puts, removes in store.commits for key in (*puts, *removes)}
     assert touched == {a.key}
@@ -76,9 +77,9 @@ def test_end_of_the_last_run_removes_the_marker(make_guard: MakeGuard) -> None:
     guard = make_guard()
     c = conv(1)
     run = guard.begin(c)
-    wait_for(durable(guard, c.key))
+    eventually(durable(guard, c.key))
     guard.end(run)
-    wait_for(gone(guard, c.key), what="removal")
+    eventually(gone(guard, c.key), what="removal")
     assert guard.in_flight == 0
     assert guard.markers() == []
 
@@ -88,13 +89,13 @@ def test_two_runs_of_one_conversation_keep_it_until_both_end(make_guard: MakeGua
     c = conv(1)
     first, second = guard.begin(c), guard.begin(c)
     assert first.entry is second.entry
-    wait_for(durable(guard, c.key))
+    eventually(durable(guard, c.key))
     guard.end(first)
     settle(guard)
     assert c.key in stored(guard.store)
     assert [m.key for m in guard.markers()] == [c.key]
     guard.end(second)
-    wait_for(gone(guard, c.key))
+    eventually(gone(guard, c.key))
 
 
 def test_many_threads_begin_and_end_leave_nothing(make_guard: MakeGuard, marker_dir: Path) -> None:
@@ -130,7 +131,7 @@ def test_pre_mark_marks_everything_draining_in_one_batch(
     guard = make_guard(store=store)
     convs = [conv(n) for n in range(50)]
     runs = [guard.begin(c) for c in convs]
-    wait_for(durable(guard, *(c.key for c in convs)))
+    eventually(durable(guard, *(c.key for c in convs)))
     settle(guard)
     before = guard.writer.batches
     commits_before = len(store.commits)
@@ -150,7 +151,7 @@ def test_pre_mark_marks_everything_draining_in_one_batch(
 
     late = conv(99)
     late_run = guard.begin(late)  # a queued update that starts during the drain
-    wait_for(durable(guard, late.key))
+    eventually(durable(guard, late.key))
     assert stored(store.inner)[late.key].phase is Phase.DRAINING
     for run in [*runs, late_run]:
         guard.end(run)
@@ -210,7 +211,7 @@ def test_close_after_everything_ended_leaves_an_empty_directory(
 ) -> None:
     guard = make_guard()
     runs = [guard.begin(conv(n)) for n in range(5)]
-    wait_for(durable(guard, *(conv(n).key for n in range(5))))
+    eventually(durable(guard, *(conv(n).key for n in range(5))))
     assert len(journals(marker_dir)) == 1
     for run in runs:
         guard.end(run)
@@ -253,7 +254,7 @@ def test_claimed_markers_are_held_and_a_later_run_joins_them(
     settle(guard)
     assert stored(guard.store)[old.key].attempts == 3
     guard.end(handler)
-    wait_for(gone(guard, old.key), what="removal of the resumed marker")
+    eventually(gone(guard, old.key), what="removal of the resumed marker")
     guard.close()
     assert list(marker_dir.iterdir()) == []
 
@@ -304,7 +305,7 @@ def test_payload_is_not_stored_without_replay(make_guard: MakeGuard, marker_dir:
     guard = make_guard(Settings(replay=False))
     c = conv(1)
     run = guard.begin(c, {"message": {"text": "my secret words"}})
-    wait_for(durable(guard, c.key))
+    eventually(durable(guard, c.key))
     assert stored(guard.store)[c.key].payload is None
     [name] = journals(marker_dir)
     assert b"secret" not in (marker_dir / name).read_bytes()
@@ -317,17 +318,17 @@ def test_payloads_are_stored_with_replay(make_guard: MakeGuard) -> None:
     first = guard.begin(c, {"update_id": 1, "message": {"text": "one"}})
     twin = guard.begin(c, {"update_id": 1, "message": {"text": "one"}})
     second = guard.begin(c, {"update_id": 2, "message": {"text": "two"}})
-    wait_for(lambda: len(stored(guard.store).get(c.key, marker()).payload or []) == 2)
+    eventually(lambda: len(stored(guard.store).get(c.key, marker()).payload or []) == 2)
     payload = stored(guard.store)[c.key].payload
     assert payload == [
         {"update_id": 1, "message": {"text": "one"}},
         {"update_id": 2, "message": {"text": "two"}},
     ]
     guard.end(second)  # its update is done: no longer stored
-    wait_for(lambda: (stored(guard.store)[c.key].payload or []) == payload[:1])
+    eventually(lambda: (stored(guard.store)[c.key].payload or []) == payload[:1])
     guard.end(first)
     guard.end(twin)
-    wait_for(gone(guard, c.key))
+    eventually(gone(guard, c.key))
 
 
 def test_an_unencodable_payload_does_not_block_other_markers(make_guard: MakeGuard) -> None:
@@ -335,7 +336,7 @@ def test_an_unencodable_payload_does_not_block_other_markers(make_guard: MakeGua
     poisoned, healthy = conv(1), conv(2)
     guard.begin(poisoned, {"message": {"text": "cut emoji \ud83d"}})
     guard.begin(healthy)
-    wait_for(durable(guard, healthy.key), what="the healthy conversation's marker")
+    eventually(durable(guard, healthy.key), what="the healthy conversation's marker")
 
 
 # ------------------------------------------------------------------ failing store
@@ -347,10 +348,10 @@ def test_full_disk_keeps_keys_retries_and_never_raises(
         guard = make_guard(store=store)
         c = conv(1)
         run = guard.begin(c)  # must not raise, must not block
-        wait_for(lambda: c.key in stored(store.inner), timeout=5, what="write after ENOSPC")
+        eventually(lambda: c.key in stored(store.inner), timeout=5, what="write after ENOSPC")
         assert store.failures == 3
         guard.end(run)
-        wait_for(lambda: c.key not in stored(store.inner))
+        eventually(lambda: c.key not in stored(store.inner))
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1  # one error line, not one per retry
     assert "No space left on device" in errors[0].getMessage()
@@ -365,10 +366,10 @@ def test_pre_mark_on_a_failing_store_returns_false_and_recovers(
     guard = make_guard(store=store)
     c = conv(1)
     run = guard.begin(c)
-    wait_for(lambda: store.failures >= 1)
+    eventually(lambda: store.failures >= 1)
     assert guard.pre_mark() is False  # logged, not raised: the drain still runs
     store.fail_commits = 0
-    wait_for(lambda: c.key in stored(store.inner), timeout=5, what="recovery")
+    eventually(lambda: c.key in stored(store.inner), timeout=5, what="recovery")
     assert stored(store.inner)[c.key].phase is Phase.DRAINING
     guard.end(run)
 
@@ -380,12 +381,12 @@ def test_failed_pre_mark_is_retried_by_the_background_writer(
     guard = make_guard(store=store)
     c = conv(1)
     run = guard.begin(c)
-    wait_for(durable(guard, c.key))
+    eventually(durable(guard, c.key))
     settle(guard)  # the background writer is idle now
     store.fail_commits = 1  # one transient failure, hitting pre_mark's own batch
     assert guard.pre_mark() is False
     try:
-        wait_for(
+        eventually(
             lambda: stored(store.inner)[c.key].phase is Phase.DRAINING,
             what="the background writer to retry the failed pre-drain batch",
         )

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from restart_guard import (
-    Conversation,
     ConversationGone,
+    ConversationMoved,
     DirectoryStore,
     Guard,
     Marker,
@@ -24,46 +24,11 @@ from restart_guard import (
 )
 from restart_guard import _resume as resume_module
 from restart_guard._resume import DEFAULT_GIVEUP_NOTICE, DEFAULT_NOTICE, DEFAULT_REPLAY_NOTICE
+from restart_guard.testing.wait import eventually_async
 
-from .conftest import conv, entries, leave_markers, marker, stored, wait_for_async
+from .conftest import FakeLink, conv, entries, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
-
-
-class FakeLink:
-    """Stands in for the platform: records notices and replays, fails on demand.
-
-    ``failures`` are raised by the next ``send_notice`` calls, in order.
-    ``on_send`` runs at the start of every call (to look at the store mid-retry);
-    ``gate`` (when set) makes calls wait until it is set.
-    """
-
-    def __init__(self, notices_per_second: float = 1000.0) -> None:
-        self.notices_per_second = notices_per_second
-        self.calls: list[Conversation] = []
-        self.sent: list[tuple[Conversation, str]] = []
-        self.replayed: list[Marker] = []
-        self.failures: list[BaseException] = []
-        self.on_send: Callable[[Conversation], None] | None = None
-        self.on_replay: Callable[[Marker], None] | None = None
-        self.gate: asyncio.Event | None = None
-        self.sent_at: list[float] = []
-
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
-        self.calls.append(conversation)
-        if self.on_send is not None:
-            self.on_send(conversation)
-        if self.gate is not None:
-            await self.gate.wait()
-        if self.failures:
-            raise self.failures.pop(0)
-        self.sent.append((conversation, text))
-        self.sent_at.append(time.monotonic())
-
-    async def replay(self, marker: Marker) -> None:
-        self.replayed.append(marker)
-        if self.on_replay is not None:
-            self.on_replay(marker)
 
 
 class Scenario:
@@ -364,14 +329,14 @@ async def test_replayed_handler_run_keeps_the_marker_until_it_ends(scenario: Sce
 
 
 # ------------------------------------------------------------------ cancel
-async def test_cancel_leaves_unfinished_markers_in_the_store(
+async def test_cancel_cuts_off_a_send_that_outlasts_the_grace_and_keeps_every_marker(
     scenario: Scenario, marker_dir: Path
 ) -> None:
     markers = [marker(1, age=10, attempts=1), marker(2, age=5)]
     scenario.link.gate = asyncio.Event()  # the platform never answers
     resumer = await scenario.start(markers)
-    await wait_for_async(lambda: scenario.link.calls, what="first notice attempt")
-    await resumer.cancel()
+    await eventually_async(lambda: scenario.link.calls, what="first notice attempt")
+    await resumer.cancel(grace=0.05)
     assert scenario.guard is not None
     assert scenario.guard.flush()
     assert set(scenario.on_disk()) == {m.key for m in markers}
@@ -391,3 +356,155 @@ async def test_nothing_to_resume(scenario: Scenario, make_guard: MakeGuard) -> N
     assert resumer.start([]) is None
     assert await resumer.wait(0.01) is True
     await resumer.cancel()
+
+
+async def test_cancel_lets_the_send_in_flight_finish_and_records_it(scenario: Scenario) -> None:
+    markers = [marker(1, age=10), marker(2, age=5)]
+    scenario.link.gate = asyncio.Event()
+    resumer = await scenario.start(markers)
+    await eventually_async(lambda: scenario.link.calls, what="first notice in flight")
+    cancelling = asyncio.ensure_future(resumer.cancel())
+    await asyncio.sleep(0)  # cancel() has begun: no new send may start from here
+    scenario.link.gate.set()  # the platform answers the one in flight
+    await asyncio.wait_for(cancelling, 5)
+    assert scenario.link.sent == [(conv(1), DEFAULT_NOTICE)]
+    assert scenario.link.calls == [conv(1)]  # the second notice was never started
+    assert scenario.guard is not None
+    # Recorded by cancel() itself, not left to a later batch: gone from the disk now.
+    assert set(scenario.on_disk()) == {markers[1].key}
+
+
+# ------------------------------------------------------------------ one notice
+async def test_a_delivered_notice_is_durable_before_the_next_send(scenario: Scenario) -> None:
+    first, second = marker(1, age=10), marker(2, age=5)
+    on_disk_at_second_send: list[set[str]] = []
+    scenario.link.on_send = lambda c: (
+        on_disk_at_second_send.append(set(scenario.on_disk())) if c.chat == "2" else None
+    )
+    await scenario.run([first, second])
+    assert on_disk_at_second_send == [{second.key}]  # the first one's removal hit the disk
+
+
+async def test_a_notice_followed_by_a_replay_is_recorded_as_noticed_before_the_next_send(
+    scenario: Scenario,
+) -> None:
+    first = marker(1, age=10, payload=[{"update_id": 7}])
+    second = marker(2, age=5)
+    seen: list[Marker] = []
+    scenario.link.on_send = lambda c: (
+        seen.append(scenario.on_disk()[first.key]) if c.chat == "2" else None
+    )
+    handler_runs: list[Run] = []
+
+    def feed(got: Marker) -> None:  # the replayed turn keeps running
+        assert scenario.guard is not None
+        handler_runs.append(scenario.guard.begin(got.conversation, got.payload))
+
+    scenario.link.on_replay = feed
+    await scenario.run([first, second], Settings(replay=True))
+    [durable] = seen
+    assert (durable.noticed, durable.attempts) == (True, 1)
+    assert scenario.on_disk()[first.key].noticed
+
+
+async def test_a_marker_noticed_before_a_restart_is_replayed_without_a_second_notice(
+    scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = marker(1, attempts=1, payload=[{"update_id": 7}]).with_changes(noticed=True)
+    with caplog.at_level(logging.INFO, logger="restart_guard"):
+        resumer = await scenario.run([m], Settings(replay=True))
+    assert scenario.link.calls == []
+    assert [r.key for r in scenario.link.replayed] == [m.key]
+    assert resumer.delivered == 1
+    assert "not posting its notice again" in caplog.text
+
+
+async def test_a_noticed_marker_with_nothing_to_replay_is_cleared_silently(
+    scenario: Scenario,
+) -> None:
+    await scenario.run([marker(1).with_changes(noticed=True)])
+    assert scenario.link.calls == []
+    assert scenario.on_disk() == {}
+
+
+async def test_a_noticed_marker_past_max_attempts_still_gets_the_giveup_notice(
+    scenario: Scenario,
+) -> None:
+    m = marker(1, attempts=3, payload=[{"update_id": 7}]).with_changes(noticed=True)
+    resumer = await scenario.run([m], Settings(replay=True, max_attempts=3))
+    assert scenario.link.sent == [(conv(1), DEFAULT_GIVEUP_NOTICE.replace("{attempts}", "3"))]
+    assert scenario.link.replayed == []
+    assert resumer.gave_up == 1
+    assert scenario.on_disk() == {}
+
+
+def test_the_nonce_is_stable_for_a_notice_and_new_for_another() -> None:
+    m = marker(1, attempts=1)
+    nonce = resume_module.notice_nonce(m)
+    assert nonce == resume_module.notice_nonce(m.with_changes(owner="x", updated_at=1.0))
+    assert len(nonce) <= resume_module.NONCE_LENGTH
+    others = {
+        resume_module.notice_nonce(m, giving_up=True),
+        resume_module.notice_nonce(m.with_changes(attempts=2)),
+        resume_module.notice_nonce(m.with_changes(started_at=m.started_at + 1)),
+        resume_module.notice_nonce(marker(2, attempts=1)),
+    }
+    assert nonce not in others
+    assert len(others) == 4
+
+
+async def test_a_retried_notice_carries_the_nonce_of_its_first_try(scenario: Scenario) -> None:
+    scenario.link.failures = [RateLimited(0.01)]
+    m = marker(1)
+    await scenario.run([m])
+    assert scenario.link.nonces == [resume_module.notice_nonce(m)] * 2
+
+
+# ------------------------------------------------------------------ one bad conversation
+@pytest.mark.parametrize(
+    "error", [RateLimited(30.0), OSError("502 Bad Gateway")], ids=["rate-limited", "transient"]
+)
+async def test_a_conversation_in_backoff_does_not_hold_up_the_others(
+    scenario: Scenario, error: Exception
+) -> None:
+    stuck = marker(1, age=30)  # the oldest: first in line
+    others = [marker(2, age=20), marker(3, age=10)]
+    scenario.link.refuse["1"] = error
+    resumer = await scenario.start([stuck, *others])
+    await eventually_async(
+        lambda: len(scenario.link.sent) == 2, what="the notices behind the stuck one"
+    )
+    assert [c.chat for c, _ in scenario.link.sent] == ["2", "3"]
+    assert scenario.guard is not None
+    assert scenario.guard.flush()
+    assert set(scenario.on_disk()) == {stuck.key}  # kept, still being retried
+    await resumer.cancel(grace=0.05)
+
+
+async def test_a_moved_conversation_takes_its_marker_and_notice_to_the_new_chat(
+    scenario: Scenario, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = marker(-5, payload=[{"update_id": 7}])
+    scenario.link.failures = [ConversationMoved("-1009")]
+    on_disk_at_turn: list[dict[str, Marker]] = []
+
+    async def on_resume(got: Marker) -> None:
+        on_disk_at_turn.append(scenario.on_disk())
+
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        await scenario.run([m], Settings(on_resume=on_resume))
+    assert scenario.link.calls == [conv(-5), conv(-1009)]
+    assert scenario.link.sent == [(conv(-1009), DEFAULT_NOTICE)]
+    [durable] = on_disk_at_turn
+    assert list(durable) == [conv(-1009).key]  # moved: the old chat's marker is gone
+    assert durable[conv(-1009).key].noticed
+    assert scenario.on_disk() == {}
+    assert "telegram chat -5 moved to chat -1009" in caplog.text
+
+
+async def test_a_conversation_that_keeps_moving_is_dropped(scenario: Scenario) -> None:
+    scenario.link.failures = [ConversationMoved(str(-n)) for n in range(10, 20)]
+    resumer = await scenario.run([marker(-5)])
+    assert len(scenario.link.calls) == 4
+    assert resumer.dropped == 1
+    assert scenario.on_disk() == {}

@@ -30,6 +30,7 @@ from restart_guard.testing.discord import (
     DiscordStandIn,
     point_discord_at,
 )
+from restart_guard.testing.wait import eventually_async
 
 DEADLINE = 10.0
 Key = tuple[str, "str | None", "str | None"]
@@ -56,16 +57,6 @@ def stored(marker_dir: Path) -> dict[Key, Phase]:
         )
         for s in DirectoryStore(marker_dir).load()
     }
-
-
-async def eventually(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
-    """Wait for an observable condition, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 class Gate:
@@ -158,9 +149,9 @@ async def test_event_handler_is_tracked_in_its_thread_until_it_returns(
     async with online(client):
         api.inject_message(api.thread_id, "hi")
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
         gate.release.set()
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
 
 
 def _named(name: str, gate: Gate) -> Callable[..., Any]:
@@ -192,7 +183,7 @@ async def test_write_ahead_is_durable_quickly_and_never_fsyncs_on_the_loop(
         api.inject_message(api.channel_id, "hi")
         await gate.entered.wait()
         started = time.monotonic()
-        await eventually(lambda: channel_key(api) in stored(markers))
+        await eventually_async(lambda: channel_key(api) in stored(markers))
         # The guarantee is 50 ms; the margin is for a loaded CI machine.
         assert time.monotonic() - started < 0.5
         assert syncing_threads
@@ -215,12 +206,14 @@ async def test_listeners_and_prefix_commands_are_tracked(
         api.inject_message(api.thread_id, "!slow")
         await listener.entered.wait()
         await command.entered.wait()
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
         listener.release.set()  # the command (inside Bot.on_message) still runs
-        await eventually(lambda: discord_guard_state(bot).active == {_key(thread_key(api)): 1})
+        await eventually_async(
+            lambda: discord_guard_state(bot).active == {_key(thread_key(api)): 1}
+        )
         assert stored(markers) == {thread_key(api): Phase.IN_FLIGHT}
         command.release.set()
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
 
 
 def discord_guard_state(client: discord.Client) -> Any:
@@ -271,10 +264,10 @@ async def test_slash_commands_are_tracked_wherever_the_tree_came_from(
     async with online(client):
         api.inject_slash_command("slow", api.thread_id)
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
         gate.release.set()
         await asyncio.to_thread(api.wait_for_sent, lambda m: m.text == "done", DEADLINE)
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
     if isinstance(tree, AuditedTree):
         assert tree.checked == 1  # the user's tree class keeps working
 
@@ -301,12 +294,12 @@ async def test_context_menu_commands_are_tracked(
         }
         inject_interaction(api, 2, api.channel_id, data)
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
         gate.release.set()
         await asyncio.to_thread(
             api.wait_for_sent, lambda m: m.text == "inspected look at me", DEADLINE
         )
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
 
 
 async def test_view_button_callbacks_are_tracked(
@@ -330,13 +323,13 @@ async def test_view_button_callbacks_are_tracked(
     async with online(bot):
         api.inject_message(api.thread_id, "!ask")
         await asyncio.to_thread(api.wait_for_sent, lambda m: m.text == "sure?", DEADLINE)
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
         api.inject_component("confirm", api.thread_id)
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
         gate.release.set()
         await asyncio.to_thread(api.wait_for_sent, lambda m: m.text == "confirmed", DEADLINE)
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
 
 
 async def test_modal_submissions_are_tracked(
@@ -366,14 +359,14 @@ async def test_modal_submissions_are_tracked(
             None,
             DEADLINE,
         )
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
         row = {"type": 1, "components": [{"type": 4, "custom_id": "text", "value": "cake"}]}
         inject_interaction(api, 5, api.channel_id, {"custom_id": "feedback", "components": [row]})
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
         gate.release.set()
         await asyncio.to_thread(api.wait_for_sent, lambda m: m.text == "thanks for cake", DEADLINE)
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
 
 
 async def test_dms_are_keyed_by_their_dm_channel(
@@ -386,7 +379,7 @@ async def test_dms_are_keyed_by_their_dm_channel(
         api.inject_dm(None, "hi")
         await gate.entered.wait()
         dm = str(api.dm_channel_id())
-        await eventually(lambda: stored(markers) == {(dm, None, None): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {(dm, None, None): Phase.IN_FLIGHT})
         gate.release.set()
 
 
@@ -399,7 +392,7 @@ async def test_events_without_a_conversation_are_not_tracked(
     async with online(client):
         api.add_channel(api.guild_id, name="new")
         await gate.entered.wait()
-        assert discord_guard_state(client).guard.in_flight == 0
+        assert discord_guard_state(client).lifecycle.guard.in_flight == 0
         gate.release.set()
     assert stored(markers) == {}
 
@@ -452,9 +445,9 @@ async def test_class_factory_and_instance_are_guarded_and_keep_the_users_hooks(
         assert bot.calls == ["setup_hook", "on_ready"]
         api.inject_message(api.thread_id, "hi")
         await bot.gate.entered.wait()
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.IN_FLIGHT})
         bot.gate.release.set()
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
     assert bot.calls == ["setup_hook", "on_ready", "close"]
 
 
@@ -479,9 +472,9 @@ async def test_protect_unprotect_protect(
     async with online(bot):
         api.inject_message(api.channel_id, "hi")
         await gate.entered.wait()
-        await eventually(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
+        await eventually_async(lambda: stored(markers) == {channel_key(api): Phase.IN_FLIGHT})
         gate.release.set()
-        await eventually(lambda: stored(markers) == {})
+        await eventually_async(lambda: stored(markers) == {})
         with pytest.raises(RuntimeError, match="closed client"):
             restart_guard.unprotect(bot)
     restart_guard.unprotect(bot)
@@ -527,12 +520,12 @@ async def test_close_pre_marks_then_drains_and_refuses_new_conversations(
         await gate.entered.wait()
         closing = asyncio.create_task(bot.close())
         # Durable before the drain: the running conversation is marked "draining".
-        await eventually(lambda: stored(markers) == {thread_key(api): Phase.DRAINING})
+        await eventually_async(lambda: stored(markers) == {thread_key(api): Phase.DRAINING})
         api.inject_message(other, "chatter")  # an idle conversation: not handled
         api.inject_dm(None, "a DM")  # addressed to the bot: not handled, marked
         api.inject_slash_command("anything", other)  # likewise
         api.inject_message(api.thread_id, "still here")  # the running conversation: handled
-        await eventually(lambda: "still here" in seen)
+        await eventually_async(lambda: "still here" in seen)
         assert seen == ["!slow", "still here"]
         assert not closing.done()
         gate.release.set()
@@ -560,7 +553,7 @@ async def test_drain_timeout_leaves_the_marker_and_closes(
     assert client.is_closed()
     assert stored(markers) == {thread_key(api): Phase.DRAINING}
     gate.release.set()  # finishing after the timeout changes nothing on disk
-    await eventually(lambda: not discord_guard_state(client).active)  # the run has ended
+    await eventually_async(lambda: not discord_guard_state(client).active)  # the run has ended
     assert stored(markers) == {thread_key(api): Phase.DRAINING}
 
 
@@ -649,7 +642,9 @@ def test_outside_the_main_thread_close_still_drains(
                 async def release_soon() -> None:
                     await gate.entered.wait()
                     closing = asyncio.ensure_future(client.close())
-                    await eventually(lambda: discord_guard_state(client).stopping)
+                    await eventually_async(
+                        lambda: not discord_guard_state(client).lifecycle.accepting
+                    )
                     assert not closing.done()  # waiting for the handler
                     gate.release.set()
                     await closing
@@ -678,7 +673,7 @@ async def test_dm_notice_and_forbidden_dm(
     leave_marker(markers, Conversation("discord", str(blocked)))
     client = protect()(make_client())
     async with online(client):
-        assert await discord_guard_state(client).resumer.wait(DEADLINE)
+        assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     assert [(m.chat, "restarted" in m.text) for m in api.sent] == [(str(reachable), True)]
     tries = [p for name, p in api.calls if name == CREATE_MESSAGE]
     assert [p["channel_id"] for p in tries].count(str(blocked)) == 1
@@ -693,7 +688,7 @@ async def test_thread_of_a_deleted_channel_is_dropped_after_trying_thread_and_pa
     api.delete_channel(api.channel_id)  # its thread goes with it
     client = protect()(make_client())
     async with online(client):
-        assert await discord_guard_state(client).resumer.wait(DEADLINE)
+        assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     tries = [p["channel_id"] for name, p in api.calls if name == CREATE_MESSAGE]
     assert tries == [str(api.thread_id), str(api.channel_id)]
     assert api.sent == []
@@ -712,7 +707,7 @@ async def test_a_429_discord_py_gives_up_on_is_retried_after_retry_after(
     client = protect()(make_client())
     with caplog.at_level("INFO", logger="restart_guard"):
         async with online(client):
-            assert await discord_guard_state(client).resumer.wait(DEADLINE)
+            assert await discord_guard_state(client).lifecycle.resumer.wait(DEADLINE)
     [notice] = api.sent
     assert "restarted" in notice.text
     assert [name for name, _ in api.calls].count(CREATE_MESSAGE) == 6

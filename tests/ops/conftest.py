@@ -25,7 +25,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import pytest
 
 from restart_guard.stores.directory import DirectoryStore
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually
 
 pytest.importorskip("telegram")
 
@@ -88,15 +89,6 @@ def run_cli(
         user=user,
     )
     return Result(done.returncode, done.stdout, done.stderr)
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    """Poll ``check`` until it is true; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what}")
-        time.sleep(0.02)
 
 
 @dataclass
@@ -167,8 +159,8 @@ class Fleet:
 
 def wait_for_markers(folder: Path, count: int) -> None:
     """Until the bot's write-ahead batches have made ``count`` markers durable."""
-    wait_until(
-        lambda: len(DirectoryStore(folder).load()) == count, f"{count} marker(s) in {folder}"
+    eventually(
+        lambda: len(DirectoryStore(folder).load()) == count, what=f"{count} marker(s) in {folder}"
     )
 
 

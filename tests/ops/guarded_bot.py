@@ -17,7 +17,7 @@ import logging
 
 import restart_guard
 from restart_guard.demo.telegram_bot import build_app
-from restart_guard.ops.metrics import MetricsEvent
+from restart_guard.metrics import MetricsEvent
 
 
 def print_event(event: MetricsEvent) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from restart_guard.stores.directory import DirectoryStore
+from restart_guard.testing.wait import eventually
 
 from .conftest import (
     DRAINED_CHAT,
@@ -28,7 +29,6 @@ from .conftest import (
     start_work,
     status_json,
     wait_for_markers,
-    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -93,7 +93,7 @@ def test_older_than_selects_by_the_age_status_shows(base: Path, bots: Bots) -> N
 
     # Markers are what they are; only time tells them apart. Let the copies age, then
     # make a fresh one, so that seconds (not scheduling jitter) separate them.
-    wait_until(lambda: youngest_age() >= 6.0, "the fleet's markers to be 6 s old", timeout=30)
+    eventually(lambda: youngest_age() >= 6.0, what="the fleet's markers to be 6 s old", timeout=30)
     # Another bot: the killed or drained bot would resume its markers at start-up.
     fresh_bot = bots.start(FRESH_TOKEN, {"RESTART_GUARD_DIR": str(base)})
     start_work(bots.api(FRESH_TOKEN), FRESH_CHAT, "/work 600")
@@ -137,9 +137,9 @@ def test_kept_markers_are_resumed_and_cleared_ones_are_not(base: Path, bots: Bot
     api = bots.api(TOKENS["killed"])
     notices = [m for m in api.sent if "restarted" in m.text]
     assert [(m.chat, m.thread) for m in notices] == [(str(PRIVATE), None)]
-    wait_until(
+    eventually(
         lambda: not DirectoryStore(base / folder_of(TOKENS["killed"])).load(),
-        "the resumed marker removed",
+        what="the resumed marker removed",
     )
 
 

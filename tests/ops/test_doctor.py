@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 import subprocess
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import TOKENS, Fleet, Result, folder_of, run_cli
+from restart_guard import DirectoryStore, StoreError
+from restart_guard.stores.directory import check_marker_dir
+
+from .conftest import (
+    RUNNING_CHAT,
+    TOKENS,
+    Bots,
+    Fleet,
+    Result,
+    folder_of,
+    run_cli,
+    start_work,
+)
 
 GOOD_UNIT = """\
 [Unit]
@@ -43,6 +58,25 @@ def doctor(*args: str, env: dict[str, str] | None = None) -> tuple[Result, list[
 
 def problems(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [f for f in findings if f["level"] in ("warning", "error")]
+
+
+@contextlib.contextmanager
+def unwritable(path: Path) -> Iterator[None]:
+    """Make ``path`` unwritable for this process while the block runs."""
+    if os.geteuid() == 0:
+        # Root writes anywhere, except into an immutable directory.
+        made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+        if made.returncode != 0:
+            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
+    else:
+        path.chmod(0o500)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        else:
+            path.chmod(0o700)
 
 
 @pytest.fixture
@@ -190,16 +224,62 @@ def test_a_unit_that_cannot_be_read_is_a_problem(good_dir: Path, tmp_path: Path)
     assert "pass --unit-file" in problems(findings)[0]["fix"]
 
 
-def test_a_missing_directory(tmp_path: Path) -> None:
-    path = tmp_path / "not-yet"
+def test_a_directory_not_created_yet_is_judged_by_its_parent(tmp_path: Path) -> None:
+    # A fresh machine: the bot has not started yet, so the directory is not there.
+    path = tmp_path / "state" / "restart-guard"
     text, findings = doctor("--dir", str(path))
+    assert text.status == 0, text.out
+    assert problems(findings) == []
+    messages = [f["message"] for f in findings]
+    assert (
+        f"does not exist yet: the bot creates it (0700) at its first start, in {tmp_path}"
+        in messages
+    )
+    assert f"{tmp_path} is writable: the bot can create its marker directory there" in messages
+    assert any(m.endswith(": survives a restart") for m in messages), messages
+    assert not path.exists()
+    assert sorted(tmp_path.iterdir()) == []  # the probe left nothing behind
+
+
+def test_a_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    parent = tmp_path / "readonly"
+    parent.mkdir()
+    path = parent / "markers"
+    with unwritable(parent):
+        text, findings = doctor("--dir", str(path))
+    assert text.status == 1
+    [problem] = problems(findings)
+    assert problem["message"].startswith(f"{parent} is not writable by")
+    assert problem["fix"].startswith(f"mkdir -p -m 700 {path} && chown BOTUSER {path}")
+
+
+def test_a_directory_not_created_yet_under_another_users_parent(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs a parent owned by another user than the unit's")
+    parent = tmp_path / "lib"
+    parent.mkdir(mode=0o755)
+    path = parent / "mybot"
+    unit = unit_file(tmp_path, GOOD_UNIT + "User=nobody\n")
+    text, findings = doctor("--dir", str(path), "--unit-file", str(unit))
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["message"] == (
-        f"{path} does not exist yet: the bot creates it at its first start, so its permissions "
-        "and owner cannot be checked"
+        f"{parent}: owned by root, but the unit runs the bot as User=nobody: it cannot "
+        f"create {path} there"
     )
-    assert problem["fix"].startswith(f"mkdir -p -m 700 {path}")
+    assert problem["fix"].startswith(f"mkdir -p -m 700 {path} && chown nobody: {path}")
+    os.chown(parent, 65534, 65534)
+    assert doctor("--dir", str(path), "--unit-file", str(unit))[0].status == 0
+
+
+def test_a_directory_whose_parent_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "markers"
+    text, findings = doctor("--dir", str(path))
+    assert text.status == 1
+    assert problems(findings)[0]["message"] == (
+        f"{path} cannot be created: {tmp_path / 'file'} is not a directory"
+    )
 
 
 def test_a_file_instead_of_a_directory(tmp_path: Path) -> None:
@@ -231,20 +311,8 @@ def test_set_aside_corrupt_records(good_dir: Path) -> None:
 
 
 def test_a_directory_that_cannot_be_written(good_dir: Path) -> None:
-    if os.geteuid() == 0:
-        # Root writes anywhere, except into an immutable directory.
-        made = subprocess.run(["chattr", "+i", str(good_dir)], capture_output=True, check=False)
-        if made.returncode != 0:
-            pytest.skip(f"chattr +i is not available here: {made.stderr!r}")
-    else:
-        good_dir.chmod(0o500)
-    try:
+    with unwritable(good_dir):
         text, findings = doctor("--dir", str(good_dir))
-    finally:
-        if os.geteuid() == 0:
-            subprocess.run(["chattr", "-i", str(good_dir)], check=True)
-        else:
-            good_dir.chmod(0o700)
     assert text.status == 1
     [problem] = problems(findings)
     assert problem["level"] == "error"
@@ -259,10 +327,68 @@ def test_owner_other_than_the_units_user(good_dir: Path, tmp_path: Path) -> None
     unit = unit_file(tmp_path, GOOD_UNIT + "User=nobody\n")
     _text, findings = doctor("--dir", str(good_dir), "--unit-file", str(unit))
     [problem] = problems(findings)
-    assert problem["message"].startswith("owned by root, but the unit runs the bot as User=nobody")
-    assert problem["fix"] == f"chown -R nobody: {good_dir}"
+    assert problem["message"].startswith(
+        f"{good_dir} belongs to root, not to nobody that runs the bot: its owner could plant "
+        "or remove markers. The bot refuses this directory"
+    )
+    assert problem["fix"].startswith(f"chown nobody: {good_dir} && chmod 700 {good_dir}")
     os.chown(good_dir, 65534, 65534)
     assert doctor("--dir", str(good_dir), "--unit-file", str(unit))[0].status == 0
+
+
+def test_a_directory_others_can_write_is_the_bots_own_refusal(good_dir: Path) -> None:
+    """doctor reports, word for word, why the bot refuses the directory (one shared check)."""
+    good_dir.chmod(0o777)
+    _text, findings = doctor("--dir", str(good_dir))
+    [problem] = problems(findings)
+    assert problem["level"] == "error"
+    shared = check_marker_dir(good_dir, None)
+    assert shared is not None
+    assert problem["message"] == (
+        f"{shared.message}. The bot refuses this directory and runs with its conversations "
+        "unprotected"
+    )
+    assert (
+        problem["fix"]
+        == shared.fix
+        == (
+            f"chmod 700 {good_dir}, or point marker_dir / $RESTART_GUARD_DIR at a directory of "
+            "the bot's own"
+        )
+    )
+    with pytest.raises(StoreError) as refused:
+        DirectoryStore(good_dir).open("bot")
+    assert shared.message in str(refused.value)
+    assert shared.fix in str(refused.value)
+    assert stat.S_IMODE(good_dir.stat().st_mode) == 0o777  # doctor and the bot only look
+
+
+def test_a_bot_on_a_directory_others_can_write_says_so_once_and_runs(
+    bots: Bots, tmp_path: Path
+) -> None:
+    """A real bot: one ERROR naming the fix, its handlers still run, the directory untouched."""
+    base = tmp_path / "state"
+    base.mkdir(mode=0o700)
+    folder = base / folder_of(TOKENS["running"])
+    folder.mkdir()
+    folder.chmod(0o777)
+    bot = bots.start(TOKENS["running"], {"RESTART_GUARD_DIR": str(base)})
+    start_work(bots.api(TOKENS["running"]), RUNNING_CHAT, "/work 600")  # it runs, unguarded
+    # Its write-ahead fails loudly too (rate-limited), pointing back to the one full line.
+    bot.wait_for_log("is still refused")
+    errors = [line for line in bot.log().splitlines() if " ERROR " in line]
+    [refusal] = [line for line in errors if "chmod" in line]
+    assert "unavailable at start-up: refusing the marker directory" in refusal
+    assert f"NOT protected until this is fixed: chmod 700 {folder}" in refusal
+    [write_failed] = [line for line in errors if line != refusal]
+    assert "a crash now would lose them" in write_failed
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777
+    assert list(folder.iterdir()) == []
+    _text, findings = doctor("--dir", str(base))
+    shared = check_marker_dir(folder, None)
+    assert shared is not None
+    assert shared.message in refusal
+    assert [f["fix"] for f in problems(findings)] == [shared.fix]
 
 
 def _fstype(path: str) -> str | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import restart_guard
+from core.conftest import FakeLink
 from restart_guard import Conversation, DirectoryStore, Guard, Marker, Resumer, Settings
 
 from .conftest import FORUM, PRIVATE, TOKENS, Bots, Fleet, folder_of, start_work, wait_for_markers
@@ -60,21 +61,6 @@ def run_async(coroutine: object) -> None:
     asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
-class Link:
-    """A platform that accepts every notice (the resume step's side of an adapter)."""
-
-    notices_per_second = 1000.0
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[Conversation, str]] = []
-
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
-        self.sent.append((conversation, text))
-
-    async def replay(self, marker: Marker) -> None:
-        pass
-
-
 def left_behind(path: Path, *markers: Marker) -> None:
     """Markers in a journal whose owner is gone, as a killed process leaves them."""
     store = DirectoryStore(path)
@@ -94,7 +80,7 @@ def test_prometheus_registry_counters_and_a_lazy_in_flight_gauge(tmp_path: Path)
         return registry.get_sample_value(name, {"platform": "telegram"})  # type: ignore[no-any-return]
 
     async def resume() -> None:
-        resumer = Resumer(guard, Link())
+        resumer = Resumer(guard, FakeLink())
         resumer.start(claimed)
         assert await resumer.wait(10)
 

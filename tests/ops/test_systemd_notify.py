@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from restart_guard.ops.systemd import notify, notify_ready
+from restart_guard._systemd import notify, notify_ready
 
 from .conftest import PRIVATE, TOKENS, Bots, Fleet
 

@@ -20,6 +20,7 @@ import pytest
 
 from restart_guard.stores.base import StoredMarker
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
 from .conftest import (
     Bots,
@@ -29,7 +30,6 @@ from .conftest import (
     serve_one,
     sigterm_until_marked,
     start_work,
-    wait_until,
     where,
 )
 
@@ -53,7 +53,7 @@ def test_new_instance_leaves_a_draining_instances_markers_until_it_is_killed(
     old = bots.start(api, "--non-blocking", "--drain-timeout", "600")
     turns = [start_work(api, FORUM, 600, TOPIC), start_work(api, GROUP, 600)]
     keys = {c.key for c in turns}
-    wait_until(lambda: redis_db.keys() == keys, 20, "the old instance's markers in Redis")
+    eventually(lambda: redis_db.keys() == keys, 20, "the old instance's markers in Redis")
     sigterm_until_marked(old)  # the old instance drains: its turns still run
 
     new = bots.start(api)
@@ -61,7 +61,7 @@ def test_new_instance_leaves_a_draining_instances_markers_until_it_is_killed(
     # Its start-up claim and at least four background re-claims ran while the old
     # instance was alive (the claim script is the only script a running bot runs).
     claims = redis_db.claim_scripts_run()
-    wait_until(lambda: redis_db.claim_scripts_run() >= claims + 4, 20, "four re-claims")
+    eventually(lambda: redis_db.claim_scripts_run() >= claims + 4, 20, "four re-claims")
     assert old.process.poll() is None, "the old instance should still be draining"
     assert notices(api) == []
     markers = redis_db.markers()
@@ -71,7 +71,7 @@ def test_new_instance_leaves_a_draining_instances_markers_until_it_is_killed(
 
     old.kill()  # the service manager's SIGKILL: the turns never finish
     api.wait_for_sent(lambda m: is_notice(m.text), count=2, timeout=20)
-    wait_until(lambda: not redis_db.markers(), 20, "the resumed markers to be removed")
+    eventually(lambda: not redis_db.markers(), 20, "the resumed markers to be removed")
     assert Counter(notices(api)) == {where(c): 1 for c in turns}
     assert "that became claimable after start-up" in new.log()
     assert not any(m.text.startswith("done") for m in api.sent)
@@ -87,7 +87,7 @@ def test_an_old_instance_that_finishes_its_drain_leaves_nothing_to_resume(
     api = standins()
     old = bots.start(api, "--non-blocking", "--drain-timeout", "60")
     turns = [start_work(api, FORUM, 5, TOPIC), start_work(api, GROUP, 5)]
-    wait_until(lambda: len(redis_db.keys()) == 2, 20, "the old instance's markers in Redis")
+    eventually(lambda: len(redis_db.keys()) == 2, 20, "the old instance's markers in Redis")
     sigterm_until_marked(old)
 
     new = bots.start(api)
@@ -95,9 +95,9 @@ def test_an_old_instance_that_finishes_its_drain_leaves_nothing_to_resume(
     for conversation in turns:
         replies = api.sent_to(conversation.chat, conversation.thread)
         assert replies[-1].text.startswith("done"), replies
-    wait_until(lambda: not redis_db.markers(), 20, "the old instance's markers to go")
+    eventually(lambda: not redis_db.markers(), 20, "the old instance's markers to go")
     claims = redis_db.claim_scripts_run()
-    wait_until(lambda: redis_db.claim_scripts_run() >= claims + 2, 20, "two re-claims")
+    eventually(lambda: redis_db.claim_scripts_run() >= claims + 2, 20, "two re-claims")
     serve_one(api, OTHER)
     assert notices(api) == []
     new.send_signal(signal.SIGTERM)

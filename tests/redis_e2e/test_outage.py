@@ -19,6 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
 from .conftest import (
     Bots,
@@ -29,7 +30,6 @@ from .conftest import (
     serve_one,
     sigterm_until_marked,
     start_work,
-    wait_until,
     where,
 )
 
@@ -46,7 +46,7 @@ def test_redis_down_at_start_bot_serves_logs_one_error_and_resumes_once_it_is_ba
     first = bots.start(api, "--non-blocking")
     turns = [start_work(api, FORUM, 600, TOPIC), start_work(api, GROUP, 600)]
     keys = {c.key for c in turns}
-    wait_until(lambda: redis_db.keys() == keys, 20, "the markers in Redis")
+    eventually(lambda: redis_db.keys() == keys, 20, "the markers in Redis")
     first.kill()
     redis_db.kill()
 
@@ -61,7 +61,7 @@ def test_redis_down_at_start_bot_serves_logs_one_error_and_resumes_once_it_is_ba
 
     redis_db.start()
     api.wait_for_sent(lambda m: is_notice(m.text), count=2, timeout=30)
-    wait_until(lambda: not redis_db.markers(), 20, "the resumed markers to be removed")
+    eventually(lambda: not redis_db.markers(), 20, "the resumed markers to be removed")
     assert Counter(notices(api)) == {where(c): 1 for c in turns}
     assert error_lines(second) == [error]
     assert "answers again" in second.log()
@@ -78,10 +78,10 @@ def test_redis_down_at_shutdown_pre_drain_write_goes_local_and_next_start_reads_
     api = standins()
     first = bots.start(api, "--non-blocking", "--drain-timeout", "600")
     in_redis = start_work(api, FORUM, 600, TOPIC)
-    wait_until(lambda: redis_db.keys() == {in_redis.key}, 20, "the first marker in Redis")
+    eventually(lambda: redis_db.keys() == {in_redis.key}, 20, "the first marker in Redis")
     redis_db.kill()
     in_local = start_work(api, GROUP, 600)  # its write-ahead can only go to the directory
-    wait_until(lambda: redis_db.local_keys() == {in_local.key}, 20, "the marker in the directory")
+    eventually(lambda: redis_db.local_keys() == {in_local.key}, 20, "the marker in the directory")
 
     marked = sigterm_until_marked(first)
     assert "2 conversation(s)" in marked
@@ -99,7 +99,7 @@ def test_redis_down_at_shutdown_pre_drain_write_goes_local_and_next_start_reads_
         assert (notice.chat, notice.thread) == where(in_local)
         redis_db.start()
     api.wait_for_sent(lambda m: is_notice(m.text), count=2, timeout=30)
-    wait_until(lambda: not redis_db.markers(), 20, "the resumed markers to leave Redis")
-    wait_until(lambda: not redis_db.local_keys(), 20, "the resumed markers to leave the directory")
+    eventually(lambda: not redis_db.markers(), 20, "the resumed markers to leave Redis")
+    eventually(lambda: not redis_db.local_keys(), 20, "the resumed markers to leave the directory")
     assert Counter(notices(api)) == {where(in_redis): 1, where(in_local): 1}
     assert len(error_lines(second)) == (0 if redis_back == "before the next start" else 1)

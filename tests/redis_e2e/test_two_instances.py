@@ -28,8 +28,9 @@ import pytest
 from restart_guard import Conversation
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
-from .conftest import Bots, SharedRedis, notices, wait_ready, wait_until, where
+from .conftest import Bots, SharedRedis, notices, wait_ready, where
 
 pytestmark = [pytest.mark.e2e, pytest.mark.external_service]
 
@@ -77,7 +78,7 @@ def start_turns(
         apis[instance].wait_until_confirmed(update_id, timeout=20)
     want = {c.key for _, c in work}
     # Durable before the kill: the guarantee starts where the write-ahead landed.
-    wait_until(lambda: redis_db.keys() >= want, 20, "every marker to be written ahead to Redis")
+    eventually(lambda: redis_db.keys() >= want, 20, "every marker to be written ahead to Redis")
 
 
 def test_two_instances_killed_mid_handler_resume_every_conversation_exactly_once(
@@ -103,14 +104,14 @@ def test_two_instances_killed_mid_handler_resume_every_conversation_exactly_once
             pair[index].kill()  # SIGKILL mid-handler: no drain, no pre-mark
         if repetition % 2 == 0:
             # Both new instances find every marker claimable in their start-up claim.
-            wait_until(lambda: not redis_db.leases(), 10, "the dead instances' leases to end")
+            eventually(lambda: not redis_db.leases(), 10, "the dead instances' leases to end")
         pair = launch_pair(bots, apis)
 
         expected = {where(c): 1 for _, c in work}
         count = len(expected)
-        wait_until(lambda: len(notices(*apis)) >= count, 20, f"{count} notices")  # noqa: B023
+        eventually(lambda: len(notices(*apis)) >= count, 20, f"{count} notices")  # noqa: B023
         # Every claimed marker resumed and removed: no further notice can come.
-        wait_until(lambda: not redis_db.markers(), 20, "Redis to hold no marker")
+        eventually(lambda: not redis_db.markers(), 20, "Redis to hold no marker")
         got = Counter(notices(*apis))
         assert got == expected, (
             f"repetition {repetition}: notices per conversation {dict(got)}, "

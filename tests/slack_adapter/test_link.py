@@ -26,8 +26,7 @@ import restart_guard
 from restart_guard import Conversation, DirectoryStore, Marker
 from restart_guard.errors import ConversationGone, RateLimited
 from restart_guard.testing.slack import SlackStandIn
-
-from .conftest import free_port
+from scenarios.drivers.slack import free_port
 
 
 def failure(api: SlackStandIn) -> SlackApiError:
@@ -105,8 +104,8 @@ async def test_aiohttp_hosted_app_resumes_on_startup_and_drains_on_shutdown(
         assert status == 200
         state = slack_guard.state_of(app)
         assert state is not None
-        assert state.guard is not None
-        assert state.guard.in_flight == 1
+        assert state.lifecycle.guard is not None
+        assert state.lifecycle.guard.in_flight == 1
         await runner.cleanup()  # on_shutdown: pre-mark and drain the listener
         assert finished == ["slow one"]
         assert DirectoryStore(marker_dir).load() == []

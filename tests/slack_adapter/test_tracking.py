@@ -27,8 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 import restart_guard
 from restart_guard import Conversation, DirectoryStore, Marker
 from restart_guard.testing.slack import SlackStandIn
-
-from .conftest import wait_until
+from restart_guard.testing.wait import eventually
 
 CHANNEL = "C0TRACK"
 
@@ -45,15 +44,15 @@ def threads(app: App | AsyncApp) -> dict[str | None, int]:
     """In-flight conversations by thread (from the guard's in-memory markers)."""
     state = slack_guard.state_of(app)
     assert state is not None
-    assert state.guard is not None
-    return {m.conversation.thread: 1 for m in state.guard.markers()}
+    assert state.lifecycle.guard is not None
+    return {m.conversation.thread: 1 for m in state.lifecycle.guard.markers()}
 
 
 def in_flight(app: App | AsyncApp) -> int:
     state = slack_guard.state_of(app)
     assert state is not None
-    assert state.guard is not None
-    return state.guard.in_flight
+    assert state.lifecycle.guard is not None
+    return state.lifecycle.guard.in_flight
 
 
 @pytest.fixture
@@ -156,14 +155,14 @@ def test_several_runs_of_one_thread_keep_one_marker_until_the_last_ends(
     other = message_body(api, "other")
     for body in (first, second, other):
         assert sync_app.dispatch(request(body)).status == 200  # acked; listeners run on
-    wait_until(lambda: in_flight(sync_app) == 3, what="three listener runs")
+    eventually(lambda: in_flight(sync_app) == 3, what="three listener runs")
     assert threads(sync_app) == {root: 1, other["event"]["ts"]: 1}
 
     gate.setdefault("first", threading.Event()).set()
-    wait_until(lambda: in_flight(sync_app) == 2, what="the first run to end")
+    eventually(lambda: in_flight(sync_app) == 2, what="the first run to end")
     assert root in threads(sync_app)  # the second run of the thread still runs
     gate.setdefault("second", threading.Event()).set()
-    wait_until(lambda: root not in threads(sync_app), what="the thread's marker to go")
+    eventually(lambda: root not in threads(sync_app), what="the thread's marker to go")
     assert list(threads(sync_app)) == [other["event"]["ts"]]
 
 
@@ -178,7 +177,7 @@ def test_a_run_is_marked_from_dispatch_even_while_queued_in_the_pool(
     assert bodies[5]["event"]["ts"] in threads(sync_app)
     for i in range(6):
         gate.setdefault(f"block {i}", threading.Event()).set()
-    wait_until(lambda: in_flight(sync_app) == 0, what="every run to end")
+    eventually(lambda: in_flight(sync_app) == 0, what="every run to end")
     assert threads(sync_app) == {}
 
 
@@ -193,16 +192,16 @@ def test_lazy_listener_is_tracked_until_it_returns(
         "event_ts": api.next_ts(),
     }
     sync_app.dispatch(request(api.event_callback(event)))
-    wait_until(lambda: in_flight(sync_app) == 1, what="the ack function to end")
+    eventually(lambda: in_flight(sync_app) == 1, what="the ack function to end")
     assert threads(sync_app) == {"17.5": 1}  # the lazy function still runs
     gate.setdefault("lazy", threading.Event()).set()
-    wait_until(lambda: in_flight(sync_app) == 0, what="the lazy function to end")
+    eventually(lambda: in_flight(sync_app) == 0, what="the lazy function to end")
     assert threads(sync_app) == {}
 
 
 def test_failing_listener_ends_its_run(api: SlackStandIn, sync_app: App) -> None:
     sync_app.dispatch(request(message_body(api, "boom")))
-    wait_until(lambda: in_flight(sync_app) == 0, what="the failed run to end")
+    eventually(lambda: in_flight(sync_app) == 0, what="the failed run to end")
     assert threads(sync_app) == {}
 
 
@@ -218,8 +217,8 @@ def test_completion_handler_set_after_protect_keeps_tracking(
     sync_app.listener_runner.listener_completion_handler = Recording()
     gate.setdefault("tracked", threading.Event()).set()
     sync_app.dispatch(request(message_body(api, "tracked")))
-    wait_until(lambda: seen == ["tracked"], what="the app's own completion handler")
-    wait_until(lambda: in_flight(sync_app) == 0, what="the run to end")
+    eventually(lambda: seen == ["tracked"], what="the app's own completion handler")
+    eventually(lambda: in_flight(sync_app) == 0, what="the run to end")
     assert threads(sync_app) == {}
 
 
@@ -230,7 +229,7 @@ def test_marker_is_on_disk_within_50_ms_of_the_listener_start(
     started = time.monotonic()
     body = message_body(api, "durable")
     sync_app.dispatch(request(body))
-    on_disk = wait_until(
+    on_disk = eventually(
         lambda: [s.marker for s in DirectoryStore(marker_dir).load()], timeout=5, what="a marker"
     )
     assert time.monotonic() - started < 0.05
@@ -265,7 +264,7 @@ def test_unprotect_needs_a_stopped_app_and_protect_again_works(
     restart_guard.protect(marker_dir=marker_dir)(sync_app)
     assert restart_guard.protect(marker_dir=marker_dir)(sync_app) is sync_app
     sync_app.dispatch(request(message_body(api, "boom")))
-    wait_until(lambda: in_flight(sync_app) == 0, what="the run to end")
+    eventually(lambda: in_flight(sync_app) == 0, what="the run to end")
 
 
 def test_replayed_event_delivered_again_is_acked_not_run_twice(
@@ -293,10 +292,10 @@ def test_replayed_event_delivered_again_is_acked_not_run_twice(
     try:
         slack_guard.startup(app)
         api.wait_for_sent(lambda m: "Picking it up again" in m.text)
-        wait_until(lambda: runs == ["replay me"], what="the replayed run")
+        eventually(lambda: runs == ["replay me"], what="the replayed run")
         # Slack redelivers the envelope the dead process never acked.
         assert app.dispatch(request(body)).status == 200
-        wait_until(lambda: in_flight(app) == 0, what="runs to end")
+        eventually(lambda: in_flight(app) == 0, what="runs to end")
         assert runs == ["replay me"]
     finally:
         slack_guard.shutdown(app)
@@ -347,8 +346,8 @@ async def test_async_listeners_and_lazy_listeners_are_tracked(marker_dir: Path) 
             release.set()
             state = slack_guard.state_of(app)
             assert state is not None
-            assert state.guard is not None
-            assert await state.guard.wait_idle(5)
+            assert state.lifecycle.guard is not None
+            assert await state.lifecycle.guard.wait_idle(5)
             assert threads(app) == {}
         finally:
             assert await slack_guard.shutdown_async(app) is True

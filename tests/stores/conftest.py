@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import pytest
 
 from restart_guard.stores.base import Store
 from restart_guard.stores.directory import DirectoryStore
+from restart_guard.testing.wait import eventually
 
 if TYPE_CHECKING:
     import redis
@@ -123,19 +123,22 @@ class RedisServer:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """Whether the server came up and answers PING (False: it exited or stayed silent)."""
+
+    def answers() -> bool:
         if process.poll() is not None:
-            return False
+            raise ChildProcessError(f"redis-server exited with {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
                 sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return True  # not -LOADING: the AOF has been read
+                return sock.recv(64).startswith(b"+PONG")  # not -LOADING: the AOF has been read
         except OSError:
-            pass
-        time.sleep(0.01)
-    return False
+            return False
+
+    try:
+        return eventually(answers, timeout, what=f"redis-server to answer on port {port}")
+    except (ChildProcessError, TimeoutError):
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ Every test talks to a real ``redis-server`` of its own or to the shared one
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -24,11 +23,13 @@ pytest.importorskip("redis")
 
 import redis
 
+from core.conftest import FakeLink
 from restart_guard import Conversation, Guard, Marker, Phase, Resumer, Settings, make_store
 from restart_guard.stores.base import StoreError
 from restart_guard.stores.directory import DirectoryStore
 from restart_guard.stores.fallback import FallbackStore
 from restart_guard.stores.redis import RedisStore
+from restart_guard.testing.wait import eventually, eventually_async
 
 from .conftest import RedisFactory, RedisServer, free_port
 
@@ -64,16 +65,6 @@ time.sleep(3600)
 def marker(n: int, owner: str = "", **changes: Any) -> Marker:
     base = Marker(Conversation("slack", f"C{n:05d}", thread=f"{n}.0001"), started_at=1e9 + n)
     return base.with_changes(owner=owner, **changes)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll until ``condition()``; return the seconds it took, fail after ``timeout``."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
-    return time.monotonic() - start
 
 
 class Child:
@@ -151,8 +142,9 @@ def claim_until(store: Any, want: set[str], timeout: float) -> tuple[list[Marker
         got.extend(store.claim())
         return {m.key for m in got} >= want
 
-    took = wait_for(complete, timeout, f"{len(want)} markers to become claimable")
-    return got, took
+    start = time.monotonic()
+    eventually(complete, timeout, f"{len(want)} markers to become claimable", interval=0.02)
+    return got, time.monotonic() - start
 
 
 # ---------------------------------------------------------------------- leases
@@ -248,7 +240,7 @@ def test_lease_is_renewed_while_open_and_released_on_close(
         previous[0] = now
         return went_up
 
-    wait_for(renewed, timeout=2.0, what="the lease to be renewed")
+    eventually(renewed, timeout=2.0, what="the lease to be renewed")
     assert any(t.name == "restart-guard-redis-lease" for t in threading.enumerate())
 
     store.close()
@@ -475,6 +467,95 @@ def test_markers_survive_a_redis_crash_with_appendfsync_always(
     assert len(store.load()) == 99
 
 
+# ---------------------------------------------------------------------- Redis forgets
+def _restart_empty(server: RedisServer) -> None:
+    server.kill()  # no persistence: it comes back empty
+    server.start()
+
+
+def _flushall(server: RedisServer) -> None:
+    with contextlib.closing(server.client()) as client:
+        client.flushall()
+
+
+FORGETTING = {"restarted without persistence": _restart_empty, "FLUSHALL": _flushall}
+
+
+@pytest.mark.parametrize("forget", list(FORGETTING))
+def test_what_the_bot_holds_is_written_again_when_redis_forgets_it(
+    redis_server_factory: ServerFactory,
+    namespace: str,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+    forget: str,
+) -> None:
+    server = redis_server_factory(None)
+    store = stores(server.url, namespace, 0.6)  # renewed every 0.2 s
+    store.open("me")
+    held = [marker(i, "me") for i in range(5)]
+    store.commit(held, [])
+    store.commit([], [held[0].key], draining=True)  # a stop signal: the drain began
+    markers_key, lease_key = f"{namespace}:m:me", f"{namespace}:lease:me"
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        FORGETTING[forget](server)
+        with contextlib.closing(server.client(decode_responses=True)) as client:
+            eventually(lambda: client.hlen(markers_key) == 4, 10, "the markers to be written again")
+            assert client.exists(lease_key)
+            assert client.sismember(f"{namespace}:owners", "me")
+            # Three more renewals: nothing more to write, nothing more to say.
+            renewals, last = 0, client.pttl(lease_key)
+
+            def three_renewals() -> bool:
+                nonlocal renewals, last
+                now = client.pttl(lease_key)
+                renewals += now > last  # the TTL only goes up when the lease is renewed
+                last = now
+                return renewals >= 3
+
+            eventually(three_renewals, 5, "three lease renewals")
+    lost = [r.getMessage() for r in caplog.records if "written again" in r.getMessage()]
+    assert len(lost) == 1, caplog.text
+    assert "had lost 4 of the 4 marker(s) this process holds and its lease" in lost[0]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    stored = {s.marker.key: s.marker for s in store.load()}
+    assert set(stored) == {m.key for m in held[1:]}  # the removed one stays removed
+    assert {m.phase for m in stored.values()} == {Phase.DRAINING}  # and the drain note
+
+
+def test_a_commit_after_redis_forgot_writes_back_what_the_bot_holds(
+    redis_server_factory: ServerFactory,
+    namespace: str,
+    stores: Callable[..., RedisStore],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = redis_server_factory(None)
+    store = stores(server.url, namespace, 60.0)  # no renewal during this test
+    store.open("me")
+    store.commit([marker(1, "me"), marker(2, "me")], [])
+    _flushall(server)
+    with caplog.at_level(logging.WARNING, logger="restart_guard"):
+        store.commit([marker(3, "me")], [marker(2).key])  # the next write-ahead batch
+    assert {s.marker.key for s in store.load()} == {marker(1).key, marker(3).key}
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert "had lost 1 of the 2 marker(s) this process holds and its lease" in warning
+
+
+def test_claimed_markers_are_held_too(
+    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+) -> None:
+    dead = stores(redis_server.url, namespace)
+    dead.open("dead")
+    dead.commit([marker(1, "dead")], [])
+    dead.close()
+    store = stores(redis_server.url, namespace, 60.0)
+    store.open("me")
+    [claimed] = store.claim()
+    with contextlib.closing(redis_server.client()) as client:
+        client.delete(f"{namespace}:m:me")  # lost while it is being resumed
+    store.commit([marker(2, "me")], [])
+    assert {s.marker.key for s in store.load()} == {claimed.key, marker(2).key}
+
+
 # ---------------------------------------------------------------------- fallback
 def fallback_store(url: str, namespace: str, directory: Path) -> FallbackStore:
     return FallbackStore(RedisStore(url, namespace=namespace, lease=0.5), DirectoryStore(directory))
@@ -509,7 +590,7 @@ def test_fallback_takes_the_batch_when_redis_dies_and_the_next_start_reads_both(
 
     server.start()
     with contextlib.closing(server.client()) as client:
-        wait_for(lambda: not client.exists(f"{namespace}:lease:old"), 3, "the old lease to end")
+        eventually(lambda: not client.exists(f"{namespace}:lease:old"), 3, "the old lease to end")
     new = fallback_store(server.url, namespace, local)
     new.open("new")
     try:
@@ -602,30 +683,6 @@ def test_fallback_claim_keeps_what_redis_handed_over_when_the_directory_fails(
         store.close()
 
 
-class RecordingLink:
-    """A platform that records notices instead of posting them."""
-
-    notices_per_second = 1000.0
-
-    def __init__(self) -> None:
-        self.sent: list[Conversation] = []
-
-    async def send_notice(self, conversation: Conversation, text: str) -> None:
-        self.sent.append(conversation)
-
-    async def replay(self, marker: Marker) -> None:
-        raise AssertionError("replay is off")
-
-
-async def wait_async(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once_it_is_back(
     redis_server_factory: ServerFactory,
     tmp_path: Path,
@@ -659,7 +716,7 @@ async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once
         return real_claim()
 
     monkeypatch.setattr(guard.store, "claim", counting_claim)
-    link = RecordingLink()
+    link = FakeLink()
     resumer = Resumer(guard, link)
     resumer.reclaim_interval = 0.05
     caplog.set_level(logging.DEBUG, logger="restart_guard")
@@ -671,8 +728,8 @@ async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once
         run = guard.begin(Conversation("slack", "C99999"))
         assert await guard.flush_async()
         guard.end(run)
-        await wait_async(lambda: claims >= 5, 10, "the re-claim to retry while Redis is down")
-        assert link.sent == [marker(10).conversation]
+        await eventually_async(lambda: claims >= 5, 10, "the re-claim to retry while Redis is down")
+        assert link.conversations == [marker(10).conversation]
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
         assert "unavailable at start-up" in errors[0]
@@ -680,14 +737,17 @@ async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once
 
         server.start()  # same port, same append-only file
         everything = [marker(i).conversation for i in (10, 0, 1, 2)]
-        await wait_async(lambda: len(link.sent) >= 4, 15, "the markers in Redis to be resumed")
+        await eventually_async(
+            lambda: len(link.sent) >= 4, 15, "the markers in Redis to be resumed"
+        )
         assert await resumer.wait(5)
-        await wait_async(
+        await eventually_async(
             lambda: not RedisStore(server.url, namespace=guard.store.primary.namespace).load(),
             10,
             "the resumed markers to be removed from Redis",
         )
-        assert sorted(c.key for c in link.sent) == sorted(c.key for c in everything)
+        assert sorted(c.key for c in link.conversations) == sorted(c.key for c in everything)
+        assert link.replayed == []  # replay is off
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert len(errors) == 1, errors
         assert "answers again" in caplog.text

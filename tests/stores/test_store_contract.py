@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from restart_guard import Conversation, Marker, Phase
-from restart_guard.stores.base import Store
+from restart_guard.stores.base import OperatorStore, Store, StoreError
+from restart_guard.stores.directory import DirectoryStore
+from restart_guard.stores.fallback import FallbackStore
 
-from .conftest import StoreFactory
+from .conftest import RedisServer, StoreFactory
 
 
 def marker(n: int, owner: str, **changes: object) -> Marker:
@@ -244,3 +247,68 @@ def test_claimed_markers_can_be_removed(store_factory: StoreFactory) -> None:
     claimer.close()
     assert keys([s.marker for s in store_factory().load()]) == keys(claimed[3:])
     assert keys(opened(store_factory, "c").claim()) == keys(claimed[3:])
+
+
+def test_discard_removes_held_markers_or_refuses_and_keeps_them(
+    store_factory: StoreFactory,
+) -> None:
+    """``clear --force``: Redis deletes markers from under their running owner; a marker
+    directory (one writer per journal) refuses with StoreError and loses nothing."""
+    written = [marker(i, "a") for i in range(3)]
+    writer = opened(store_factory, "a")
+    writer.commit(written, [])
+    operator = store_factory()  # the CLI: another process, never opened
+    assert isinstance(operator, OperatorStore)
+    assert operator.discard([]) == 0
+
+    if store_factory.kind == "directory":
+        with pytest.raises(StoreError, match="one writer"):
+            operator.discard(written[:2])
+        left = keys([s.marker for s in store_factory().load()])
+        assert left == keys(written)
+    else:
+        assert operator.discard(written[:2]) == 2
+        seen = store_factory().load()
+        assert keys([s.marker for s in seen]) == keys(written[2:])
+        assert all(s.held for s in seen)  # the owner still runs and keeps the rest
+        assert operator.discard(written[:1]) == 0  # already gone: nothing counted twice
+    writer.close()
+
+
+@pytest.mark.external_service
+def test_fallback_store_discards_from_its_primary(
+    redis_server: RedisServer, namespace: str, tmp_path: Path
+) -> None:
+    from restart_guard.stores.redis import RedisStore
+
+    def fallback_store() -> FallbackStore:
+        return FallbackStore(
+            RedisStore(redis_server.url, namespace=namespace, lease=5.0),
+            DirectoryStore(tmp_path / "fallback"),
+        )
+
+    written = [marker(i, "a") for i in range(3)]
+    writer = fallback_store()
+    writer.open("a")
+    writer.commit(written, [])
+    operator = fallback_store()
+    try:
+        assert isinstance(operator, OperatorStore)
+        assert operator.discard(written[:1]) == 1
+        assert keys([s.marker for s in operator.load()]) == keys(written[1:])
+    finally:
+        writer.close()
+        operator.close()
+
+
+def test_noticed_survives_commit_and_claim(store_factory: StoreFactory) -> None:
+    told, untold = marker(1, "dead", noticed=True), marker(2, "dead")
+    dead_owner(store_factory, "dead", [told, untold])
+    store = opened(store_factory, "alive")
+    claimed = {m.key: m for m in store.claim()}
+    assert (claimed[told.key].noticed, claimed[untold.key].noticed) == (True, False)
+    assert {s.marker.key: s.marker.noticed for s in store.load()} == {
+        told.key: True,
+        untold.key: False,
+    }
+    store.close()

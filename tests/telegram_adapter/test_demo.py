@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -21,3 +22,10 @@ def test_demo_loses_the_conversation_unguarded_and_tells_the_user_guarded() -> N
     assert "told the user in the right topic" in guarded
     assert "bot → topic 42: ♻️ I was restarted" in guarded
     assert "as expected" in guarded
+    for round_text in (unguarded, guarded):
+        # Every step is narrated once and in order; the exit status follows the
+        # narrated second stop, and the user's "hello?" is introduced in step 6.
+        steps = re.findall(r"^\[(\d)\]", round_text, re.MULTILINE)
+        assert steps == [str(n) for n in range(1, 9)], round_text
+        assert re.search(r"^\[6\] the user.* writes again in topic 42: hello\?", round_text, re.M)
+        assert re.search(r"^\[7\] .*SIGTERM.*: the bot exited 0$", round_text, re.MULTILINE)

@@ -29,6 +29,7 @@ from telegram.ext import (
 import restart_guard
 from restart_guard import DirectoryStore, Phase
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually_async
 
 CHAT = -1001000000001
 
@@ -40,16 +41,6 @@ def stored(marker_dir: Path) -> dict[tuple[str, str | None, str | None], Phase]:
         )
         for s in DirectoryStore(marker_dir).load()
     }
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait for an observable condition, with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not check():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.005)
 
 
 class Gate:
@@ -106,9 +97,11 @@ async def test_handler_added_after_protect_is_tracked_until_it_returns(
     await running(app)
     api.inject_message(CHAT, "hi", message_thread_id=7)
     await gate.entered.wait()
-    await eventually(lambda: stored(tmp_path / "m") == {(str(CHAT), "7", None): Phase.IN_FLIGHT})
+    await eventually_async(
+        lambda: stored(tmp_path / "m") == {(str(CHAT), "7", None): Phase.IN_FLIGHT}
+    )
     gate.release.set()
-    await eventually(lambda: stored(tmp_path / "m") == {})
+    await eventually_async(lambda: stored(tmp_path / "m") == {})
     await stopped(app)
 
 
@@ -130,7 +123,7 @@ async def test_write_ahead_never_fsyncs_on_the_handler_thread(
     api.inject_message(CHAT, "hi")
     await gate.entered.wait()
     # Durable while the handler is still blocked: nobody but the writer thread wrote it.
-    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    await eventually_async(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
     assert syncing_threads
     assert threading.get_ident() not in syncing_threads
     gate.release.set()
@@ -147,9 +140,9 @@ async def test_non_blocking_handler_stays_marked_until_its_task_ends(
     api.inject_message(CHAT, "hi")
     await gate.entered.wait()
     # process_update() has long returned; the task still runs.
-    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    await eventually_async(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
     gate.release.set()
-    await eventually(lambda: stored(tmp_path / "m") == {})
+    await eventually_async(lambda: stored(tmp_path / "m") == {})
     await stopped(app)
 
 
@@ -163,10 +156,10 @@ async def test_concurrent_updates_are_each_tracked(
     api.inject_message(CHAT, "one")
     api.inject_message(CHAT - 1, "two")
     api.inject_message(42, "three")
-    await eventually(lambda: gate.count == 3)
-    await eventually(lambda: len(stored(tmp_path / "m")) == 3)
+    await eventually_async(lambda: gate.count == 3)
+    await eventually_async(lambda: len(stored(tmp_path / "m")) == 3)
     gate.release.set()
-    await eventually(lambda: stored(tmp_path / "m") == {})
+    await eventually_async(lambda: stored(tmp_path / "m") == {})
     await stopped(app)
 
 
@@ -195,9 +188,9 @@ async def test_conversation_handler_states_are_tracked(
     api.inject_message(CHAT, "/ask")
     api.inject_message(CHAT, "the answer")
     await gate.entered.wait()
-    await eventually(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
+    await eventually_async(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
     gate.release.set()
-    await eventually(lambda: stored(tmp_path / "m") == {})
+    await eventually_async(lambda: stored(tmp_path / "m") == {})
     await stopped(app)
 
 
@@ -223,7 +216,7 @@ async def test_conversation_key_follows_topic_and_business_connection(
     await running(app)
     api.inject_message(CHAT, "hi", **inject)
     await gate.entered.wait()
-    await eventually(lambda: expected in stored(tmp_path / "m"))
+    await eventually_async(lambda: expected in stored(tmp_path / "m"))
     assert len(stored(tmp_path / "m")) == 1
     gate.release.set()
     await stopped(app)
@@ -247,7 +240,7 @@ async def test_updates_without_a_chat_are_not_tracked(
         }
     )
     await gate.entered.wait()
-    guard = type(app)._restart_guard.guard  # type: ignore[attr-defined]
+    guard = type(app)._restart_guard.lifecycle.guard  # type: ignore[attr-defined]
     assert guard.in_flight == 0  # the handler runs, but there is no chat to resume in
     gate.release.set()
     await stopped(app)
@@ -263,11 +256,11 @@ async def test_stop_pre_marks_everything_before_the_drain(
     await running(app)
     for chat in range(1, 6):
         api.inject_message(chat, "hi")
-    await eventually(lambda: gate.count == 5)
+    await eventually_async(lambda: gate.count == 5)
     await app.updater.stop()  # type: ignore[union-attr]
     stopping = asyncio.ensure_future(app.stop())
     # The drain is waiting on the handlers; every conversation is already marked "draining".
-    await eventually(lambda: set(stored(tmp_path / "m").values()) == {Phase.DRAINING})
+    await eventually_async(lambda: set(stored(tmp_path / "m").values()) == {Phase.DRAINING})
     assert len(stored(tmp_path / "m")) == 5
     assert not stopping.done()
     gate.release.set()

@@ -15,7 +15,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -41,20 +41,9 @@ from restart_guard.testing.slack import (
     api_url_from_env,
     sign_request,
 )
+from restart_guard.testing.wait import eventually
 
 CHANNEL = "C0GENERAL"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll a condition nobody signals (another library's attribute) with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout}s for {what or condition!r}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -140,7 +129,7 @@ def test_builtin_client_gets_pongs_and_context_from_payload(api: SlackStandIn) -
         # The built-in client pings right after its handshake; our pong sets this.
         session = handler.client.current_session
         assert session is not None
-        wait_until(lambda: session.last_ping_pong_time is not None, what="a pong")
+        eventually(lambda: session.last_ping_pong_time is not None, what="a pong")
 
         envelope_id = api.inject_event(
             {"type": "reaction_added", "user": "U0X", "reaction": "eyes", "event_ts": "1.2"},
@@ -148,7 +137,7 @@ def test_builtin_client_gets_pongs_and_context_from_payload(api: SlackStandIn) -
             enterprise="E0GRID",
         )
         api.wait_for_ack(envelope_id)
-        wait_until(lambda: seen, what="the reaction listener")
+        eventually(lambda: seen, what="the reaction listener")
         assert seen[0]["team"] == "T0OTHER"
         assert seen[0]["enterprise"] == "E0GRID"
 
@@ -200,7 +189,7 @@ async def test_async_app_replies_in_thread_over_socket_mode() -> None:
 
             # The aiohttp client's first ping carries "sdk-ping-pong:<time>"; our pong sets this.
             await asyncio.to_thread(
-                wait_until, lambda: handler.client.last_ping_pong_time is not None
+                eventually, lambda: handler.client.last_ping_pong_time is not None
             )
             mention = api.inject_app_mention("C0ASYNC", "deploy", thread_ts="1699999999.000100")
             reply = (await asyncio.to_thread(api.wait_for_sent))[0]
@@ -298,7 +287,7 @@ def http_mode(app: App) -> Iterator[str]:
     )
     thread.start()
     # Bolt binds in SlackAppDevelopmentServer.__init__ and keeps it private: read the port there.
-    server = wait_until(
+    server = eventually(
         lambda: getattr(getattr(app, "_development_server", None), "_server", None),
         what="Bolt's development server",
     )
@@ -487,7 +476,7 @@ def test_enterprise_install_reported_by_auth_test() -> None:
         with socket_mode(app, api):
             api.wait_for_connection()
             api.wait_for_ack(api.inject_event({"type": "reaction_added", "event_ts": "1.1"}))
-            wait_until(lambda: seen, what="the reaction listener")
+            eventually(lambda: seen, what="the reaction listener")
         assert seen == [("E0GRID", TEAM_ID)]
 
 

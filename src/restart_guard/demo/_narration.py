@@ -7,6 +7,7 @@ three demos read alike and change together.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import tempfile
@@ -16,13 +17,17 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from .._registry import AdapterSpec
+
 __all__ = [
     "begin_round",
     "bot_argv",
     "deploy_then_kill",
-    "report_result",
+    "missing_framework",
     "run_rounds",
     "say",
+    "say_hello",
+    "stop_and_report",
     "stop_timeout_kill",
     "transcript",
 ]
@@ -31,6 +36,14 @@ __all__ = [
 def say(text: str) -> None:
     """Print one line of the demo now, not when the buffer fills, so it keeps pace."""
     print(text, flush=True)
+
+
+def missing_framework(spec: AdapterSpec, exc: Exception) -> None:
+    """Say what to install when the demo's framework (or the stand-in's aiohttp) is missing."""
+    say(
+        f"the {spec.platform} demo needs {spec.framework} and aiohttp: "
+        f"{spec.pip_install('testing')} ({exc})"
+    )
 
 
 def transcript(sent: Iterable[Any], where: Callable[[Any], str]) -> None:
@@ -94,27 +107,67 @@ def deploy_then_kill(bot: Any, guarded: bool, *, marked: str, died: str) -> int:
     return status
 
 
-def report_result(guarded: bool, notified: bool, status: int, *, told: str) -> None:
-    """Print step 7: whether the interrupted conversation was lost or ``told``."""
+def say_hello(where: str, text: str) -> None:
+    """Print step 6's heading: the user, who got no answer, writes ``text`` again."""
+    say(f"[6] the user, still without an answer, writes again in {where}: {text}")
+    say(f"      what the user sees in {where} after the restart:")
+
+
+def _exit_text(status: int) -> str:
+    if status < 0:
+        try:
+            return f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"killed by signal {-status}"
+    return f"exited {status}"
+
+
+def stop_and_report(bot: Any, guarded: bool, notified: bool, *, told: str) -> int:
+    """Steps 7 and 8: an ordinary stop with nothing in flight, then the verdict.
+
+    ``told`` completes "restart-guard …" when the guarded bot posted its notice.
+    Returns the bot's exit status.
+    """
+    bot.send_signal(signal.SIGTERM)
+    status: int = bot.wait_exit(30)
+    say(
+        "[7] the demo stops the bot again (SIGTERM, nothing in flight): "
+        f"the bot {_exit_text(status)}"
+    )
     if guarded:
-        verdict = told if notified else "NO NOTICE (bug!)"
+        verdict = f"restart-guard {told}" if notified else "NO NOTICE (bug!)"
     else:
-        verdict = "silently lost" if not notified else "unexpected notice"
-    say(f"[7] result: the interrupted conversation was {verdict} (bot exited {status})")
+        verdict = (
+            "the interrupted conversation was silently lost"
+            if not notified
+            else "an unexpected notice"
+        )
+    say(f"[8] result: {verdict}")
+    return status
 
 
 def run_rounds(
-    opening: Iterable[str],
-    running: Callable[[], AbstractContextManager[Any]],
+    spec: AdapterSpec,
+    title: str,
+    stand_in: Callable[[], Callable[[], AbstractContextManager[Any]]],
     play_round: Callable[[Any, Path, bool], bool],
 ) -> int:
     """Play the unguarded round, then the guarded one, on one stand-in.
 
-    Returns the process exit status: 0 when both rounds behaved.
+    ``stand_in`` imports the stand-in and returns its ``running``; when the
+    framework (which the bot subprocess needs) or the stand-in is missing,
+    the demo says what to install. Returns the process exit status: 0 when
+    both rounds behaved, 2 when something is missing.
     """
+    try:
+        importlib.import_module(spec.classes[0][0])
+        running = stand_in()
+    except ImportError as exc:
+        missing_framework(spec, exc)
+        return 2
     started = time.monotonic()
-    for line in opening:
-        say(line)
+    say(f"restart-guard demo: {title}")
+    say("(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)")
     with (
         tempfile.TemporaryDirectory(prefix="restart-guard-demo-") as tmp,
         running() as api,

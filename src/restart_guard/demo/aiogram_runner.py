@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+from .._registry import AIOGRAM
 from .telegram_runner import TelegramFramework, run_telegram_demo
 
 __all__ = ["run_demo"]
 
-AIOGRAM = TelegramFramework(
-    "aiogram",
-    "restart_guard.demo.aiogram_bot",
-    "url",
-    "Received SIGTERM signal",
-    "aiogram,testing",
+FRAMEWORK = TelegramFramework(
+    AIOGRAM, "restart_guard.demo.aiogram_bot", "url", "Received SIGTERM signal"
 )
 
 
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    return run_telegram_demo(AIOGRAM)
+    return run_telegram_demo(FRAMEWORK)

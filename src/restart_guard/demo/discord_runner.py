@@ -9,17 +9,20 @@ drain outlives its limit.
 
 from __future__ import annotations
 
-import signal
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from .._registry import DISCORD
 from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     transcript,
 )
 
@@ -73,32 +76,29 @@ def _round(api: Any, workdir: Path, guarded: bool) -> bool:
     bot = start(2)
     say(f"[5] bot restarted (pid {bot.pid}); Discord does not redeliver the message")
     # Show that the bot is up and serving; any notice was posted before the gateway.
+    say_hello("the thread", "hello?")
     api.inject_message(api.thread_id, "hello?")
     _wait_new(api, lambda m: m.text == "echo: hello?")
-    say("[6] what the user sees in the thread after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
-    report_result(guarded, notified, status, told="told the user in the right thread")
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="told the user in the right thread about the interrupted conversation",
+    )
     # A plain bot also dies from that last SIGTERM; the guarded one drains and exits 0.
     return notified == guarded and (status == 0 or not guarded)
 
 
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.discord import DiscordStandIn
+
+    return DiscordStandIn.running
+
+
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        import discord  # noqa: F401
-
-        from restart_guard.testing.discord import DiscordStandIn
-    except ImportError as exc:
-        say(
-            "the Discord demo needs discord.py and aiohttp: "
-            f'pip install "restart-guard[discord,testing]" ({exc})'
-        )
-        return 2
-    opening = [
-        "restart-guard demo: a real discord.py bot process on a loopback Discord",
-        "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
-    ]
-    return run_rounds(opening, DiscordStandIn.running, _round)
+    return run_rounds(
+        DISCORD, "a real discord.py bot process on a loopback Discord", _stand_in, _round
+    )

@@ -9,17 +9,21 @@ its limit.
 
 from __future__ import annotations
 
-import signal
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
+from .._registry import SLACK
 from ._narration import (
     begin_round,
     bot_argv,
     deploy_then_kill,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     transcript,
 )
 
@@ -86,37 +90,34 @@ def _round(api: object, workdir: Path, guarded: bool) -> bool:
             lambda m: m.thread == root and "restarted" in m.text, timeout=30
         )
     # Show that the bot is up and serving; any notice was posted before it connected.
+    say_hello("the thread", "hello?")
     api.inject_message(CHANNEL, "hello?", thread_ts=root)  # type: ignore[attr-defined]
     api.wait_for_sent(  # type: ignore[attr-defined]
         lambda m: m.thread == root and m.text == "echo: hello?", timeout=30
     )
-    say("[6] what the user sees in the thread after the restart:")
     _transcript(api, root, mark)
     notified = any(
         "restarted" in m.text and m.thread == root
         for m in api.sent[mark:]  # type: ignore[attr-defined]
     )
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="resumed the interrupted conversation: the user was told in its thread",
+    )
     clean = status == 0 if guarded else True  # unguarded, SIGTERM kills Bolt outright
-    report_result(guarded, notified, status, told="resumed: the user was told in its thread")
     return notified == guarded and clean
+
+
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.slack import SlackStandIn
+
+    return SlackStandIn.running
 
 
 def run_demo() -> int:
     """Run both rounds; return the process exit status (0 when both behaved)."""
-    try:
-        import slack_bolt  # noqa: F401 - the bot subprocess needs it
-
-        from restart_guard.testing.slack import SlackStandIn
-    except ImportError as exc:
-        say(
-            "the Slack demo needs slack-bolt and aiohttp: "
-            f'pip install "restart-guard[slack,testing]" ({exc})'
-        )
-        return 2
-    opening = [
-        "restart-guard demo: a real slack-bolt app (Socket Mode) on a loopback Slack",
-        "(no token, no network; SIGTERM, then SIGKILL 1 s later as a service manager does)",
-    ]
-    return run_rounds(opening, SlackStandIn.running, _round)
+    return run_rounds(
+        SLACK, "a real slack-bolt app (Socket Mode) on a loopback Slack", _stand_in, _round
+    )

@@ -10,18 +10,22 @@ does when the drain outlives its limit.
 from __future__ import annotations
 
 import functools
-import importlib
 import signal
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .._registry import TELEGRAM, AdapterSpec
 from ._narration import (
     begin_round,
     bot_argv,
-    report_result,
     run_rounds,
     say,
+    say_hello,
+    stop_and_report,
     stop_timeout_kill,
     transcript,
 )
@@ -36,21 +40,17 @@ TOPIC = 42
 class TelegramFramework:
     """A Telegram framework the demo can run: its demo bot and how it says it stopped."""
 
-    name: str
+    #: The framework's registry row (its name, its pip extra).
+    spec: AdapterSpec
     bot_module: str
     #: The stand-in attribute the bot's ``--api-url`` takes.
     api_url: str
     #: A log line of the unguarded bot once SIGTERM started its stop.
     stopping_log: str
-    extra: str
 
 
 PTB = TelegramFramework(
-    "python-telegram-bot",
-    "restart_guard.demo.telegram_bot",
-    "base_url",
-    "Application is stopping",
-    "demo",
+    TELEGRAM, "restart_guard.demo.telegram_bot", "base_url", "Application is stopping"
 )
 
 
@@ -105,33 +105,30 @@ def _round(framework: TelegramFramework, api: object, workdir: Path, guarded: bo
         api.wait_for_sent(lambda m: "restarted" in m.text, timeout=30)  # type: ignore[attr-defined]
     # Show that the bot is up and serving; any notice was posted before polling began.
     hello = f"hello? ({name} run)"
+    say_hello(f"topic {TOPIC}", hello)
     api.inject_message(CHAT, hello, message_thread_id=TOPIC)  # type: ignore[attr-defined]
     api.wait_for_sent(lambda m: m.text == f"echo: {hello}", timeout=30)  # type: ignore[attr-defined]
-    say(f"[6] what the user sees in topic {TOPIC} after the restart:")
     _transcript(api, mark)
     notified = any("restarted" in m.text for m in api.sent[mark:])  # type: ignore[attr-defined]
-    bot.send_signal(signal.SIGTERM)
-    status = bot.wait_exit(30)
-    report_result(guarded, notified, status, told="told the user in the right topic")
+    status = stop_and_report(
+        bot,
+        guarded,
+        notified,
+        told="told the user in the right topic about the interrupted conversation",
+    )
     return notified == guarded and status == 0
+
+
+def _stand_in() -> Callable[[], AbstractContextManager[Any]]:
+    from restart_guard.testing.telegram import TelegramStandIn
+
+    return TelegramStandIn.running
 
 
 def run_telegram_demo(framework: TelegramFramework) -> int:
     """Run both rounds with ``framework``'s bot; return the exit status (0 when both behaved)."""
-    try:
-        importlib.import_module(framework.bot_module)
-        from restart_guard.testing.telegram import TelegramStandIn
-    except ImportError as exc:
-        say(
-            f"the demo needs {framework.name} and aiohttp: "
-            f'pip install "restart-guard[{framework.extra}]" ({exc})'
-        )
-        return 2
-    opening = [
-        f"restart-guard demo: a real {framework.name} process on a loopback Telegram",
-        "(no token, no network; SIGTERM then SIGKILL 1 s later, as a service manager does)",
-    ]
-    return run_rounds(opening, TelegramStandIn.running, functools.partial(_round, framework))
+    title = f"a real {framework.spec.framework} process on a loopback Telegram"
+    return run_rounds(framework.spec, title, _stand_in, functools.partial(_round, framework))
 
 
 def run_demo() -> int:

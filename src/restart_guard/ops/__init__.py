@@ -1,12 +1,11 @@
-"""Operations: what the ``restart-guard`` command and service managers need.
+"""The ``restart-guard`` command's subcommands, for operators; nothing here runs in a bot.
 
-- ``status`` / ``clear`` / ``doctor``: the subcommands of ``restart-guard``
-  (``sources`` finds the stores they look at);
-- ``systemd``: the ``sd_notify`` client (``READY=1`` after start-up
-  recovery, ``STOPPING=1`` when the drain begins);
-- ``metrics``: the ``protect(metrics=...)`` hook (``prometheus`` backs it
-  with a ``prometheus_client`` registry).
+- ``status`` / ``clear`` / ``doctor``: the subcommands (``sources`` finds the
+  stores they look at, chosen as ``protect()`` does; ``units`` reads systemd
+  units and ``mounts`` the file systems, for ``doctor``).
 
-Nothing here is imported by a bot until it is used, except ``systemd`` and
-``metrics``, which import only the standard library.
+Every marker is read and removed through the :class:`~restart_guard.Store`
+the command opens, never by the store's file or key layout. The runtime
+pieces a bot uses live beside the core: ``restart_guard._systemd`` (the
+``sd_notify`` client) and :mod:`restart_guard.metrics`.
 """

@@ -164,7 +164,7 @@ def _clear(args: argparse.Namespace, found: list[Found]) -> int:
             )
     for source, group in _by_source(forced):
         try:
-            removed += _remove_held_redis(source, group)
+            removed += _remove_held(source, group)
         except Exception as exc:
             print(f"restart-guard clear: {source.location}: {exc}", file=sys.stderr)
             status = 1
@@ -253,14 +253,9 @@ def _as_owner_of(source: Source) -> Iterator[None]:
         os.setegid(0)
 
 
-def _remove_held_redis(source: Source, group: list[StoredMarker]) -> int:
-    """``--force`` on Redis: delete each marker from the hash of the process that holds it."""
-    removed = 0
-    for stored in group:
-        marker = stored.marker
-        # Key layout documented in restart_guard.stores.redis: {ns}:m:{owner}.
-        removed += int(source.client.hdel(f"{source.namespace}:m:{marker.owner}", marker.key))
-    return removed
+def _remove_held(source: Source, group: list[StoredMarker]) -> int:
+    """``--force``: the store deletes each marker from under the process that holds it."""
+    return source.store.discard([stored.marker for stored in group])
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,9 +4,14 @@ Checks, each reported with what is wrong and the exact line to change:
 
 - the marker directory exists, is a directory, is writable (a test file is
   written, fsynced, locked and removed, as the store does), is private
-  (0700, journals 0600), belongs to the unit's ``User=``, holds no
+  (0700, journals 0600), belongs to the bot's user (the unit's ``User=``)
+  and is not writable by group or others — the same check the bot makes
+  before it trusts the directory — holds no
   set-aside ``*.corrupt`` records, and is on a filesystem that survives a
   restart (not tmpfs; not a container's overlay layer without a volume);
+  before the bot's first start, when the directory does not exist yet, the
+  place it will be created in (its nearest existing parent) is judged
+  instead: its filesystem, that a directory can be created there, its owner;
 - or the Redis store answers and persists what it is given;
 - the systemd unit (``--unit NAME`` via ``systemctl show``, ``--unit-file
   PATH``, or the unit doctor itself runs in): ``TimeoutStopSec`` leaves
@@ -34,7 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from .._durable import fsync_dir, write_all
-from ..stores.directory import DirectoryStore
+from ..stores._trust import user_name
+from ..stores.directory import DirectoryStore, check_marker_dir
 from .mounts import existing_ancestor, mount_of
 from .sources import OpsError, Target, add_store_options, bot_folders, is_marker_dir, resolve_target
 from .timespan import format_seconds, parse_duration
@@ -82,24 +88,17 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
     section = Section(f"Marker directory {path} ({origin})")
     sections = [section]
     if not path.exists():
-        section.add(
-            "warning",
-            f"{path} does not exist yet: the bot creates it at its first start, so its "
-            "permissions and owner cannot be checked",
-            f"mkdir -p -m 700 {path}  (as the bot's user), or start the bot once",
-        )
-    elif not path.is_dir():
+        _check_future_directory(section, path, unit_user)
+        return sections
+    if not path.is_dir():
         section.add(
             "error",
             f"{path} is not a directory",
             "point marker_dir / $RESTART_GUARD_DIR / --dir at a directory",
         )
         return sections
-    else:
-        section.add("ok", "exists")
+    section.add("ok", "exists")
     _check_filesystem(section, path)
-    if not path.exists():
-        return sections
     folders = bot_folders(path)
     if folders:
         section.add("ok", f"{len(folders)} bot folder(s): {', '.join(f.name for f in folders)}")
@@ -111,6 +110,11 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
         _check_marker_dir(section, path, "", unit_user)
     for folder in folders:
         _check_marker_dir(section, folder, f"{folder.name}: ", unit_user)
+    _note_root(section, unit_user)
+    return sections
+
+
+def _note_root(section: Section, unit_user: str | None) -> None:
     if os.geteuid() == 0 and unit_user is None:
         section.add(
             "note",
@@ -118,7 +122,51 @@ def check_directory(path: Path, origin: str, unit_user: str | None) -> list[Sect
             "run it as the bot's user (sudo -u BOTUSER restart-guard doctor), or pass "
             "--unit / --unit-file so that its User= is checked against the owner",
         )
-    return sections
+
+
+def _check_future_directory(section: Section, path: Path, unit_user: str | None) -> None:
+    """A marker directory the bot has not created yet, judged by where it will be.
+
+    The bot creates it (0700, with any missing parents) at its first start, so
+    what can go wrong is decided by the nearest existing parent: its
+    filesystem, whether the bot can create a directory in it, and its owner.
+    """
+    parent = existing_ancestor(path)
+    if not parent.is_dir():
+        section.add(
+            "error",
+            f"{path} cannot be created: {parent} is not a directory",
+            "point marker_dir / $RESTART_GUARD_DIR / --dir at a directory",
+        )
+        return
+    section.add(
+        "ok",
+        f"does not exist yet: the bot creates it (0700) at its first start, in {parent}",
+    )
+    _check_filesystem(section, path)
+    if _check_creatable(section, parent, path) and unit_user is not None:
+        info = parent.stat()
+        if not info.st_mode & 0o002:  # a sticky world-writable /tmp lets anyone create
+            _check_owner(section, parent, f"{parent}: ", info.st_uid, unit_user, creates=path)
+    _note_root(section, unit_user)
+
+
+def _check_creatable(section: Section, parent: Path, path: Path) -> bool:
+    # Create and remove a directory where the bot will create its own.
+    probe = parent / f".restart-guard-doctor-{secrets.token_hex(4)}"
+    try:
+        probe.mkdir(mode=0o700)
+        probe.rmdir()
+    except OSError as exc:
+        section.add(
+            "error",
+            f"{parent} is not writable by {user_name(os.geteuid())}: {exc.strerror or exc} — "
+            f"the bot cannot create {path}, so nothing is protected",
+            f"mkdir -p -m 700 {path} && chown BOTUSER {path}  (BOTUSER: the user the bot runs as)",
+        )
+        return False
+    section.add("ok", f"{parent} is writable: the bot can create its marker directory there")
+    return True
 
 
 def _check_filesystem(section: Section, path: Path) -> None:
@@ -140,8 +188,9 @@ def _check_filesystem(section: Section, path: Path) -> None:
             f"{on}: the container's writable layer, thrown away when the container is "
             "recreated (a new image, docker compose up, a rescheduled pod); no volume is "
             f"mounted over {existing_ancestor(path)}",
-            f"mount a volume at {path} (examples/deploy/docker-compose.yml, "
-            "kubernetes.yaml) or use the Redis store (--store / $RESTART_GUARD_URL)",
+            f"mount a volume at {path} (docker run -v NAME:{path}, a compose volumes: entry, "
+            "a Kubernetes PersistentVolumeClaim) or use the Redis store (--store / "
+            "$RESTART_GUARD_URL); see 'Deploying' in the documentation",
         )
     elif mount.fstype in _NETWORK or mount.fstype.startswith("fuse"):
         section.add(
@@ -154,9 +203,23 @@ def _check_filesystem(section: Section, path: Path) -> None:
 
 
 def _check_marker_dir(section: Section, path: Path, label: str, unit_user: str | None) -> None:
-    info = path.stat()
-    mode = info.st_mode & 0o777
-    if mode & 0o077:
+    mode = path.stat().st_mode & 0o777
+    # The bot's user: the unit's User=, else whoever runs doctor (unknown when that is
+    # root without a unit: then only the permissions are checked).
+    uid: int | None = os.geteuid()
+    if unit_user is not None:
+        uid = _uid_of(section, label, unit_user)
+    elif uid == 0:
+        uid = None
+    problem = check_marker_dir(path, uid)
+    if problem is not None:
+        section.add(
+            "error",
+            f"{label}{problem.message}. The bot refuses this directory and runs with its "
+            "conversations unprotected",
+            problem.fix,
+        )
+    elif mode & 0o077:
         section.add(
             "warning",
             f"{label}permissions are {mode:04o}, not 0700: other local users can see which "
@@ -166,8 +229,6 @@ def _check_marker_dir(section: Section, path: Path, label: str, unit_user: str |
     else:
         section.add("ok", f"{label}permissions {mode:04o}")
     _check_writable(section, path, label)
-    if unit_user is not None:
-        _check_owner(section, path, label, info.st_uid, unit_user)
     names = sorted(os.listdir(path))
     for name in names:
         file = path / name
@@ -215,7 +276,7 @@ def _check_writable(section: Section, path: Path, label: str) -> None:
     except OSError as exc:
         section.add(
             "error",
-            f"{label}not writable by {_user_name(os.geteuid())}: {exc.strerror or exc} — "
+            f"{label}not writable by {user_name(os.geteuid())}: {exc.strerror or exc} — "
             "markers cannot be written, so nothing is protected",
             f"chown -R BOTUSER {path} && chmod 700 {path}  (BOTUSER: the user the bot runs as)",
         )
@@ -223,30 +284,37 @@ def _check_writable(section: Section, path: Path, label: str) -> None:
     section.add("ok", f"{label}writable: a test file was written, fsynced, locked and removed")
 
 
-def _check_owner(section: Section, path: Path, label: str, uid: int, user: str) -> None:
+def _uid_of(section: Section, label: str, user: str) -> int | None:
     try:
         import pwd
 
-        expected = pwd.getpwnam(user).pw_uid
+        return pwd.getpwnam(user).pw_uid
     except (ImportError, KeyError):
         section.add("note", f"{label}cannot look up User={user} to compare with the owner")
+        return None
+
+
+def _check_owner(
+    section: Section, path: Path, label: str, uid: int, user: str, creates: Path | None = None
+) -> None:
+    expected = _uid_of(section, label, user)
+    if expected is None or uid == expected:
         return
-    if uid != expected:
+    if creates is not None:
         section.add(
             "error",
-            f"{label}owned by {_user_name(uid)}, but the unit runs the bot as User={user}: it "
-            "cannot create its journal there",
-            f"chown -R {user}: {path}",
+            f"{label}owned by {user_name(uid)}, but the unit runs the bot as User={user}: it "
+            f"cannot create {creates} there",
+            f"mkdir -p -m 700 {creates} && chown {user}: {creates}   (or systemd "
+            "StateDirectory=, which creates /var/lib/NAME for the unit's user)",
         )
-
-
-def _user_name(uid: int) -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(uid).pw_name
-    except (ImportError, KeyError):
-        return f"uid {uid}"
+        return
+    section.add(
+        "error",
+        f"{label}owned by {user_name(uid)}, but the unit runs the bot as User={user}: it "
+        "cannot create its journal there",
+        f"chown -R {user}: {path}",
+    )
 
 
 # ------------------------------------------------------------------ redis
@@ -456,9 +524,11 @@ def _unit_sections(args: argparse.Namespace) -> tuple[list[Section], str | None]
             section = Section("Service manager")
             section.add(
                 "note",
-                "no systemd unit checked (pass --unit NAME or --unit-file PATH). Docker, "
-                "Kubernetes, supervisord: keep drain_timeout plus a margin under their stop "
-                "timeout, see examples/deploy/",
+                "no systemd unit checked (pass --unit NAME or --unit-file PATH). Elsewhere, "
+                "keep drain_timeout plus a margin under the stop timeout: Docker "
+                "stop_grace_period (default 10s), Kubernetes terminationGracePeriodSeconds "
+                "(30s, shared with preStop), supervisord stopwaitsecs (10s); see 'Deploying' "
+                "in the documentation",
             )
             return [section], None
     except UnitError as exc:

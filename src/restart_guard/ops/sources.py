@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .._settings import ENV_DIR, ENV_URL
-from ..stores.base import Store
+from ..stores.base import OperatorStore
 from ..stores.directory import DirectoryStore
 
 __all__ = [
@@ -56,10 +56,8 @@ class Source:
     label: str  # the bot folder's name, or the namespace without its prefix
     location: str  # the directory, or "redis://host:port/db namespace NS"
     kind: str  # "directory" or "redis"
-    store: Store
+    store: OperatorStore
     path: Path | None = None
-    namespace: str | None = None
-    client: Any = None  # redis-py client of a Redis source
 
 
 @dataclass
@@ -109,22 +107,19 @@ class Target:
                 location=f"{self.where} namespace {namespace}",
                 kind="redis",
                 store=backend.RedisStore(self.redis_client, namespace=namespace),
-                namespace=namespace,
-                client=self.redis_client,
             )
 
     def _discover_namespaces(self) -> list[str]:
         import redis
 
+        backend = importlib.import_module("restart_guard.stores.redis")
         try:
-            keys = self.redis_client.scan_iter(match=f"{REDIS_PREFIX}*:owners", count=1000)
-            found = {(k.decode() if isinstance(k, bytes) else k)[: -len(":owners")] for k in keys}
+            return list(backend.find_namespaces(self.redis_client, REDIS_PREFIX))
         except redis.RedisError as exc:
             raise OpsError(
                 f"cannot read Redis at {self.where}: {exc}. Check that it runs and the URL "
                 "(--store / $RESTART_GUARD_URL) is right"
             ) from exc
-        return sorted(found)
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:

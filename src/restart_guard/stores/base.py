@@ -8,11 +8,24 @@ from typing import Protocol, runtime_checkable
 
 from .._marker import Marker
 
-__all__ = ["Store", "StoreError", "StoredMarker"]
+__all__ = ["UNREADABLE", "OperatorStore", "Store", "StoreError", "StoredMarker"]
 
 
 class StoreError(Exception):
     """A store could not do what was asked; the message says what to check."""
+
+
+#: What decoding a stored record may raise when it is garbage or of an unknown
+#: version: such a record is skipped (and set aside), never fatal.
+UNREADABLE = (
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    UnicodeDecodeError,
+    OverflowError,
+    RecursionError,
+)
 
 
 @dataclass(frozen=True)
@@ -61,3 +74,22 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the store. Markers still present stay for the next start."""
+
+
+@runtime_checkable
+class OperatorStore(Store, Protocol):
+    """A :class:`Store` the ``restart-guard`` command can also clean up.
+
+    The stores restart-guard ships implement it. A store of your own needs
+    only :class:`Store` to protect a bot; this method is for the operator CLI.
+    """
+
+    def discard(self, markers: Sequence[Marker]) -> int:
+        """Delete ``markers`` at once, even those a running process holds; return how many were.
+
+        For ``restart-guard clear --force``. Needs no ``open()``. The owner of
+        a conversation still in flight writes its marker again at its next
+        batch. A store in which only the owner may write (a marker directory:
+        one writer per journal) raises :class:`StoreError` and removes nothing.
+        """
+        ...

@@ -66,7 +66,7 @@ import threading
 from collections.abc import Sequence
 
 from .._marker import Marker, newer
-from .base import Store, StoredMarker, StoreError
+from .base import OperatorStore, Store, StoredMarker, StoreError
 
 __all__ = ["FallbackStore"]
 
@@ -270,6 +270,17 @@ class FallbackStore:
             else:
                 self._fallback_stale.add(key)
         return list(merged.values())
+
+    def discard(self, markers: Sequence[Marker]) -> int:
+        """Discard from the primary, the store other processes' held markers are in.
+
+        The fallback is a marker directory whose journals only their owners
+        write; what a running process put there during an outage stays until
+        it moves back to the primary or that process stops.
+        """
+        if not isinstance(self.primary, OperatorStore):
+            raise StoreError(f"{self.primary!r} cannot discard markers held by a running process")
+        return self.primary.discard(markers)
 
     def load(self) -> list[StoredMarker]:
         """The markers of both stores (a failing one is skipped with an error line)."""

@@ -85,6 +85,18 @@ Operations
     claimable at once by the next start), unregisters the owner if it holds
     nothing, and closes the connections it opened.
 
+What the bot holds survives a Redis that forgets it
+---------------------------------------------------
+The store keeps a copy of the records of the markers its process holds.
+Every lease renewal (every ``lease / 3`` s) and every commit also asks how
+many markers the process's hash holds (``HLEN``, in the same round trip).
+If Redis has fewer than the process holds — Redis restarted without
+persistence, a failover lost writes, or another instance claimed them after
+this process's lease ran out — they are written again at once (with the
+"draining" note, if it was set) and one warning says how many were lost.
+A conversation is never left unmarked while its process still runs it;
+in the last case it may be resumed twice, never zero times.
+
 Errors (unreachable, timeout, refused, read-only replica, wrong password)
 surface as :class:`~restart_guard.stores.base.StoreError` naming the server
 and what to check; the guard logs them and retries. To fall back to a local
@@ -153,9 +165,9 @@ from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
 from .._marker import Marker, Phase, marker_json_text
-from .base import StoredMarker, StoreError
+from .base import UNREADABLE, StoredMarker, StoreError
 
-__all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore"]
+__all__ = ["DEFAULT_LEASE", "ENV_LEASE", "RedisStore", "find_namespaces"]
 
 log = logging.getLogger("restart_guard")
 
@@ -335,6 +347,12 @@ class RedisStore:
         self._renewer: threading.Thread | None = None
         self._lease_held = False  # a lease of ours was set and should still exist
         self._renew_failing = False
+        # What this process holds in Redis (field -> record) and whether it is draining:
+        # written again if Redis loses it (restarted empty, a failover lost writes).
+        self._held: dict[bytes, bytes] = {}
+        self._draining = False
+        # Commit, claim and the renewal thread's check change or compare _held.
+        self._held_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"RedisStore({self._where!r}, namespace={self.namespace!r})"
@@ -418,9 +436,41 @@ class RedisStore:
 
     def _renew(self) -> None:
         owner = self._require_open()
-        with self._errors("take the lease of this process"):
-            previous = self._client.set(self._lease_key(owner), owner, px=self._lease_ms, get=True)
-        self._note_lease(previous)
+        with self._held_lock, self._errors("take the lease of this process"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.set(self._lease_key(owner), owner, px=self._lease_ms, get=True)
+            pipe.hlen(self._markers_key(owner))
+            previous, stored = pipe.execute()
+            self._check_held(previous, stored)
+
+    def _check_held(self, previous: object, stored: int) -> None:
+        """After a lease renewal: write again what Redis lost of what we hold.
+
+        ``previous`` is what the lease key held before it was set again,
+        ``stored`` how many markers our hash holds now. Called with
+        ``_held_lock`` held, so no commit changes ``_held`` meanwhile.
+        """
+        lost = len(self._held) - stored
+        if lost <= 0:
+            self._note_lease(previous)
+            return
+        owner = self._owner
+        pipe = self._client.pipeline(transaction=True)
+        pipe.sadd(self._registry, owner)
+        pipe.hset(self._markers_key(owner), mapping=cast("dict[FieldT, EncodableT]", self._held))
+        if self._draining:
+            pipe.set(self._draining_key(owner), "1", px=_DRAINING_TTL_MS)
+        pipe.execute()
+        self._lease_held = True
+        log.warning(
+            "restart-guard: Redis at %s had lost %d of the %d marker(s) this process holds%s "
+            "(restarted without persistence, a failover lost writes, or another instance "
+            "claimed them after the lease ran out); written again",
+            self._where,
+            lost,
+            len(self._held),
+            " and its lease" if previous is None else "",
+        )
 
     def _note_lease(self, previous: object) -> None:
         if previous is None and self._lease_held:
@@ -470,18 +520,24 @@ class RedisStore:
             return
         owner = self._require_open()
         hash_key = self._markers_key(owner)
+        records = _records(puts)
         pipe = self._client.pipeline(transaction=True)
         pipe.set(self._lease_key(owner), owner, px=self._lease_ms, get=True)
         if puts:
             pipe.sadd(self._registry, owner)
-            pipe.hset(hash_key, mapping=_records(puts))
+            pipe.hset(hash_key, mapping=records)
         if removes:
             pipe.hdel(hash_key, *removes)
         if draining:
             pipe.set(self._draining_key(owner), "1", px=_DRAINING_TTL_MS)
-        with self._errors(f"write {len(puts)} marker(s) / remove {len(removes)}"):
+        pipe.hlen(hash_key)  # fewer than we hold: Redis lost some (see _check_held)
+        with self._held_lock, self._errors(f"write {len(puts)} marker(s) / remove {len(removes)}"):
             replies = pipe.execute()
-        self._note_lease(replies[0])
+            self._held.update(cast("dict[bytes, bytes]", records))
+            for key in removes:
+                self._held.pop(key.encode(), None)
+            self._draining = self._draining or draining
+            self._check_held(replies[0], replies[-1])
 
     def close(self) -> None:
         """Stop renewing, delete the lease, close the connections this store opened.
@@ -546,16 +602,28 @@ class RedisStore:
             )
         if not moved:
             return []
+        records = _records(claimed)
         pipe = self._client.pipeline(transaction=True)
         if claimed:
-            pipe.hset(mine, mapping=_records(claimed))
+            pipe.hset(mine, mapping=records)
         if bad:
             pipe.hdel(mine, *bad)
             pipe.hset(self._corrupt, mapping={field: record for field, record in bad.items()})
         pipe.delete(self._resuming_key(owner))
-        with self._errors(f"record {len(claimed)} claimed marker(s)"):
+        with self._held_lock, self._errors(f"record {len(claimed)} claimed marker(s)"):
             pipe.execute()
+            self._held.update(cast("dict[bytes, bytes]", records))
         return claimed
+
+    def discard(self, markers: Sequence[Marker]) -> int:
+        """Delete each marker from the hash of the process that holds it; how many were there."""
+        if not markers:
+            return 0
+        with self._errors(f"discard {len(markers)} marker(s)"):
+            pipe = self._client.pipeline(transaction=False)
+            for marker in markers:
+                pipe.hdel(self._markers_key(marker.owner), marker.key)
+            return sum(int(n) for n in pipe.execute())
 
     def load(self) -> list[StoredMarker]:
         """Every marker in the namespace, without claiming anything."""
@@ -602,6 +670,18 @@ class RedisStore:
         return found
 
 
+def find_namespaces(client: redis.Redis, prefix: str = "") -> list[str]:
+    """The namespaces starting with ``prefix`` that hold markers now, sorted (for operators).
+
+    A namespace counts while its ``{ns}:owners`` set exists, that is while
+    some process's markers are in it. Raises ``redis.RedisError`` when Redis
+    cannot be read.
+    """
+    suffix = ":owners"
+    keys = client.scan_iter(match=f"{prefix}*{suffix}", count=1000)
+    return sorted({_text(key)[: -len(suffix)] for key in keys})
+
+
 def _records(markers: Sequence[Marker]) -> Mapping[FieldT, EncodableT]:
     # Bytes, not str: redis-py packs bytes arguments without re-encoding them,
     # which is ~10% of a 10,000-marker commit.
@@ -615,14 +695,6 @@ def _encode(marker: Marker) -> bytes:
 def _parse(field: str, record: bytes | str) -> Marker | None:
     try:
         marker = Marker.from_json(json.loads(record))
-    except (
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        UnicodeDecodeError,
-        OverflowError,
-        RecursionError,
-    ):
+    except UNREADABLE:
         return None
     return marker if marker.key == field else None

@@ -13,12 +13,12 @@ prove the conversation survives should kill it only once that happened::
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .._marker import Marker
 from ..stores.directory import DirectoryStore
+from .wait import eventually
 
 __all__ = ["markers_in", "wait_for_markers"]
 
@@ -46,15 +46,18 @@ def wait_for_markers(
 
     Raises ``TimeoutError`` saying what was there instead.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        found = markers_in(path)
+    found: list[Marker] = []
+
+    def matching() -> list[Marker]:
+        found[:] = markers_in(path)
         hits = [m for m in found if predicate is None or predicate(m)]
-        if len(hits) >= count:
-            return hits
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"waited {timeout}s for {count} matching marker(s) in {path}; found: "
-                f"{[str(m.conversation) for m in found]}"
-            )
-        time.sleep(0.005)
+        return hits if len(hits) >= count else []
+
+    return eventually(
+        matching,
+        timeout,
+        what=lambda: (
+            f"{count} matching marker(s) in {path}; found: {[str(m.conversation) for m in found]}"
+        ),
+        interval=0.005,
+    )

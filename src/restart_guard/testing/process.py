@@ -26,6 +26,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .wait import eventually
+
 __all__ = ["BotProcess"]
 
 
@@ -76,21 +78,28 @@ class BotProcess:
         Raises ``TimeoutError`` (with the output) on timeout, or ``RuntimeError``
         if the bot exits before it printed ``text``.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def printed() -> str | None:
             output = self.log()
             if output.count(text) >= count:
                 return output
             if self.process.poll() is not None:
-                output = self.log()
+                output = self.log()  # the last lines may have landed after the first read
                 if output.count(text) >= count:
                     return output
                 raise RuntimeError(
                     f"bot exited with {self.process.returncode} before printing {text!r}:\n{output}"
                 )
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"waited {timeout}s for {text!r} in the bot's output:\n{output}")
-            time.sleep(0.02)
+            return None
+
+        found = eventually(
+            printed,
+            timeout,
+            what=lambda: f"{text!r} in the bot's output:\n{self.log()}",
+            interval=0.02,
+        )
+        assert found is not None
+        return found
 
     def send_signal(self, sig: int) -> None:
         """Send ``sig`` (``signal.SIGTERM`` ...) to the bot."""

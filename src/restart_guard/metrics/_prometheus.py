@@ -5,7 +5,7 @@ bots in one process, or one bot restarted in-process), so metric names are
 registered once. Counters live in the collector and keep counting across
 guards; ``restart_guard_in_flight`` is summed over the live guards when the
 registry is scraped, so nothing is computed on a handler's path.
-See :mod:`restart_guard.ops.metrics` for the metric names.
+See :mod:`restart_guard.metrics` for the metric names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import CollectorRegistry
 
-from .metrics import COUNTERS, GuardMetrics, _Guarded
+from ._counting import COUNTERS, Guarded, GuardMetrics
 
 __all__ = ["RestartGuardCollector", "collector_for"]
 
@@ -44,7 +44,7 @@ class RestartGuardCollector:
         self._counts: dict[tuple[str, str], int] = {}
         self._guards: list[weakref.ReferenceType[Any]] = []
 
-    def attach(self, guard: _Guarded) -> GuardMetrics:
+    def attach(self, guard: Guarded) -> GuardMetrics:
         """Report ``guard``'s counts here and include it in the gauge."""
         with self._lock:
             self._guards = [g for g in self._guards if g() is not None]

@@ -7,7 +7,7 @@ datagram socket and considers it started only when the service sends
 - ``READY=1`` once start-up recovery is done (markers claimed, the first
   notices posted), so ``systemctl start`` and units ordered ``After=`` the
   bot wait for it — adapters call :func:`notify_ready`;
-- ``STOPPING=1`` when the drain begins (from ``Guard.pre_mark``), so
+- ``STOPPING=1`` when the drain begins (from ``Lifecycle.pre_mark``), so
   ``systemctl status`` shows the bot as deactivating while it drains.
 
 Without ``$NOTIFY_SOCKET`` (not under systemd, or ``Type=simple``) every

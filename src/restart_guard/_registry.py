@@ -1,0 +1,146 @@
+"""The one table of adapters: which framework each serves, and how to find it.
+
+Data only: nothing here imports a framework, so ``protect()`` can decide
+which adapter an object needs (by class name along its MRO), the CLI can
+list the platforms it has a demo for, and an error can name the pip command,
+all without python-telegram-bot, discord.py or slack-bolt installed.
+
+Adding a platform adds one row here (see CONTRIBUTING.md); the adapter
+module it names exposes ``ADAPTER`` (:class:`restart_guard._adapter.Adapter`),
+whose ``spec`` is that row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ADAPTERS",
+    "AIOGRAM",
+    "DISCORD",
+    "SLACK",
+    "SUPPORTED",
+    "TELEGRAM",
+    "AdapterSpec",
+    "spec_for_class",
+    "spec_for_platform",
+]
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """One framework restart-guard can guard, and where its adapter lives."""
+
+    #: The row's name (``restart-guard demo --platform``, messages); also
+    #: ``Conversation.platform`` and the default marker folder's prefix, unless
+    #: ``shares_keys_with`` names another row.
+    platform: str
+    #: The framework's name as users know it, for messages.
+    framework: str
+    #: The distribution to look up with ``importlib.metadata.version()``.
+    distribution: str
+    #: The versions the adapter is tested with (the pin of its pip extra).
+    supported: str
+    #: ``pip install "restart-guard[<extra>]"`` installs the framework.
+    extra: str
+    #: The adapter module; it exposes ``ADAPTER``.
+    module: str
+    #: ``(module, qualname)`` of the framework classes the adapter takes.
+    classes: tuple[tuple[str, str], ...]
+    #: How the objects it takes are written in a message.
+    objects: str
+    #: The ``restart-guard demo --platform`` runner module, None without a demo.
+    demo: str | None = None
+    #: The row whose conversation keys and marker folders this adapter uses too
+    #: (aiogram: "telegram", so a bot moved between the two resumes either's markers).
+    shares_keys_with: str | None = None
+
+    @property
+    def conversation_platform(self) -> str:
+        """``Conversation.platform`` of this adapter's conversations, its marker folder's prefix."""
+        return self.shares_keys_with or self.platform
+
+    def pip_install(self, *more_extras: str) -> str:
+        """The command that installs this framework (and ``more_extras``) for restart-guard."""
+        return f'pip install "restart-guard[{",".join((self.extra, *more_extras))}]"'
+
+    def missing(self, detail: object = None) -> str:
+        """The message of :class:`~restart_guard.AdapterNotAvailable` for this adapter."""
+        tail = f" ({detail})" if detail else ""
+        return (
+            f"restart-guard's {self.platform} adapter needs {self.framework}: "
+            f"{self.pip_install()}{tail}"
+        )
+
+
+TELEGRAM = AdapterSpec(
+    platform="telegram",
+    framework="python-telegram-bot",
+    distribution="python-telegram-bot",
+    supported=">=21,<23",
+    extra="telegram",
+    module="restart_guard.adapters.telegram",
+    classes=(("telegram.ext._application", "Application"),),
+    objects="telegram.ext.Application",
+    demo="restart_guard.demo.telegram_runner",
+)
+DISCORD = AdapterSpec(
+    platform="discord",
+    framework="discord.py",
+    distribution="discord.py",
+    supported=">=2.3,<3",
+    extra="discord",
+    module="restart_guard.adapters.discord",
+    classes=(("discord.client", "Client"),),
+    objects="discord.Client / commands.Bot",
+    demo="restart_guard.demo.discord_runner",
+)
+SLACK = AdapterSpec(
+    platform="slack",
+    framework="slack-bolt",
+    distribution="slack-bolt",
+    supported=">=1.18,<2",
+    extra="slack",
+    module="restart_guard.adapters.slack",
+    classes=(("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),
+    objects="slack_bolt.App / AsyncApp",
+    demo="restart_guard.demo.slack_runner",
+)
+AIOGRAM = AdapterSpec(
+    platform="aiogram",
+    framework="aiogram",
+    distribution="aiogram",
+    supported=">=3.2,<4",
+    extra="aiogram",
+    module="restart_guard.adapters.aiogram",
+    classes=(("aiogram.dispatcher.dispatcher", "Dispatcher"),),
+    objects="aiogram.Dispatcher",
+    demo="restart_guard.demo.aiogram_runner",
+    shares_keys_with=TELEGRAM.platform,
+)
+
+#: Every adapter, in the order ``protect()`` tries them.
+ADAPTERS: tuple[AdapterSpec, ...] = (TELEGRAM, DISCORD, SLACK, AIOGRAM)
+
+#: What ``protect()`` takes, for its error messages.
+SUPPORTED = ", ".join(f"{spec.objects} ({spec.framework})" for spec in ADAPTERS)
+
+
+def spec_for_class(cls: type) -> AdapterSpec | None:
+    """The adapter for instances of ``cls``, matched by name along its MRO (no import)."""
+    names = {(c.__module__, c.__qualname__) for c in cls.__mro__}
+    for spec in ADAPTERS:
+        if names.intersection(spec.classes):
+            return spec
+    return None
+
+
+def spec_for_platform(platform: str) -> AdapterSpec:
+    """The row of ``platform``; KeyError names the platforms there are."""
+    for spec in ADAPTERS:
+        if spec.platform == platform:
+            return spec
+    raise KeyError(
+        f"no adapter for platform {platform!r}; there are: "
+        + ", ".join(spec.platform for spec in ADAPTERS)
+    )

@@ -1,0 +1,135 @@
+"""Slack event payloads: ``message``, ``app_mention`` and the ``event_callback`` body."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from ._model import (
+    VERIFICATION_TOKEN,
+)
+from ._workspace import _Workspace
+
+
+class _EventBuilders(_Workspace):
+    """Builds events and the Events API body around them (nothing is delivered here)."""
+
+    def message_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str | None = None,
+        thread_ts: str | None = None,
+        ts: str | None = None,
+        channel_type: str = "channel",
+        team: str | None = None,
+    ) -> dict[str, Any]:
+        """A ``message`` event as Slack sends it for a user's message (not delivered).
+
+        ``channel_type`` is ``channel``, ``group``, ``im`` or ``mpim``;
+        ``thread_ts`` makes it a reply in that thread; ``ts`` defaults to
+        :meth:`next_ts`. Use with :meth:`inject_event` or :meth:`post_event`.
+        """
+        ts = ts or self.next_ts()
+        event: dict[str, Any] = {
+            "type": "message",
+            "channel": channel,
+            "user": user or self.user_id,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+            "team": team or self.team_id,
+            "channel_type": channel_type,
+            "client_msg_id": str(uuid.uuid4()),
+            "blocks": _rich_text_blocks(text),
+        }
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+        return event
+
+    def app_mention_event(
+        self,
+        channel: str,
+        text: str,
+        *,
+        user: str | None = None,
+        thread_ts: str | None = None,
+        ts: str | None = None,
+        team: str | None = None,
+    ) -> dict[str, Any]:
+        """An ``app_mention`` event (not delivered); ``<@bot_user_id>`` is prefixed if missing."""
+        mention = f"<@{self.bot_user_id}>"
+        if mention not in text:
+            text = f"{mention} {text}"
+        ts = ts or self.next_ts()
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "channel": channel,
+            "user": user or self.user_id,
+            "text": text,
+            "ts": ts,
+            "event_ts": ts,
+            "team": team or self.team_id,
+            "client_msg_id": str(uuid.uuid4()),
+            "blocks": _rich_text_blocks(text),
+        }
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+        return event
+
+    def event_callback(
+        self,
+        event: Mapping[str, Any],
+        *,
+        team: str | None = None,
+        enterprise: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The Events API body (``type: event_callback``) that carries ``event``.
+
+        ``team`` defaults to the event's ``team`` or the stand-in's team id,
+        ``enterprise`` to the stand-in's enterprise id. ``authorizations``
+        names the bot, as Slack's does; Bolt reads team and enterprise from it.
+        """
+        team_id = team or event.get("team") or self.team_id
+        enterprise_id = enterprise if enterprise is not None else self.enterprise_id
+        body: dict[str, Any] = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "context_team_id": team_id,
+            "context_enterprise_id": enterprise_id,
+            "api_app_id": self.app_id,
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": event_id or "Ev" + uuid.uuid4().hex[:10].upper(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": enterprise_id,
+                    "team_id": team_id,
+                    "user_id": self.bot_user_id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+            "event_context": "4-" + uuid.uuid4().hex,
+        }
+        if enterprise_id is not None:
+            body["enterprise_id"] = enterprise_id
+        return body
+
+
+def _rich_text_blocks(text: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "rich_text",
+            "block_id": uuid.uuid4().hex[:5],
+            "elements": [
+                {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}
+            ],
+        }
+    ]

@@ -1,0 +1,4 @@
+import pytest
+
+for _framework in ("telegram", "discord", "slack_bolt"):
+    pytest.importorskip(_framework)

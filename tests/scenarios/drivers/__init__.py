@@ -1,0 +1,1 @@
+"""One driver per platform for the restart scenarios (see ``base.Driver``)."""

@@ -1,0 +1,71 @@
+"""discord.py's demo bot against the Discord stand-in, in a thread of a guild channel."""
+
+from __future__ import annotations
+
+import contextlib
+
+from restart_guard.testing.discord import CREATE_MESSAGE, DiscordStandIn
+from restart_guard.testing.process import BotProcess
+
+from .base import Driver, Place, Said
+
+#: Logged by the demo bot's on_ready, which comes after setup_hook: the notices are out.
+READY = "demo bot ready"
+
+
+class DiscordDriver(Driver):
+    platform = "discord"
+    framework = "discord"
+    modes = ("gateway",)  # every event in its own task: turns of one thread run at once
+    concurrent_mode = "gateway"
+    command_prefix = "!"
+    module = "restart_guard.demo.discord_bot"
+    ready_log = READY
+    deletable_threads = True
+    rate_limit_log = None  # discord.py sleeps through a 429 itself
+    api: DiscordStandIn
+
+    def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
+        return DiscordStandIn.running()
+
+    def _places(self) -> tuple[Place, Place, Place]:
+        api = self.api
+        # A thread is a channel of its own; its marker keeps the parent channel as the chat.
+        thread = str(api.thread_id)
+        topic = Place(thread, thread, marked_as=(str(api.channel_id), thread))
+        chat = Place(str(api.add_channel(api.guild_id, name="work")))
+        return topic, chat, Place(str(api.add_channel(api.guild_id, name="other")))
+
+    def _bot_args(self) -> list[str]:
+        return []
+
+    def _bot_env(self) -> dict[str, str]:
+        return self.api.env_vars()
+
+    def _wait_ready(self, bot: BotProcess, before: object) -> None:
+        bot.wait_for_log(READY, timeout=30)
+
+    def say(self, place: Place, text: str) -> Said:
+        return Said(place, self.api.inject_message(int(place.chat), text))
+
+    def wait_delivered(self, said: Said) -> None:
+        pass  # the gateway has no acknowledgement: a dispatched event is never sent again
+
+    def send_attempts(self, place: Place) -> int:
+        calls = self.api.calls
+        return sum(1 for m, p in calls if m == CREATE_MESSAGE and p["channel_id"] == place.chat)
+
+    def remove_bot(self, place: Place) -> str:
+        self.api.fail_channel(int(place.chat))  # 403 Missing Access
+        return "403 Missing Access"
+
+    def delete_chat(self, place: Place) -> str:
+        self.api.delete_channel(int(place.chat))
+        return "404 Unknown Channel"
+
+    def delete_thread(self, place: Place) -> Place | None:
+        self.api.delete_channel(int(place.chat))
+        return Place(place.conversation[0])  # the parent channel
+
+    def rate_limit(self, place: Place, times: int) -> None:
+        self.api.rate_limit(int(place.chat), retry_after=0.3, times=times)

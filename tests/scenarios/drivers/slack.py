@@ -1,0 +1,97 @@
+"""slack-bolt's demo bot against the Slack stand-in, in a thread, in each of Bolt's run modes."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+from restart_guard.testing.process import BotProcess
+from restart_guard.testing.slack import SlackStandIn
+from restart_guard.testing.wait import eventually
+
+from .base import Driver, Place, Said
+
+CHANNEL, CHAT, OTHER = "C0WORK", "C0CHAT", "C0OTHER"
+SOCKET_MODES = ("socket", "async-socket")
+POST = "chat.postMessage"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class SlackDriver(Driver):
+    platform = "slack"
+    framework = "slack_bolt"
+    # Socket Mode with App / AsyncApp, and HTTP mode (signed Events API requests).
+    modes = ("socket", "async-socket", "http", "async-http")
+    concurrent_mode = "socket"  # sync listeners run in Bolt's thread pool
+    module = "restart_guard.demo.slack_bot"
+    api: SlackStandIn
+    url: str | None = None  # HTTP modes: the running bot's event endpoint
+
+    def _standin(self) -> contextlib.AbstractContextManager[SlackStandIn]:
+        return SlackStandIn.running()
+
+    def _places(self) -> tuple[Place, Place, Place]:
+        # A thread a user writes in; in a plain channel the message starts its own thread.
+        return Place(CHANNEL, self.api.next_ts()), Place(CHAT), Place(OTHER)
+
+    def _bot_args(self) -> list[str]:
+        if self.mode in SOCKET_MODES:
+            return ["--mode", self.mode]
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/slack/events"
+        return ["--mode", self.mode, "--port", str(port)]
+
+    def _bot_env(self) -> dict[str, str]:
+        return self.api.env()
+
+    def _before_start(self) -> int:
+        return self.api.total_connections
+
+    def _wait_ready(self, bot: BotProcess, before: object) -> None:
+        # Start-up recovery (the notices) comes before the connection / the port.
+        if self.mode in SOCKET_MODES:
+
+            def connected() -> bool:
+                if bot.process.poll() is not None:
+                    raise RuntimeError(f"the bot exited while starting:\n{bot.log()}")
+                return self.api.total_connections > before  # type: ignore[operator]
+
+            eventually(connected, timeout=30, what="a Socket Mode connection")
+        else:
+            # App.start() binds before it logs; aiohttp prints this once it listens.
+            ready = "Running on http" if self.mode == "async-http" else "Bolt app is running"
+            bot.wait_for_log(ready, timeout=30)
+
+    def say(self, place: Place, text: str) -> Said:
+        if self.url is None:
+            event = self.api.inject_message(place.chat, text, thread_ts=place.thread)
+        else:
+            event = self.api.message_event(place.chat, text, thread_ts=place.thread)
+            status, body = self.api.post_event(self.url, event)
+            assert status == 200, (status, body)  # Bolt acked it: Slack will not resend it
+        return Said(Place(place.chat, place.thread or str(event["ts"])), event)
+
+    def wait_delivered(self, said: Said) -> None:
+        if self.url is None:
+            self.api.wait_for_ack(said.handle)
+
+    def send_attempts(self, place: Place) -> int:
+        return sum(1 for m, p in self.api.calls if m == POST and p.get("channel") == place.chat)
+
+    def remove_bot(self, place: Place) -> str:
+        self.api.fail_channel(place.chat, "not_in_channel")
+        return "not_in_channel"
+
+    def delete_chat(self, place: Place) -> str:
+        self.api.fail_channel(place.chat, "channel_not_found")
+        return "channel_not_found"
+
+    def rate_limit(self, place: Place, times: int) -> None:
+        self.api.rate_limit(place.chat, retry_after=1, times=times)

@@ -1,0 +1,78 @@
+"""python-telegram-bot's demo bot against the Telegram stand-in, in a forum topic."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from restart_guard.testing.process import BotProcess
+from restart_guard.testing.telegram import TelegramStandIn
+
+from .base import Driver, Place, Said
+
+FORUM, TOPIC = "-1001000000001", "7"
+GROUP = "-1001000000003"
+OTHER = "-1001000000002"
+SEND = "sendMessage"
+#: Logged by python-telegram-bot once polling runs, after start-up recovery.
+READY = "Application started"
+
+
+class TelegramDriver(Driver):
+    platform = "telegram"
+    framework = "telegram"
+    # blocking: handlers one at a time (the default); non-blocking: CommandHandler(block=False).
+    modes = ("blocking", "non-blocking")
+    concurrent_mode = "non-blocking"
+    command_prefix = "/"
+    module = "restart_guard.demo.telegram_bot"
+    ready_log = READY
+    deletable_threads = True
+    api: TelegramStandIn
+
+    def _standin(self) -> contextlib.AbstractContextManager[TelegramStandIn]:
+        return TelegramStandIn.running()
+
+    def _places(self) -> tuple[Place, Place, Place]:
+        return Place(FORUM, TOPIC), Place(GROUP), Place(OTHER)
+
+    def _bot_args(self) -> list[str]:
+        mode = ["--non-blocking"] if self.mode == "non-blocking" else []
+        return ["--api-url", self.api.base_url, "--token", self.api.token, *mode]
+
+    def _before_start(self) -> float:
+        return time.monotonic()
+
+    def _wait_ready(self, bot: BotProcess, before: object) -> None:
+        # Polling starts only after start-up recovery: the notices come first.
+        assert isinstance(before, float)
+        bot.wait_for_log(READY, timeout=30)
+        self.api.wait_for_poll(timeout=30, since=before)
+
+    def say(self, place: Place, text: str) -> Said:
+        thread = None if place.thread is None else int(place.thread)
+        return Said(place, self.api.inject_message(int(place.chat), text, message_thread_id=thread))
+
+    def wait_delivered(self, said: Said) -> None:
+        self.api.wait_until_confirmed(said.handle)
+
+    def send_attempts(self, place: Place) -> int:
+        return sum(
+            1 for m, p in self.api.calls if m == SEND and str(p.get("chat_id")) == place.chat
+        )
+
+    def remove_bot(self, place: Place) -> str:
+        self.api.kick_bot(place.chat)
+        return "Forbidden: bot was kicked"
+
+    def delete_chat(self, place: Place) -> str:
+        self.api.forget_chat(place.chat)
+        return "chat not found"
+
+    def delete_thread(self, place: Place) -> Place | None:
+        assert place.thread is not None
+        self.api.delete_topic(place.chat, place.thread)
+        return Place(place.chat)
+
+    def rate_limit(self, place: Place, times: int) -> None:
+        self.api.rate_limit(place.chat, retry_after=1, times=times)
