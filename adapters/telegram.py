@@ -46,13 +46,7 @@ from restart_guard import Conversation, Marker, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
 from restart_guard._registry import TELEGRAM
-from restart_guard.errors import (
-    AdapterNotAvailable,
-    ConversationGone,
-    ConversationMoved,
-    RateLimited,
-    ThreadGone,
-)
+from restart_guard.errors import AdapterNotAvailable
 
 try:
     from telegram import Update
@@ -61,14 +55,12 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
+from . import _telegram_common as common
+
 __all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
 
-PLATFORM = TELEGRAM.platform
+PLATFORM = common.PLATFORM
 log = logging.getLogger("restart_guard")
-
-#: Telegram allows about 30 messages per second per bot; stay under it.
-NOTICES_PER_SECOND = 20.0
-_THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
 
 
 def conversation_of(update: object) -> Conversation | None:
@@ -83,14 +75,7 @@ def conversation_of(update: object) -> Conversation | None:
     chat = update.effective_chat
     if chat is None:
         return None
-    message = update.effective_message
-    thread = None
-    business = None
-    if message is not None:
-        if getattr(message, "is_topic_message", False) and message.message_thread_id:
-            thread = str(message.message_thread_id)
-        business = getattr(message, "business_connection_id", None)
-    return Conversation(PLATFORM, str(chat.id), thread, business)
+    return common.conversation_at(chat.id, update.effective_message)
 
 
 @dataclass
@@ -109,7 +94,7 @@ class BotState:
     def payload(self, update: object) -> Any:
         """What a marker keeps to replay ``update`` (only with replay on)."""
         if self.lifecycle.settings.replay and isinstance(update, Update):
-            return update.to_dict()
+            return update.to_dict  # serialised on the writer's thread, not the loop's
         return None
 
 
@@ -221,33 +206,25 @@ async def _tracked(run: Run, coroutine: Any) -> Any:
 class _Link:
     """Posts notices and replays updates through the application's own bot."""
 
-    notices_per_second = NOTICES_PER_SECOND
+    notices_per_second = common.NOTICES_PER_SECOND
 
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
     async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
-        kwargs: dict[str, Any] = {}
-        if conversation.thread is not None:
-            kwargs["message_thread_id"] = int(conversation.thread)
-        if conversation.scope is not None:
-            kwargs["business_connection_id"] = conversation.scope
         try:
-            await self.app.bot.send_message(chat_id=int(conversation.chat), text=text, **kwargs)
+            await self.app.bot.send_message(text=text, **common.notice_target(conversation))
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
-            raise RateLimited(seconds, str(exc)) from exc
-        except ChatMigrated as exc:  # a group upgraded to a supergroup: a new chat id
-            raise ConversationMoved(str(exc.new_chat_id), exc.message) from exc
+            raise common.rate_limited(seconds, str(exc)) from exc
+        except ChatMigrated as exc:
+            raise common.migrated(exc.new_chat_id, exc.message) from exc
         except Forbidden as exc:
-            raise ConversationGone(f"forbidden: {exc.message}") from exc
+            raise common.forbidden(exc.message) from exc
         except BadRequest as exc:
-            if any(sign in exc.message.lower() for sign in _THREAD_GONE):
-                raise ThreadGone(exc.message) from exc
-            # Chat not found, user deactivated, text rejected: retrying cannot help.
-            raise ConversationGone(f"rejected by Telegram: {exc.message}") from exc
+            raise common.rejected(exc.message) from exc
 
     async def replay(self, marker: Marker) -> None:
         state = _state(self.app)

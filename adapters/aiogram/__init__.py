@@ -22,7 +22,9 @@ filters, middlewares, FSM and your own ``dp.startup``/``dp.shutdown``
 handlers keep working.
 
 What happens, in order (the dispatcher's class is swapped for a subclass made
-for it, which overrides these methods and nothing else):
+for it, which overrides these methods and nothing else; each bot gets the
+core's ``Lifecycle``, which owns the sequence — this package only says where
+aiogram's start-up, updates and stop are):
 
 1. **Start-up**, in ``emit_startup`` — after your startup handlers, before
    polling starts: for each bot, the marker store is opened (a folder named
@@ -46,12 +48,13 @@ for it, which overrides these methods and nothing else):
      Telegram delivers them again after the restart);
    - running handlers get up to ``drain_timeout`` — tasks of
      ``handle_as_tasks=True``, which aiogram itself never awaits, and the
-     handler of ``handle_as_tasks=False``, which aiogram would cancel;
+     handler of ``handle_as_tasks=False``, which aiogram would cancel — then
+     the markers are committed (the core ``Lifecycle.stop``, per bot);
    - then aiogram's own stop runs: polling is cancelled, the taken updates are
      confirmed to Telegram with one ``getUpdates(timeout=0)`` (or a finished
-     turn would be delivered again), the markers committed, your shutdown
-     handlers called, the sessions closed. After a complete drain nothing is
-     left marked; after a timed-out one the cut-off conversations are.
+     turn would be delivered again), your shutdown handlers called, the
+     sessions closed. After a complete drain nothing is left marked; after a
+     timed-out one the cut-off conversations are.
 
    In webhook mode the same drain runs in ``emit_shutdown`` (aiohttp's
    ``on_shutdown``), before your shutdown handlers.
@@ -63,16 +66,58 @@ between the two frameworks resumes the other's markers.
 
 from __future__ import annotations
 
+from restart_guard import Conversation, Settings
+from restart_guard._adapter import Adapter
+from restart_guard._registry import AIOGRAM
 from restart_guard.errors import AdapterNotAvailable
 
 try:
-    import aiogram  # noqa: F401
+    from aiogram import Dispatcher
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise AdapterNotAvailable(
-        'restart-guard\'s aiogram adapter needs aiogram 3: pip install "restart-guard[aiogram]"'
-    ) from exc
+    raise AdapterNotAvailable(AIOGRAM.missing(exc)) from exc
 
-from ._dispatcher import install, uninstall
+from ._dispatcher import GuardedDispatcher
 from ._keys import PLATFORM, conversation_of
+from ._link import Link
+from ._state import DispatcherState, state_of
 
-__all__ = ["PLATFORM", "conversation_of", "install", "uninstall"]
+__all__ = ["ADAPTER", "PLATFORM", "AiogramAdapter", "conversation_of"]
+
+
+class AiogramAdapter(Adapter[Dispatcher]):
+    """aiogram's ``Dispatcher``: a subclass swapped in, one core ``Lifecycle`` per bot."""
+
+    spec = AIOGRAM
+
+    def is_installed(self, bot: object) -> bool:
+        return isinstance(bot, GuardedDispatcher)
+
+    def _install(self, bot: Dispatcher, settings: Settings) -> Dispatcher:
+        if bot._running_lock.locked():
+            raise RuntimeError("restart_guard.protect must be applied before the dispatcher starts")
+        original = type(bot)
+        state = DispatcherState(settings, original)
+        namespace = {"_restart_guard": state, "__module__": original.__module__}
+        bot.__class__ = type(original.__name__, (GuardedDispatcher, original), namespace)
+        return bot
+
+    def _uninstall(self, bot: Dispatcher) -> Dispatcher:
+        if bot._running_lock.locked():
+            raise RuntimeError("restart_guard.unprotect needs a stopped dispatcher")
+        bot.__class__ = state_of(bot).original_class
+        return bot
+
+    def conversation_of(self, event: object) -> Conversation | None:
+        return conversation_of(event)
+
+    def link_for(self, bot: Dispatcher) -> Link:
+        """The link of the one bot ``bot`` (a dispatcher) serves; each bot has its own."""
+        state = state_of(bot)
+        if len(state.bots) != 1:
+            raise ValueError(f"the dispatcher serves {len(state.bots)} bots; each has its own link")
+        [bot_state] = state.bots.values()
+        return Link(bot, bot_state.bot, state)
+
+
+#: The adapter :func:`restart_guard.protect` uses for aiogram.
+ADAPTER = AiogramAdapter()

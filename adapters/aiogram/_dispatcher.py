@@ -1,32 +1,33 @@
 """The hooks: a subclass mixed into the guarded dispatcher's class, one per dispatcher.
 
-Every override does its framework step and hands the sequence to
-``_lifecycle``; none of them changes what aiogram does with an update.
+Each bot (token) the dispatcher serves gets a core ``Lifecycle`` of its own
+(its own marker folder); the overrides only say where aiogram's start-up,
+updates and stop are, and call the lifecycles there. None of them changes
+what aiogram does with an update.
 """
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import AsyncGenerator
 from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
-from restart_guard import Settings
+from restart_guard._lifecycle import CUT_OFF, Lifecycle
 
-from . import _lifecycle as lifecycle
-from ._keys import conversation_of
-from ._link import payload_of
-from ._state import IN_HANDLER, DispatcherState, log, state_of
+from . import _offsets as offsets
+from ._keys import PLATFORM, conversation_of
+from ._link import Link, payload_of
+from ._state import IN_HANDLER, BotState, DispatcherState, log, state_of
 
-__all__ = ["install", "uninstall"]
-
-_CUT_OFF = (asyncio.CancelledError, GeneratorExit)
+__all__ = ["GuardedDispatcher"]
 
 
-class _GuardedDispatcher(Dispatcher):
+class GuardedDispatcher(Dispatcher):
     """Overrides mixed into a guarded dispatcher's class (see the package docstring)."""
 
     _restart_guard: DispatcherState
@@ -34,7 +35,11 @@ class _GuardedDispatcher(Dispatcher):
     # ------------------------------------------------------------ start-up
     async def emit_startup(self, *args: Any, **kwargs: Any) -> None:
         await super().emit_startup(*args, **kwargs)  # the user's own startup handlers first
-        await lifecycle.start(self, state_of(self), _bots_in(kwargs))
+        state = state_of(self)
+        state.stopping = False
+        state.stop_task = None
+        # Several bots: their notices go out side by side, within one start-up wait.
+        await asyncio.gather(*(_start(self, state, bot) for bot in _bots_in(kwargs)))
 
     # ------------------------------------------------------------ intake
     @classmethod
@@ -43,7 +48,8 @@ class _GuardedDispatcher(Dispatcher):
     ) -> AsyncGenerator[Update, None]:
         state = state_of(cls)
         async for update in super()._listen_updates(bot, *args, **kwargs):
-            if state.intake_closed:
+            bot_state = state.bots.get(bot.id)
+            if bot_state is not None and not bot_state.lifecycle.accepting:
                 # Stopping: hand aiogram nothing more and ask Telegram for nothing more;
                 # what was fetched stays unconfirmed, so Telegram delivers it again.
                 await asyncio.Event().wait()  # until aiogram cancels polling
@@ -55,43 +61,37 @@ class _GuardedDispatcher(Dispatcher):
                     update.update_id,
                 )
                 continue
-            bot_guard = state.bots.get(bot.id)
-            if bot_guard is not None:
+            if bot_state is not None:
                 # In flight from the moment it is taken: the next getUpdates confirms it.
-                bot_guard.last_taken = max(bot_guard.last_taken, update.update_id)
-                conversation = conversation_of(update)
-                if conversation is not None:
-                    payload = payload_of(update) if state.settings.replay else None
-                    guard = bot_guard.guard
-                    state.taken[key] = (guard, guard.begin(conversation, payload))
-                    bot_guard.unsynced = True
+                run = _begin(state, bot_state, update)
+                if run is not None:
+                    state.taken[key] = run
+                offsets.took(bot_state, update.update_id, marked=run is not None)
             yield update
 
     # ------------------------------------------------------------ every update
     async def feed_update(self, bot: Bot, update: Update, **kwargs: Any) -> Any:
         state = state_of(self)
-        taken = state.taken.pop((bot.id, update.update_id), None) if state.taken else None
-        if taken is None:
-            bot_guard = state.bots.get(bot.id)
-            if bot_guard is None and not state.intake_closed:
-                lifecycle.start_bot(self, state, bot)  # a bot first seen here (webhook per token)
-                bot_guard = state.bots[bot.id]
-            conversation = conversation_of(update)
-            if bot_guard is None or conversation is None:
+        run = state.taken.pop((bot.id, update.update_id), None) if state.taken else None
+        if run is None:
+            bot_state = state.bots.get(bot.id)
+            if bot_state is None and not state.stopping:
+                # A bot first seen here: a webhook with a bot per token.
+                bot_state = await _start(self, state, bot, wait_for_notices=False)
+            if bot_state is not None:
+                run = _begin(state, bot_state, update)
+            if run is None:
                 return await super().feed_update(bot, update, **kwargs)
-            payload = payload_of(update) if state.settings.replay else None
-            taken = (bot_guard.guard, bot_guard.guard.begin(conversation, payload))
-        guard, run = taken
         in_handler = IN_HANDLER.set(True)
-        completed = True
+        cut_off = False
         try:
             return await super().feed_update(bot, update, **kwargs)
-        except _CUT_OFF:
-            completed = not guard.stopping
+        except CUT_OFF:
+            cut_off = True
             raise
         finally:
             IN_HANDLER.reset(in_handler)
-            guard.end(run, completed=completed)
+            Lifecycle.end(run, cut_off=cut_off)
 
     # ------------------------------------------------------------ stop
     def _signal_stop_polling(self, sig: signal.Signals) -> None:
@@ -101,7 +101,7 @@ class _GuardedDispatcher(Dispatcher):
         if not state.bots or not self._running_lock.locked():
             super()._signal_stop_polling(sig)
             return
-        if not lifecycle.request_stop(state):
+        if not _request_stop(state):
             log.info(
                 "restart-guard: %s ignored: the drain is running (at most drain_timeout)", sig.name
             )
@@ -116,7 +116,7 @@ class _GuardedDispatcher(Dispatcher):
     async def stop_polling(self) -> None:
         state = state_of(self)
         if state.bots and self._running_lock.locked():
-            if lifecycle.request_stop(state):
+            if _request_stop(state):
                 state.stop_task = asyncio.ensure_future(self._restart_guard_stop(None))
             if IN_HANDLER.get():
                 # Waiting here would wait for this very handler to finish.
@@ -130,7 +130,7 @@ class _GuardedDispatcher(Dispatcher):
         await super().stop_polling()
 
     async def _restart_guard_stop(self, sig: signal.Signals | None) -> None:
-        await lifecycle.drain(state_of(self), polling_stopped=False)
+        await _stop(state_of(self))
         if sig is not None:
             super()._signal_stop_polling(sig)  # aiogram's own stop from here on
         elif self._stop_signal is not None:
@@ -142,14 +142,70 @@ class _GuardedDispatcher(Dispatcher):
         state = state_of(self)
         if state.bots:
             try:
-                if lifecycle.request_stop(state):
+                if _request_stop(state):
                     # A stop the signal hook did not see: webhook shutdown, a cancelled
-                    # start_polling, polling that failed. aiogram stopped polling already.
+                    # start_polling, polling that failed. aiogram stopped polling already,
+                    # so an update it took but never started never will be: it stays marked.
                     log.info("restart-guard: aiogram is shutting down; draining first")
-                    await lifecycle.drain(state, polling_stopped=True)
+                    await asyncio.sleep(0)  # handler tasks created before the cancel take theirs
+                    while state.taken:
+                        Lifecycle.end(state.taken.popitem()[1], cut_off=True)
+                await _stop(state)
+                await offsets.confirm_taken(state)
             finally:
-                await lifecycle.close(state)
+                offsets.release(state)
+                state.bots.clear()
+                state.taken.clear()
+                state.replayed.clear()
         await super().emit_shutdown(*args, **kwargs)  # the user's shutdown handlers last
+
+
+async def _start(
+    dispatcher: Dispatcher, state: DispatcherState, bot: Bot, *, wait_for_notices: bool = True
+) -> BotState:
+    """Start ``bot``'s lifecycle: its marker folder is named after the bot's user id."""
+    bot_state = state.bots.get(bot.id)
+    if bot_state is None:
+        bot_state = state.bots[bot.id] = BotState(bot, Lifecycle(PLATFORM, state.settings))
+    offsets.hold_confirmations_until_durable(state, bot)
+    dont_wait = None
+    if not wait_for_notices:
+        dont_wait = asyncio.Event()
+        dont_wait.set()
+    await bot_state.lifecycle.start(
+        str(bot.id), Link(dispatcher, bot, state), stop_waiting=dont_wait
+    )
+    return bot_state
+
+
+def _begin(state: DispatcherState, bot_state: BotState, update: Update) -> Any:
+    conversation = conversation_of(update)
+    if conversation is None:
+        return None
+    payload = payload_of(update) if state.settings.replay else None
+    return bot_state.lifecycle.begin(conversation, payload)
+
+
+def _request_stop(state: DispatcherState) -> bool:
+    """Pre-mark every bot (durable, intake off) before anything else runs; False if asked."""
+    if state.stopping:
+        return False
+    state.stopping = True
+    for bot_state in state.bots.values():
+        bot_state.lifecycle.pre_mark()
+    return True
+
+
+async def _stop(state: DispatcherState) -> None:
+    """Every bot's core stop: drain bounded by drain_timeout, seal or close."""
+    lifecycles = [bot_state.lifecycle for bot_state in state.bots.values()]
+    started = min((lifecycle.stop_started for lifecycle in lifecycles), default=0.0)
+    drained = await asyncio.gather(*(lifecycle.stop() for lifecycle in lifecycles))
+    log.info(
+        "restart-guard: %s after %.1fs; aiogram stops now",
+        "drain complete" if all(drained) else "drain timed out",
+        time.monotonic() - started,
+    )
 
 
 def _bots_in(kwargs: dict[str, Any]) -> list[Bot]:
@@ -159,27 +215,3 @@ def _bots_in(kwargs: dict[str, Any]) -> list[Bot]:
     if isinstance(bot, Bot) and all(b is not bot for b in found):
         found.append(bot)
     return found
-
-
-def install(dispatcher: Dispatcher, settings: Settings) -> Dispatcher:
-    """Guard ``dispatcher`` (called by :func:`restart_guard.protect`). Idempotent."""
-    if isinstance(dispatcher, _GuardedDispatcher):
-        log.debug("restart-guard: %r is already protected", dispatcher)
-        return dispatcher
-    if dispatcher._running_lock.locked():
-        raise RuntimeError("restart_guard.protect must be applied before the dispatcher starts")
-    original = type(dispatcher)
-    state = DispatcherState(settings, original)
-    namespace = {"_restart_guard": state, "__module__": original.__module__}
-    dispatcher.__class__ = type(original.__name__, (_GuardedDispatcher, original), namespace)
-    return dispatcher
-
-
-def uninstall(dispatcher: Dispatcher) -> Dispatcher:
-    """Remove the guard (called by :func:`restart_guard.unprotect`). Idempotent."""
-    if not isinstance(dispatcher, _GuardedDispatcher):
-        return dispatcher
-    if dispatcher._running_lock.locked():
-        raise RuntimeError("restart_guard.unprotect needs a stopped dispatcher")
-    dispatcher.__class__ = state_of(dispatcher).original_class
-    return dispatcher

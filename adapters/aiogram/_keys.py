@@ -1,7 +1,8 @@
 """Which conversation an aiogram ``Update`` belongs to.
 
-The key is the python-telegram-bot adapter's, field for field, so that a bot
-moved from one framework to the other resumes the markers the other left:
+The key is the python-telegram-bot adapter's, field for field (both build it
+with ``_telegram_common.conversation_at``), so that a bot moved from one
+framework to the other resumes the markers the other left:
 ``Conversation("telegram", chat id, forum topic, business connection)``.
 """
 
@@ -13,10 +14,9 @@ from aiogram.types import Message, Update
 
 from restart_guard import Conversation
 
-__all__ = ["PLATFORM", "conversation_of"]
+from .._telegram_common import PLATFORM, conversation_at
 
-#: The platform name in keys and markers: Telegram's, shared with python-telegram-bot.
-PLATFORM = "telegram"
+__all__ = ["PLATFORM", "conversation_of"]
 
 # python-telegram-bot's Update.effective_chat / effective_message, in its order.
 # Read with getattr: older aiogram releases lack the newer update kinds (and keep
@@ -66,19 +66,11 @@ def _effective(update: Update) -> tuple[Any, Any]:
 def conversation_of(update: object) -> Conversation | None:
     """Where a reply to ``update`` belongs: chat, forum topic, business connection.
 
-    ``message_thread_id`` counts only when ``is_topic_message`` is true:
-    otherwise it is a reply chain's root, not a topic. Updates without a
-    chat (inline queries, poll answers, payments) are not tracked.
+    Updates without a chat (inline queries, poll answers, payments) are not tracked.
     """
     if not isinstance(update, Update):
         return None
     chat, message = _effective(update)
     if chat is None:
         return None
-    thread = None
-    business = None
-    if message is not None:
-        if getattr(message, "is_topic_message", False) and message.message_thread_id:
-            thread = str(message.message_thread_id)
-        business = getattr(message, "business_connection_id", None)
-    return Conversation(PLATFORM, str(chat.id), thread, business)
+    return conversation_at(chat.id, message)

@@ -8,9 +8,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Guard, Resumer, Run, Settings
+from restart_guard import Run, Settings
+from restart_guard._lifecycle import Lifecycle
 
-__all__ = ["IN_HANDLER", "BotGuard", "DispatcherState", "log", "state_of"]
+__all__ = ["IN_HANDLER", "BotState", "DispatcherState", "log", "state_of"]
 
 log = logging.getLogger("restart_guard")
 
@@ -21,18 +22,17 @@ IN_HANDLER: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 
 @dataclass
-class BotGuard:
-    """One bot (token) of the dispatcher: its own marker store, guard and notices."""
+class BotState:
+    """One bot (token) of the dispatcher: its own ``Lifecycle`` (marker folder), its offsets."""
 
     bot: Any
-    guard: Guard
-    resumer: Resumer
+    lifecycle: Lifecycle
     #: Highest update_id handed to aiogram by polling, and the offset Telegram was
     #: last asked with: updates in between are taken but not yet confirmed.
     last_taken: int = -1
     asked_offset: int = 0
     #: Updates were taken since the last getUpdates: hold the next one until
-    #: their markers are durable.
+    #: their markers are durable (see ``_offsets``).
     unsynced: bool = False
 
 
@@ -42,20 +42,19 @@ class DispatcherState:
 
     settings: Settings
     original_class: type
-    bots: dict[int, BotGuard] = field(default_factory=dict)
+    bots: dict[int, BotState] = field(default_factory=dict)
     #: Runs begun when polling took their update, until ``feed_update`` adopts them.
-    taken: dict[tuple[int, int], tuple[Guard, Run]] = field(default_factory=dict)
+    taken: dict[tuple[int, int], Run] = field(default_factory=dict)
     #: (bot id, update_id) re-run by replay: Telegram redelivers an update the
     #: killed process never confirmed, and the turn must not run twice.
     replayed: set[tuple[int, int]] = field(default_factory=set)
     #: Replayed updates being handled (kept referenced until done).
     replays: set[asyncio.Task[Any]] = field(default_factory=set)
-    #: Session middlewares installed for the offset hold, to remove at close.
+    #: Session middlewares installed for the offset hold, to remove at shutdown.
     sessions: list[Any] = field(default_factory=list)
-    #: Set once a stop was requested: polling hands no new update to aiogram.
-    intake_closed: bool = False
+    #: A stop was requested (every bot pre-marked); cleared by the next start-up.
+    stopping: bool = False
     stop_task: asyncio.Task[None] | None = None
-    stop_started: float = 0.0
 
 
 def state_of(obj: Any) -> DispatcherState:

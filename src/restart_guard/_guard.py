@@ -27,7 +27,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ._conversation import Conversation
@@ -37,9 +37,12 @@ from ._writer import GroupCommitWriter
 from .metrics import make_metrics
 from .stores.base import Store
 
-__all__ = ["Guard", "Run"]
+__all__ = ["Guard", "LazyPayload", "Run"]
 
 log = logging.getLogger("restart_guard")
+
+#: A replay payload not serialised yet: the writer thread calls it (see ``Guard.begin``).
+LazyPayload = Callable[[], Any]
 
 
 class _GuardState(enum.Enum):
@@ -169,8 +172,12 @@ class Guard:
     def begin(self, conversation: Conversation, payload: Any = None) -> Run:
         """A handler run for ``conversation`` starts. Never blocks on I/O.
 
-        ``payload`` is the JSON-able update to re-run on replay; it is kept
-        only when replay is on.
+        ``payload`` is the JSON-able update to re-run on replay, or a
+        function without arguments that returns it (:data:`LazyPayload`, such
+        as a bound ``update.to_dict``): that is called once, on the writer's
+        thread when the marker is written, so serialising the update costs the
+        handler's thread nothing. Its update must not change meanwhile (the
+        frameworks' update objects are frozen). Kept only when replay is on.
         """
         key = conversation.key
         with self._lock:
@@ -293,6 +300,9 @@ class Guard:
     def markers(self) -> list[Marker]:
         """The markers this process holds right now (for tests and status)."""
         with self._lock:
+            keys = list(self._entries)
+        self._dump_payloads(keys)
+        with self._lock:
             return [self._to_marker(e) for e in self._entries.values()]
 
     # ---------------------------------------------------------------- shutdown
@@ -398,16 +408,51 @@ class Guard:
         for loop, future in self._async_idle:
             loop.call_soon_threadsafe(_resolve_future, future)
 
+    def _dump_payloads(self, keys: Iterable[str]) -> None:
+        """Serialise the lazy payloads of ``keys``' entries, outside the lock.
+
+        Runs on the writer's thread (or a flushing caller's): the handler's
+        thread only ever stores the function. A ``begin`` that comes in
+        meanwhile marks its key again, so the next batch serialises its payload.
+        """
+        with self._lock:
+            pending = [
+                (entry, token, value)
+                for key in keys
+                if (entry := self._entries.get(key)) is not None and entry.payloads
+                for token, value in entry.payloads.items()
+                if callable(value)
+            ]
+        for entry, token, dump in pending:
+            try:
+                value = dump()
+            except Exception as exc:  # a payload that cannot be read must not stop the batch
+                log.error(
+                    "restart-guard: replay payload of %s could not be serialised (%s); "
+                    "marked without it",
+                    entry.conversation,
+                    exc,
+                )
+                value = None
+            with self._lock:
+                if entry.payloads is not None and entry.payloads.get(token) is dump:
+                    if value is None:
+                        del entry.payloads[token]
+                    else:
+                        entry.payloads[token] = value
+
     def _to_marker(self, entry: _Entry) -> Marker:
+        # Lazy payloads begun since _dump_payloads are written with the next batch.
+        values = [v for v in entry.payloads.values() if not callable(v)] if entry.payloads else []
         payload = None
-        if entry.payloads and len(entry.payloads) == 1:
+        if len(values) == 1:
             # One run, nothing to deduplicate: skip the JSON canonicalisation below.
-            [only] = entry.payloads.values()
+            [only] = values
             payload = list(only) if isinstance(only, list) else [only]
-        elif entry.payloads:
+        elif values:
             payload = []
             seen: set[str] = set()
-            for value in entry.payloads.values():
+            for value in values:
                 # A resumption holds the stored list; a handler run holds one update.
                 # The replayed update joins its own resumption: store it once.
                 for update in value if isinstance(value, list) else [value]:
@@ -426,6 +471,8 @@ class Guard:
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:
+        keys = list(keys)
+        self._dump_payloads(keys)
         puts: list[Marker] = []
         removes: list[str] = []
         with self._lock:

@@ -236,8 +236,9 @@ class Lifecycle:
     def begin(self, conversation: Conversation, payload: Any = None) -> Run | None:
         """A handler run of ``conversation`` starts; None when not started (nothing to track).
 
-        ``payload`` is the JSON-able update to replay; pass it only when
-        ``settings.replay`` is on (it is dropped otherwise).
+        ``payload`` is the JSON-able update to replay, or a function returning
+        it (serialised later, on the writer's thread: see ``Guard.begin``); pass
+        it only when ``settings.replay`` is on (it is dropped otherwise).
         """
         guard = self.guard
         if guard is None:

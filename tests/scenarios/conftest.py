@@ -14,16 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from .drivers.aiogram import AiogramDriver
 from .drivers.base import Driver
 from .drivers.discord import DiscordDriver
 from .drivers.slack import SlackDriver
 from .drivers.telegram import TelegramDriver
 
-DRIVERS: tuple[type[Driver], ...] = (TelegramDriver, DiscordDriver, SlackDriver)
+DRIVERS: tuple[type[Driver], ...] = (TelegramDriver, DiscordDriver, SlackDriver, AiogramDriver)
 
 
 def _param(driver_class: type[Driver], mode: str) -> object:
-    name = driver_class.platform
+    name = driver_class.name or driver_class.platform
     test_id = name if mode == driver_class.modes[0] else f"{name}-{mode}"
     return pytest.param((driver_class, mode), id=test_id)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import socket
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ from restart_guard.testing.process import BotProcess
 #: Words of the resume notices (the bot's own replies never contain them).
 NOTICE = "restarted"
 GIVE_UP = "could not finish"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a bot's HTTP endpoint)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class Driver(abc.ABC):
 
     #: ``Conversation.platform``, also the name in the adapter's log lines.
     platform: ClassVar[str]
+    #: The test id, when not ``platform`` (two frameworks of one platform).
+    name: ClassVar[str | None] = None
     #: The framework's import name: the platform's scenarios are skipped without it.
     framework: ClassVar[str]
     #: Every way the demo bot can run (command-line variants); the first is the default.

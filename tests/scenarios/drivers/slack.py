@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.slack import SlackStandIn
 from restart_guard.testing.wait import eventually
 
-from .base import Driver, Place, Said
+from .base import Driver, Place, Said, free_port
 
 CHANNEL, CHAT, OTHER = "C0WORK", "C0CHAT", "C0OTHER"
 SOCKET_MODES = ("socket", "async-socket")
 POST = "chat.postMessage"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class SlackDriver(Driver):
