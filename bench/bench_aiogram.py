@@ -18,7 +18,8 @@ timed loops: the event loop's thread must show 0.
 
 Rows: the default ``DirectoryStore``; a store that keeps nothing (the
 adapter's hooks, the key, the guard's bookkeeping alone); ``replay=True``,
-where each update is also kept as JSON for the marker.
+where each update is also kept for the marker — serialised to JSON by the
+guard's writer thread, so the loop thread only hands it over.
 
 This is a benchmark, not a test: nothing here fails a build.
 """
@@ -105,7 +106,8 @@ async def bench(marker_dir: Path, what: str, **options: Any) -> Result:
     restart_guard.protect(marker_dir=marker_dir, **options)(guarded)
     await guarded.emit_startup(bot=bot, bots=[bot])
     state = type(guarded)._restart_guard  # type: ignore[attr-defined]
-    guard = state.bots[bot.id].guard
+    guard = state.bots[bot.id].lifecycle.guard
+    assert guard is not None
     warm = updates(bot, 500, 1)
     await timed(plain, bot, warm)
     await timed(guarded, bot, warm)

@@ -12,9 +12,9 @@ import signal
 
 import pytest
 from aiogram import Dispatcher
-from scenarios.drivers.aiogram import AiogramDriver
 
 from restart_guard.testing.markers import wait_for_markers
+from scenarios.drivers.aiogram import AiogramDriver
 
 pytestmark = pytest.mark.e2e
 

@@ -339,6 +339,43 @@ def test_an_unencodable_payload_does_not_block_other_markers(make_guard: MakeGua
     eventually(durable(guard, healthy.key), what="the healthy conversation's marker")
 
 
+def test_a_lazy_payload_is_serialised_by_the_writer_thread_once(make_guard: MakeGuard) -> None:
+    guard = make_guard(Settings(replay=True))
+    c = conv(1)
+    threads: list[str] = []
+
+    def dump() -> dict[str, object]:
+        threads.append(threading.current_thread().name)
+        return {"update_id": 7, "message": {"text": "lazy"}}
+
+    run = guard.begin(c, dump)
+    assert threads == []  # begin() only keeps the function
+    eventually(lambda: (stored(guard.store).get(c.key, marker()).payload or []) != [])
+    assert stored(guard.store)[c.key].payload == [{"update_id": 7, "message": {"text": "lazy"}}]
+    guard.pre_mark()  # written again: not serialised again
+    assert len(threads) == 1
+    assert threads[0] != threading.main_thread().name
+    guard.end(run)
+    eventually(gone(guard, c.key))
+
+
+def test_a_lazy_payload_that_fails_marks_without_it(
+    make_guard: MakeGuard, caplog: pytest.LogCaptureFixture
+) -> None:
+    guard = make_guard(Settings(replay=True))
+    c = conv(1)
+
+    def broken() -> object:
+        raise ValueError("cannot dump this")
+
+    with caplog.at_level(logging.ERROR, logger="restart_guard"):
+        run = guard.begin(c, broken)
+        eventually(durable(guard, c.key))
+    assert stored(guard.store)[c.key].payload is None
+    assert "cannot dump this" in caplog.text
+    guard.end(run)
+
+
 # ------------------------------------------------------------------ failing store
 def test_full_disk_keeps_keys_retries_and_never_raises(
     make_guard: MakeGuard, marker_dir: Path, caplog: pytest.LogCaptureFixture

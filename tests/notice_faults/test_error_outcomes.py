@@ -27,7 +27,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from telegram.ext import ApplicationBuilder
 
-from restart_guard import Conversation
+from restart_guard import Conversation, Settings
 from restart_guard.errors import (
     ConversationGone,
     ConversationMoved,
@@ -126,6 +126,41 @@ async def test_telegram(
                 await TelegramLink(app).send_notice(where, "resumed", nonce="n")
             except Exception as exc:
                 error = exc
+        assert _outcome_of(error) == outcome
+        if isinstance(error, ConversationMoved):
+            assert error.new_chat == "-1009"
+        if isinstance(error, RateLimited):
+            assert error.retry_after == 3.0
+
+
+@pytest.mark.parametrize(
+    ("fault", "thread", "outcome"),
+    [pytest.param(f, t, o, id=name) for name, f, t, o in TELEGRAM],
+)
+async def test_aiogram(
+    fault: Callable[[TelegramStandIn], Any], thread: int | None, outcome: Outcome
+) -> None:
+    # Telegram's answers again, through aiogram's exceptions: the same outcomes.
+    pytest.importorskip("aiogram")
+    from aiogram import Bot, Dispatcher
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+    from restart_guard.adapters.aiogram._link import Link as AiogramLink
+    from restart_guard.adapters.aiogram._state import DispatcherState
+
+    async with TelegramStandIn() as api:
+        fault(api)
+        bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.url)))
+        dp = Dispatcher()
+        link = AiogramLink(dp, bot, DispatcherState(Settings(), Dispatcher))
+        where = Conversation("telegram", str(GROUP), None if thread is None else str(thread))
+        error: BaseException | None = None
+        try:
+            await link.send_notice(where, "resumed", nonce="n")
+        except Exception as exc:
+            error = exc
+        finally:
+            await bot.session.close()
         assert _outcome_of(error) == outcome
         if isinstance(error, ConversationMoved):
             assert error.new_chat == "-1009"
