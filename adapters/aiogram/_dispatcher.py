@@ -9,6 +9,7 @@ what aiogram does with an update.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import AsyncGenerator
@@ -154,6 +155,7 @@ class GuardedDispatcher(Dispatcher):
                 await offsets.confirm_taken(state)
             finally:
                 offsets.release(state)
+                _release_sessions(state)
                 state.bots.clear()
                 state.taken.clear()
                 state.replayed.clear()
@@ -168,6 +170,7 @@ async def _start(
     if bot_state is None:
         bot_state = state.bots[bot.id] = BotState(bot, Lifecycle(PLATFORM, state.settings))
     offsets.hold_confirmations_until_durable(state, bot)
+    _drain_before_the_session_closes(state, bot)
     dont_wait = None
     if not wait_for_notices:
         dont_wait = asyncio.Event()
@@ -176,6 +179,38 @@ async def _start(
         str(bot.id), Link(dispatcher, bot, state), stop_waiting=dont_wait
     )
     return bot_state
+
+
+def _drain_before_the_session_closes(state: DispatcherState, bot: Bot) -> None:
+    """Make ``bot.session.close()`` drain first while the bot is guarded.
+
+    aiogram's ``SimpleRequestHandler`` closes the session in aiohttp's
+    ``on_shutdown``, before the dispatcher's own shutdown (where the drain
+    would run): a handler's request in flight then fails and the turn is
+    lost. So the close starts the stop (pre-mark, drain) and waits for it.
+    """
+    session = bot.session
+    if any(known is session for known in state.closing_sessions):
+        return
+    close = session.close
+
+    async def drain_then_close() -> None:
+        guarded = any(b.lifecycle.guard is not None for b in state.bots.values())
+        if guarded and not IN_HANDLER.get():  # from a handler: it would wait for itself
+            if _request_stop(state):
+                log.info("restart-guard: aiogram closes the bot session; draining first")
+            await _stop(state)
+        await close()
+
+    session.close = drain_then_close  # type: ignore[method-assign]
+    state.closing_sessions.append(session)
+
+
+def _release_sessions(state: DispatcherState) -> None:
+    for session in state.closing_sessions:
+        with contextlib.suppress(AttributeError):
+            del session.close  # the instance attribute: aiogram's own close again
+    state.closing_sessions.clear()
 
 
 def _begin(state: DispatcherState, bot_state: BotState, update: Update) -> Any:
