@@ -56,9 +56,9 @@ aiogram's start-up, updates and stop are):
      sessions closed. After a complete drain nothing is left marked; after a
      timed-out one the cut-off conversations are.
 
-   In webhook mode the same drain runs in aiohttp's ``on_shutdown``, when
-   ``SimpleRequestHandler`` closes the bot session (the close waits for it)
-   or in ``emit_shutdown``, before your shutdown handlers.
+   In webhook mode the same drain runs in ``emit_shutdown`` (aiohttp's
+   ``on_shutdown``), before your shutdown handlers; ``SimpleRequestHandler``'s
+   close of the bot session, which comes first, is made after the drain.
 
 Conversation keys are python-telegram-bot's (chat id, ``message_thread_id``
 only when ``is_topic_message``, ``business_connection_id``): a bot moved

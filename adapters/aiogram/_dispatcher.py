@@ -9,7 +9,6 @@ what aiogram does with an update.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from collections.abc import AsyncGenerator
@@ -155,10 +154,10 @@ class GuardedDispatcher(Dispatcher):
                 await offsets.confirm_taken(state)
             finally:
                 offsets.release(state)
-                _release_sessions(state)
                 state.bots.clear()
                 state.taken.clear()
                 state.replayed.clear()
+                await _release_sessions(state)
         await super().emit_shutdown(*args, **kwargs)  # the user's shutdown handlers last
 
 
@@ -170,7 +169,7 @@ async def _start(
     if bot_state is None:
         bot_state = state.bots[bot.id] = BotState(bot, Lifecycle(PLATFORM, state.settings))
     offsets.hold_confirmations_until_durable(state, bot)
-    _drain_before_the_session_closes(state, bot)
+    _close_the_session_after_the_drain(state, bot)
     dont_wait = None
     if not wait_for_notices:
         dont_wait = asyncio.Event()
@@ -181,36 +180,51 @@ async def _start(
     return bot_state
 
 
-def _drain_before_the_session_closes(state: DispatcherState, bot: Bot) -> None:
-    """Make ``bot.session.close()`` drain first while the bot is guarded.
+def _close_the_session_after_the_drain(state: DispatcherState, bot: Bot) -> None:
+    """While ``bot`` is guarded, ``bot.session.close()`` waits until the drain is over.
 
     aiogram's ``SimpleRequestHandler`` closes the session in aiohttp's
-    ``on_shutdown``, before the dispatcher's own shutdown (where the drain
-    would run): a handler's request in flight then fails and the turn is
-    lost. So the close starts the stop (pre-mark, drain) and waits for it.
+    ``on_shutdown``, before the dispatcher's shutdown (where the drain runs):
+    a handler's request in flight then fails and its turn is lost. So a
+    close asked for while guarded is made after the drain (see
+    :func:`_release_sessions`); aiogram reopens a closed session by itself, so
+    a close it makes to renew one (``create_session``) loses nothing either.
     """
     session = bot.session
-    if any(known is session for known in state.closing_sessions):
-        return
-    close = session.close
-
-    async def drain_then_close() -> None:
-        guarded = any(b.lifecycle.guard is not None for b in state.bots.values())
-        if guarded and not IN_HANDLER.get():  # from a handler: it would wait for itself
-            if _request_stop(state):
-                log.info("restart-guard: aiogram closes the bot session; draining first")
-            await _stop(state)
-        await close()
-
-    session.close = drain_then_close  # type: ignore[method-assign]
-    state.closing_sessions.append(session)
+    if all(deferred.session is not session for deferred in state.closing_sessions):
+        deferred = _DeferredClose(session, state)
+        session.close = deferred  # type: ignore[method-assign]
+        state.closing_sessions.append(deferred)
 
 
-def _release_sessions(state: DispatcherState) -> None:
-    for session in state.closing_sessions:
-        with contextlib.suppress(AttributeError):
-            del session.close  # the instance attribute: aiogram's own close again
-    state.closing_sessions.clear()
+class _DeferredClose:
+    """The ``close`` of a guarded bot's session (see :func:`_close_the_session_after_the_drain`)."""
+
+    def __init__(self, session: Any, state: DispatcherState) -> None:
+        self.session = session
+        self.state = state
+        self.close = session.close
+        self.wanted = False
+
+    async def __call__(self) -> None:
+        if any(b.lifecycle.guard is not None for b in self.state.bots.values()):
+            self.wanted = True
+            return
+        await self.close()
+
+    async def restore(self) -> None:
+        del self.session.close  # the instance attribute: aiogram's own close again
+        if self.wanted:
+            await self.close()
+
+
+async def _release_sessions(state: DispatcherState) -> None:
+    closing, state.closing_sessions = state.closing_sessions, []
+    for deferred in closing:
+        try:
+            await deferred.restore()
+        except Exception as exc:
+            log.warning("restart-guard: closing the bot session failed: %s", exc)
 
 
 def _begin(state: DispatcherState, bot_state: BotState, update: Update) -> Any:

@@ -52,7 +52,7 @@ class DispatcherState:
     replays: set[asyncio.Task[Any]] = field(default_factory=set)
     #: Session middlewares installed for the offset hold, to remove at shutdown.
     sessions: list[Any] = field(default_factory=list)
-    #: Bot sessions whose ``close`` drains first (see ``_dispatcher``), to restore.
+    #: Bot sessions whose ``close`` waits for the drain (see ``_dispatcher``), to restore.
     closing_sessions: list[Any] = field(default_factory=list)
     #: A stop was requested (every bot pre-marked); cleared by the next start-up.
     stopping: bool = False
