@@ -100,22 +100,27 @@ def no_replay(handler: F) -> F:
         wrapper.__closure__,
     )
     functools.update_wrapper(wrapper, handler)
+    # On the wrapper only: the plain function may be registered elsewhere, replayable.
     setattr(wrapper, NO_REPLAY_ATTR, True)
-    setattr(handler, NO_REPLAY_ATTR, True)  # frameworks that unwrap see it too
     return wrapper  # type: ignore[return-value]
 
 
+# The wrappers' code must use only its closure (it runs with the handler's globals).
 def _async_wrapper(handler: Callable[..., Any]) -> types.FunctionType:
+    forbid = _forbid_async
+
     async def guarded(*args: Any, **kwargs: Any) -> Any:
-        await _forbid_async()
+        await forbid()
         return await handler(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]
 
 
 def _sync_wrapper(handler: Callable[..., Any]) -> types.FunctionType:
+    forbid = _forbid_blocking
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        _forbid_blocking()
+        forbid()
         return handler(*args, **kwargs)
 
     return guarded  # type: ignore[return-value]

@@ -33,8 +33,9 @@ class SentMessage:
     thread channel or thread_ts (None for the main thread), ``params`` the
     request as the stand-in decoded it. ``reply_to`` is the message it
     answers (Telegram ``reply_parameters``, Discord ``message_reference``,
-    Slack's ``thread_ts`` of a top-level message) and ``mentions`` the ids
-    of the users it mentions, as the platform would notify them.
+    Slack's ``thread_ts``) and ``mentions`` the ids of the users the
+    platform notifies: mentioned, or (Telegram, Discord) the author of the
+    message it replies to.
     """
 
     chat: str

@@ -333,6 +333,11 @@ class TelegramStandIn(StandIn):
             self._messages[(key, message["message_id"])] = message
         return self.inject_update({kind: message})
 
+    def last_message_id(self, chat_id: int | str) -> int:
+        """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
+        with self._lock:
+            return self._message_ids.get(str(chat_id), 0)
+
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
 
@@ -711,6 +716,11 @@ class TelegramStandIn(StandIn):
             if isinstance(entities, list) and entities:
                 message["entities"] = entities
             reply_to = None
+            notified: list[str] = [
+                str(e["user"]["id"])
+                for e in (entities if isinstance(entities, list) else ())
+                if isinstance(e, dict) and e.get("type") == "text_mention"
+            ]
             if isinstance(reply, dict) and reply.get("message_id") is not None:
                 reply_id = int(reply["message_id"])
                 replied = self._messages.get((chat, reply_id))
@@ -719,6 +729,9 @@ class TelegramStandIn(StandIn):
                     raise _ApiError(400, "Bad Request: message to be replied not found")
                 if replied is not None:
                     reply_to = str(reply_id)
+                    author = (replied.get("from") or {}).get("id")
+                    if author is not None and str(author) != str(self._bot_user["id"]):
+                        notified.append(str(author))  # Telegram notifies whom it answers
                     message["reply_to_message"] = {
                         k: v for k, v in replied.items() if k != "reply_to_message"
                     }
@@ -730,11 +743,7 @@ class TelegramStandIn(StandIn):
                 text=text,
                 params=dict(params),
                 reply_to=reply_to,
-                mentions=tuple(
-                    str(e["user"]["id"])
-                    for e in message.get("entities", ())
-                    if isinstance(e, dict) and e.get("type") == "text_mention"
-                ),
+                mentions=tuple(dict.fromkeys(notified)),
             )
         )
         return message

@@ -281,7 +281,7 @@ class _Rest(_Controls):
                 text=text,
                 params=params,
                 reply_to=reply_to,
-                mentions=_notified_users(text, body.get("allowed_mentions")),
+                mentions=self._notified(text, body.get("allowed_mentions"), reply_to),
             )
         )
 
@@ -331,6 +331,18 @@ class _Rest(_Controls):
             **_files_mark(call),
         )
         return _json_response(payload)
+
+    def _notified(self, text: str, allowed: Any, reply_to: str | None) -> tuple[str, ...]:
+        """Who Discord pings: allowed ``<@id>`` mentions, and the replied-to author."""
+        users = list(_notified_users(text, allowed))
+        replied_user = not isinstance(allowed, dict) or allowed.get("replied_user", False)
+        if reply_to is not None and replied_user:
+            with self._state:
+                message = self._messages.get(int(reply_to))
+            author = None if message is None else message["author"]["id"]
+            if author is not None and author != str(self.bot_user_id):
+                users.append(author)
+        return tuple(dict.fromkeys(users))
 
     def _references(self, channel_id: int, reference: Mapping[str, Any]) -> bool:
         """Whether ``reference`` points at a message this stand-in has, in ``channel_id``."""
