@@ -502,7 +502,7 @@ async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(api: Teleg
     assert asked
     message_id = api.last_message_id(-100555)
     async with build(api) as app:
-        with pytest.raises(BadRequest, match="(?i)message to be replied not found"):
+        with pytest.raises(BadRequest, match=r"(?i)message to be replied not found"):
             await app.bot.send_message(-100555, "x", reply_parameters=ReplyParameters(999))
         plain = await app.bot.send_message(
             -100555, "y", reply_parameters=ReplyParameters(999, allow_sending_without_reply=True)
@@ -527,7 +527,7 @@ async def test_html_parse_mode_makes_entities_and_refuses_broken_markup(
             -100555, '<a href="tg://user?id=5">👤</a> a &lt; b &amp; <b>c</b>', parse_mode="HTML"
         )
         for broken in ("a < b", "<b>open", "<blink>x</blink>", "a & b"):
-            with pytest.raises(BadRequest, match="(?i)can.t parse entities"):
+            with pytest.raises(BadRequest, match=r"(?i)can.t parse entities"):
                 await app.bot.send_message(-100555, broken, parse_mode="HTML")
     assert sent.text == "👤 a < b & c"
     assert [(e.type, e.offset, e.length) for e in sent.entities] == [
