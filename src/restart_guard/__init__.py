@@ -17,7 +17,14 @@ from ._marker import Marker, Phase
 from ._protect import protect, unprotect
 from ._resume import PlatformLink, Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
-from .errors import AdapterNotAvailable, ConversationGone, DeliveryError, RateLimited, ThreadGone
+from .errors import (
+    AdapterNotAvailable,
+    ConversationGone,
+    DeliveryError,
+    RateLimited,
+    ThreadGone,
+    UnsupportedFrameworkVersion,
+)
 from .stores.base import Store, StoredMarker, StoreError
 from .stores.directory import DirectoryStore
 
@@ -40,6 +47,7 @@ __all__ = [
     "StoreError",
     "StoredMarker",
     "ThreadGone",
+    "UnsupportedFrameworkVersion",
     "default_marker_dir",
     "make_store",
     "protect",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from ._compat import check_framework, refuse_fork_object
 from ._settings import DEFAULT, NoticeOption, OnResume, Settings
 from .errors import AdapterNotAvailable
 from .ops.metrics import MetricsHook
@@ -69,6 +70,7 @@ def _adapter_for(cls: type) -> _AdapterInfo | None:
 
 
 def _load(info: _AdapterInfo) -> Any:
+    check_framework(info.platform)  # before the import: a moved internal may break it
     try:
         return importlib.import_module(info.module)
     except AdapterNotAvailable:
@@ -171,6 +173,7 @@ def protect(
 
 
 def _apply(target: Any, *, settings: Settings) -> Any:
+    refuse_fork_object(target)
     if isinstance(target, type):
         info = _adapter_for(target)
         if info is None:
@@ -212,6 +215,7 @@ def _wrap_factory(factory: Callable[..., Any], settings: Settings) -> Callable[.
 
 
 def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
+    refuse_fork_object(product)
     if _adapter_for(type(product)) is None:
         raise TypeError(
             f"{getattr(factory, '__qualname__', factory)!r} returned {type(product).__qualname__}, "
