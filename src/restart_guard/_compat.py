@@ -85,8 +85,10 @@ class FrameworkSupport:
 
 
 FRAMEWORKS: dict[str, FrameworkSupport] = {
+    # 21.1 is the first release whose reply_text() in a forum topic stays in the topic;
+    # on 21.0 a bot's own replies land in the general chat (the adapter's tests use them).
     "telegram": FrameworkSupport(
-        "python-telegram-bot", "telegram", (Requirement("python-telegram-bot", ">=21,<23"),)
+        "python-telegram-bot", "telegram", (Requirement("python-telegram-bot", ">=21.1,<23"),)
     ),
     # 2.6 is the first release whose ViewStore.add_task sees every view and
     # modal callback task; on 2.3–2.5 those callbacks would run untracked.
