@@ -70,13 +70,29 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
     channel = context.get("channel_id")
     if not channel:
         return None
-    thread = context.get("thread_ts") or _thread_root(request.body)
+    thread = context.get("thread_ts") or _thread_ts(request.body) or _thread_root(request.body)
     try:
         return Conversation(
             PLATFORM, channel, thread, context.get("team_id"), context.get("enterprise_id")
         )
     except TypeError:  # an id that is not a string: not a payload Slack sends
         return None
+
+
+def _thread_ts(payload: Any) -> str | None:
+    # What Bolt 1.21+ puts in the context as "thread_ts"; older Bolt does not,
+    # and a reply in a thread would be keyed by its own ts instead.
+    while isinstance(payload, dict):
+        found = payload.get("thread_ts")
+        if found is not None:
+            return str(found)
+        payload = next(
+            (payload[k] for k in _THREAD_CARRIERS if isinstance(payload.get(k), dict)), None
+        )
+    return None
+
+
+_THREAD_CARRIERS = ("event", "assistant_thread", "message", "previous_message")
 
 
 def _thread_root(body: dict[str, Any]) -> str | None:
