@@ -92,13 +92,16 @@ def check(platform: str, work: Path) -> tuple[str, str, str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("platforms", nargs="*", default=sorted(FRAMEWORKS), choices=FRAMEWORKS)
+    # No default list here: argparse checks a list default against ``choices`` as one value.
+    parser.add_argument(
+        "platforms", nargs="*", choices=sorted(FRAMEWORKS), help="default: every framework"
+    )
     parser.add_argument("--keep", type=Path, help="work in (and keep) this directory")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="rg-canary-") as scratch:
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
-        rows = [check(platform, work) for platform in args.platforms]
+        rows = [check(platform, work) for platform in args.platforms or sorted(FRAMEWORKS)]
     print(f"{'framework':<10} {'version':<40} {'time':>6}  result")
     for platform, versions, result, seconds in rows:
         print(f"{platform:<10} {versions:<40} {seconds:>5.0f}s  {result}")
