@@ -121,6 +121,10 @@ class Driver(abc.ABC):
         """Block until the bot serves: start-up recovery (the notices) is over by then."""
 
     @abc.abstractmethod
+    def new_place(self, n: int) -> Place:
+        """A chat nobody used yet (the ``n``-th of a series), where the bot may post."""
+
+    @abc.abstractmethod
     def say(self, place: Place, text: str) -> Said:
         """A user posts ``text`` in ``place``."""
 
