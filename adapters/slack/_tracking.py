@@ -359,9 +359,7 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
         if not _begin(self._restart_guard, request):
             return await super().run(request, response, listener_name, listener, starting_time)
         try:
-            acked = await super().run(
-                request, response, listener_name, listener, starting_time
-            )
+            acked = await super().run(request, response, listener_name, listener, starting_time)
         except BaseException as exc:
             _end(request, isinstance(exc, CUT_OFF))
             raise

@@ -21,6 +21,7 @@ acknowledgement on it, so that an update is either redelivered or marked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import threading
@@ -188,10 +189,8 @@ class GroupCommitWriter:
                 keep.append(waiter)
                 continue
             # A failed batch releases every waiter: durable() returns False at once.
-            try:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
                 loop.call_soon_threadsafe(_settle_future, future, upto is not None)
-            except RuntimeError:  # that loop is closed: nobody waits any more
-                pass
         self._waiters = keep
 
     def flush(self, extra: Iterable[str] = (), *, draining: bool = False) -> bool:

@@ -66,7 +66,8 @@ async def test_the_batch_is_written_off_the_event_loop(
     guard = make_guard(store=store)
     run = guard.begin(conv(1))
     assert await guard.writer.durable() is True
-    assert threads and threading.get_ident() not in threads
+    assert threads
+    assert threading.get_ident() not in threads
     guard.end(run)
 
 
@@ -81,7 +82,8 @@ def test_durable_blocking_waits_for_the_batch_of_its_marks(
     waiter = threading.Thread(target=lambda: result.append(guard.writer.durable_blocking()))
     waiter.start()
     waiter.join(0.05)  # still blocked: its batch is held at the gate
-    assert waiter.is_alive() and not result
+    assert waiter.is_alive()
+    assert not result
     assert store.gate is not None
     store.gate.set()
     waiter.join(5)

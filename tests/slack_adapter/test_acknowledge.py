@@ -97,9 +97,7 @@ def test_the_ack_waits_for_the_marker(
     app = build(api, store, asynchronous)
     body = api.event_callback(api.message_event(CHANNEL, "hi"))
     acks: list[Acked] = []
-    dispatcher = threading.Thread(
-        target=lambda: acks.append(dispatch(app, body, tmp_path / "m"))
-    )
+    dispatcher = threading.Thread(target=lambda: acks.append(dispatch(app, body, tmp_path / "m")))
     dispatcher.start()
     try:
         assert store.entered.wait(10)  # the marker's batch is held

@@ -94,6 +94,7 @@ class Driver(abc.ABC):
         self.tmp_path = tmp_path
         self.marker_dir = tmp_path / "markers"
         self.bots: list[BotProcess] = []
+        self._started = 0  # bots ever started: names their log files
 
     # ------------------------------------------------------------ the platform
     @abc.abstractmethod
@@ -174,7 +175,8 @@ class Driver(abc.ABC):
         argv = [sys.executable, "-m", self.module, "--marker-dir", str(self.marker_dir)]
         argv += [*self._bot_args(), *args]
         before = self._before_start()
-        log_path = self.tmp_path / f"bot-{len(self.bots) + 1}.log"
+        self._started += 1
+        log_path = self.tmp_path / f"bot-{self._started}.log"
         bot = BotProcess.start(argv, env=self._bot_env(), log_path=log_path)
         self.bots.append(bot)
         if wait_ready:

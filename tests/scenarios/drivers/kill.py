@@ -13,6 +13,7 @@ A trial's conversation is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from dataclasses import dataclass
@@ -72,10 +73,8 @@ def kill_trial(driver: Driver, bot: BotProcess, n: int, delay: float) -> tuple[T
         texts = since_restart()
         return any(NOTICE in t for t in texts) or any(t.startswith("working") for t in texts)
 
-    try:
+    with contextlib.suppress(TimeoutError):  # neither within LOST_AFTER: lost
         eventually(settled, LOST_AFTER, what="a notice or the redelivered turn")
-    except TimeoutError:
-        pass  # neither: the conversation is lost
     texts = since_restart()
     redone = any(t.startswith("working") for t in texts)
     if redone:  # let the redelivered turn finish: the next kill must not catch it
