@@ -10,6 +10,11 @@ Where a run begins and ends:
 - **lazy listeners** begin in ``lazy_listener_runner.start()`` and end when
   the lazy function returns.
 
+``listener_runner.run()`` returns the response Bolt sends as the
+acknowledgement (the Socket Mode envelope ack, the HTTP 200): the tracking
+runner returns it only once the run's marker is durable, so an event Slack
+stops retrying is always marked. A few milliseconds; Slack allows 3 s.
+
 The runner's class is swapped for a subclass made for it (public methods
 only), and its ``listener_completion_handler`` and ``lazy_listener_runner``
 become properties that wrap whatever is assigned, so a user who sets their
@@ -268,11 +273,14 @@ class _TrackingThreadRunner(ThreadListenerRunner):
         if not _begin(self._restart_guard, request):
             return super().run(request, response, listener_name, listener, starting_time)
         try:
-            return super().run(request, response, listener_name, listener, starting_time)
+            acked = super().run(request, response, listener_name, listener, starting_time)
         except BaseException:
             # Never handed to the thread pool: no completion handler will end it.
             _end(request)
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            self._restart_guard.lifecycle.durable_blocking()
+        return acked
 
 
 # ----------------------------------------------------------- async runner
@@ -367,10 +375,13 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
         if not _begin(self._restart_guard, request):
             return await super().run(request, response, listener_name, listener, starting_time)
         try:
-            return await super().run(request, response, listener_name, listener, starting_time)
+            acked = await super().run(request, response, listener_name, listener, starting_time)
         except BaseException as exc:
             _end(request, isinstance(exc, CUT_OFF))
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            await self._restart_guard.lifecycle.durable()
+        return acked
 
 
 # ------------------------------------------------------------ install

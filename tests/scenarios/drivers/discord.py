@@ -45,6 +45,9 @@ class DiscordDriver(Driver):
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         bot.wait_for_log(READY, timeout=30)
 
+    def new_place(self, n: int) -> Place:
+        return Place(str(self.api.add_channel(self.api.guild_id, name=f"new-{n}")))
+
     def say(self, place: Place, text: str) -> Said:
         return Said(place, self.api.inject_message(int(place.chat), text))
 

@@ -69,6 +69,9 @@ class SlackDriver(Driver):
             ready = "Running on http" if self.mode == "async-http" else "Bolt app is running"
             bot.wait_for_log(ready, timeout=30)
 
+    def new_place(self, n: int) -> Place:
+        return Place(f"C0NEW{n}")  # a message there starts its own thread (see say())
+
     def say(self, place: Place, text: str) -> Said:
         if self.url is None:
             event = self.api.inject_message(place.chat, text, thread_ts=place.thread)
