@@ -92,12 +92,15 @@ def check(platform: str, work: Path) -> tuple[str, str, str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    # No default list here: argparse checks a list default against ``choices`` as one value.
+    # No ``choices``: argparse checks an empty ``nargs="*"`` list against them as one value.
     parser.add_argument(
-        "platforms", nargs="*", choices=sorted(FRAMEWORKS), help="default: every framework"
+        "platforms", nargs="*", help=f"any of {', '.join(sorted(FRAMEWORKS))} (default: all)"
     )
     parser.add_argument("--keep", type=Path, help="work in (and keep) this directory")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.platforms) - set(FRAMEWORKS))
+    if unknown:
+        parser.error(f"unknown framework(s) {', '.join(unknown)}; choose from {sorted(FRAMEWORKS)}")
     with tempfile.TemporaryDirectory(prefix="rg-canary-") as scratch:
         work = args.keep or Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
