@@ -22,6 +22,13 @@ for it that overrides public methods only —
 - ``update_queue`` (same object, tracking subclass): an update is *in flight*
   from the moment the updater fetches it, because python-telegram-bot
   confirms fetched updates to Telegram when it stops;
+- the bot's ``get_updates()`` (the updater's bot, class swapped the same
+  way): the ``offset`` that confirms fetched updates to Telegram is sent
+  only once their markers are durable, so a kill at any moment leaves an
+  update either marked or still at Telegram, which delivers it again;
+- ``await update_queue.put()`` from a webhook (``run_webhook``'s handler, or
+  your own web server's): returns once the update's marker is durable, so
+  the HTTP answer that makes Telegram forget the update comes after it;
 - ``process_update()`` and ``create_task()``: a conversation stays marked
   until its update and every ``block=False`` task it started have finished —
   including tasks started during the drain, which python-telegram-bot itself
@@ -37,6 +44,7 @@ into ``stop()``, so all three are covered. The user's ``post_init``,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dtm
 import html
 import logging
@@ -57,7 +65,7 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import ReplyParameters, Update
+    from telegram import Bot, ReplyParameters, Update
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -122,6 +130,9 @@ class BotState:
     lifecycle: Lifecycle
     original_class: type
     original_queue_class: type
+    # The updater's bot (whose get_updates confirms updates) and its own class.
+    fetching_bot: Any = None
+    original_bot_class: type | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
     # update_ids re-run by replay: Telegram redelivers an update the killed
     # process never confirmed, and the turn must not run twice.
@@ -140,10 +151,23 @@ def _state(obj: Any) -> BotState:
     return state
 
 
+#: Set in a task once it called getUpdates: the updates it puts into the queue are
+#: confirmed by its own next getUpdates, which waits for their markers itself.
+_POLLING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_telegram_polling", default=False
+)
+
+
 class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """``update_queue`` that marks an update in flight the moment it is fetched."""
 
     _restart_guard: BotState
+
+    async def put(self, item: Any) -> None:
+        await super().put(item)  # unbounded: put_nowait() below, which begins the run
+        if not _POLLING.get():
+            # A webhook answers Telegram when this returns: only once the marker is durable.
+            await _state(self).lifecycle.durable()
 
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
@@ -228,6 +252,21 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         state = _state(self)
         state.queued.clear()
         state.replayed.clear()
+
+
+class _ConfirmingBot(Bot):
+    """The updater's bot: ``getUpdates`` confirms the last batch only once it is marked."""
+
+    __slots__ = ()
+    _restart_guard: BotState
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> Any:
+        # The offset of this call confirms every update fetched before: their markers
+        # (begun as they were queued) must be durable first. One fsync per batch of
+        # up to 100 updates, on the writer thread; nothing when nothing was fetched.
+        _POLLING.set(True)
+        await _state(self).lifecycle.durable()
+        return await super().get_updates(*args, **kwargs)
 
 
 async def _tracked(run: Run, coroutine: Any) -> Any:
@@ -327,6 +366,21 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         queue.__class__ = type(
             type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
         )
+        fetching = bot.updater.bot if bot.updater is not None else None
+        if isinstance(fetching, Bot) and not isinstance(fetching, _ConfirmingBot):
+            state.fetching_bot, state.original_bot_class = fetching, type(fetching)
+            fetching.__class__ = type(
+                type(fetching).__name__,
+                (_ConfirmingBot, type(fetching)),
+                {"__slots__": (), "_restart_guard": state, "__module__": type(fetching).__module__},
+            )
+        elif fetching is not None and not isinstance(fetching, _ConfirmingBot):
+            log.warning(
+                "restart-guard: the updater's bot is a %s, not a telegram.Bot: updates are "
+                "confirmed to Telegram without waiting for their markers (a kill in the "
+                "first milliseconds of a handler may lose its conversation)",
+                type(fetching).__qualname__,
+            )
         return bot
 
     def _uninstall(self, bot: Application) -> Application:  # type: ignore[type-arg]
@@ -335,6 +389,8 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         state = _state(bot)
         bot.__class__ = state.original_class
         bot.update_queue.__class__ = state.original_queue_class
+        if state.fetching_bot is not None and state.original_bot_class is not None:
+            state.fetching_bot.__class__ = state.original_bot_class
         return bot
 
     def conversation_of(self, event: object) -> Conversation | None:

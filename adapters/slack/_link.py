@@ -87,7 +87,7 @@ def _client_for_token(client: Any, cls: type[T], token: str) -> T:
         ssl=client.ssl,
         proxy=client.proxy,
         headers=client.headers,
-        logger=client.logger,
+        logger=getattr(client, "logger", None) or client._logger,  # older slack-sdk: _logger only
     )
 
 

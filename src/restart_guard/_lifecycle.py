@@ -6,6 +6,7 @@ The sequence that keeps conversations through a restart::
               their notices (at most STARTUP_NOTICE_WAIT, the rest in the
               background) ─► READY=1 to systemd ─► stage RUNNING
     runs:     begin(conversation) ... end(run)      (write-ahead, group commit)
+              durable() before the platform's acknowledgement of the update
     stop():   pre_mark() ── every conversation in flight durable, intake off,
               STOPPING=1 ──► cancel the resume step ──► the framework's drain
               + the guard's idle wait, bounded by drain_timeout ──► seal if it
@@ -44,8 +45,9 @@ from ._resume import PlatformLink, Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
 from ._systemd import notify_ready, notify_stopping
+from ._writer import ACK_WAIT
 
-__all__ = ["CUT_OFF", "STARTUP_NOTICE_WAIT", "Lifecycle", "LoopThread", "Stage"]
+__all__ = ["ACK_WAIT", "CUT_OFF", "STARTUP_NOTICE_WAIT", "Lifecycle", "LoopThread", "Stage"]
 
 log = logging.getLogger("restart_guard")
 
@@ -246,6 +248,30 @@ class Lifecycle:
         if guard is None:
             return None
         return guard.begin(conversation, payload, origin)
+
+    async def durable(self, timeout: float = ACK_WAIT) -> bool:
+        """Wait until every conversation begun so far is durably marked; True if it is.
+
+        Hold the platform's acknowledgement of an update on this (Telegram's
+        next ``getUpdates``, a webhook's answer, Slack's envelope ack or HTTP
+        200): the update is then either redelivered or marked, never
+        neither. Costs one batch's fsync — done by the writer thread, never
+        on this loop — and nothing when every mark is already durable. A
+        failing store returns False at once and a hung one after
+        ``timeout`` (logged once): the platform is then acknowledged anyway,
+        as it would otherwise redeliver, or give up on, every update.
+        """
+        guard = self.guard
+        if guard is None:
+            return True
+        return await guard.writer.durable(timeout)
+
+    def durable_blocking(self, timeout: float = ACK_WAIT) -> bool:
+        """:meth:`durable` for a framework thread (slack-bolt's ``App``)."""
+        guard = self.guard
+        if guard is None:
+            return True
+        return guard.writer.durable_blocking(timeout)
 
     @staticmethod
     def end(run: Run, *, cut_off: bool = False) -> None:

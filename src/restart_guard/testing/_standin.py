@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +22,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-__all__ = ["Failure", "SentMessage", "StandIn"]
+__all__ = ["Failure", "KillOnHandOut", "SentMessage", "StandIn"]
 
 _S = TypeVar("_S", bound="StandIn")
 
@@ -65,6 +67,23 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class KillOnHandOut:
+    """An armed fault: SIGKILL ``pid`` ``delay`` seconds after the platform hands out an event.
+
+    ``matches(event)`` picks the event (a Telegram update, a Slack envelope,
+    a Discord dispatch, as the platform sends it). Once fired,
+    ``killed_after`` is the measured seconds from the hand-out to the kill.
+    """
+
+    pid: int
+    delay: float
+    matches: Callable[[dict[str, Any]], bool]
+    handed_out_at: float | None = None
+    killed_after: float | None = None
+    fired: threading.Event = field(default_factory=threading.Event)
+
+
 class StandIn:
     """Base class: lifecycle, message record and failure injection.
 
@@ -83,6 +102,7 @@ class StandIn:
         self._calls: list[tuple[str, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._kill: KillOnHandOut | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def _routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
@@ -250,7 +270,39 @@ class StandIn:
             self._calls.clear()
             self._changed.notify_all()
 
+    def kill_on_hand_out(
+        self, pid: int, delay: float, matches: Callable[[dict[str, Any]], bool]
+    ) -> KillOnHandOut:
+        """SIGKILL ``pid`` ``delay`` seconds after the matching event is handed to the bot.
+
+        The timer runs on the stand-in's loop, started as the event is
+        written out (a thread would wait for the GIL): the kill-timing fault
+        of the acknowledgement tests and ``bench/bench_kill_sweep.py``.
+        """
+        armed = KillOnHandOut(pid, delay, matches)
+        with self._lock:
+            self._kill = armed
+        return armed
+
     # --------------------------------------------------------- for subclasses
+    def _handed_out(self, event: dict[str, Any]) -> None:
+        """Subclasses call this on their loop when ``event`` goes out to the bot."""
+        armed = self._kill
+        if armed is None or not armed.matches(event):
+            return
+        with self._lock:
+            self._kill = None
+        armed.handed_out_at = time.perf_counter()
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(armed.pid, signal.SIGKILL)
+            assert armed.handed_out_at is not None
+            armed.killed_after = time.perf_counter() - armed.handed_out_at
+            armed.fired.set()
+
+        asyncio.get_running_loop().call_later(armed.delay, kill)
+
     def _record_call(self, method: str, params: dict[str, Any]) -> None:
         with self._changed:
             self._calls.append((method, params))

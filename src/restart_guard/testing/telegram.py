@@ -652,7 +652,7 @@ class TelegramStandIn(StandIn):
             self._changed.notify_all()
         self._notify_async()
         if poll is None:
-            return batch
+            return self._hand_out(batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -665,7 +665,7 @@ class TelegramStandIn(StandIn):
                     stopping = self._stopping
                 left = deadline - loop.time()
                 if batch or stopping or left <= 0 or not poll.alive():
-                    return batch
+                    return self._hand_out(batch)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(poll.event.wait(), min(left, _DISCONNECT_CHECK))
         finally:
@@ -674,6 +674,11 @@ class TelegramStandIn(StandIn):
                     self._polls.remove(poll)
                 self._changed.notify_all()
             self._notify_async()
+
+    def _hand_out(self, batch: list[_Json]) -> list[_Json]:
+        for update in batch:
+            self._handed_out(update)
+        return batch
 
     async def _send_message(self, params: _Json, request: web.Request) -> Any:
         chat_id = params.get("chat_id")

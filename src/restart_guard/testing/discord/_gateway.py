@@ -118,6 +118,7 @@ class _Gateway(_World):
         session.buffer.append((session.seq, message))
         if session.conn is not None:
             session.conn.send(message)
+            self._handed_out(message)
 
     def _broadcast(
         self,

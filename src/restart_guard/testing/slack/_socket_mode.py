@@ -357,6 +357,7 @@ class _SocketMode(_EventBuilders):
             conn.unacked[envelope["envelope_id"]] = envelope
             with self._lock:
                 self._delivered.append(envelope["envelope_id"])
+            self._handed_out(envelope)
 
     async def _ping(self, conn: _Connection, interval: float) -> None:
         while not conn.ws.closed:
