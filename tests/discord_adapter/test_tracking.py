@@ -148,7 +148,7 @@ def _named(name: str, gate: Gate) -> Callable[..., Any]:
     return handler
 
 
-async def test_write_ahead_is_durable_quickly_and_never_fsyncs_on_the_loop(
+async def test_write_ahead_is_durable_while_the_handler_runs_and_never_fsyncs_on_the_loop(
     api: DiscordStandIn,
     protect: Callable[..., Any],
     markers: Path,
@@ -159,10 +159,8 @@ async def test_write_ahead_is_durable_quickly_and_never_fsyncs_on_the_loop(
     async with online(client):
         api.inject_message(api.channel_id, "hi")
         await gate.entered.wait()
-        started = time.monotonic()
+        # Durable while the handler is still held (how fast: bench/bench_kill_sweep.py).
         await eventually_async(lambda: channel_key(api) in stored(markers))
-        # The guarantee is 50 ms; the margin is for a loaded CI machine.
-        assert time.monotonic() - started < 0.5
         assert syncing_threads
         assert threading.get_ident() not in syncing_threads
         gate.release.set()
