@@ -409,11 +409,6 @@ class Lifecycle:
                 self._close(drained)
             return drained
 
-    def close(self) -> None:
-        """Release the store without a drain (the framework shut down without a stop)."""
-        if self.guard is not None:
-            self._close(True)
-
     def _left(self) -> float:
         return max(self.settings.drain_timeout - (time.monotonic() - self.stop_started), 0.0)
 
