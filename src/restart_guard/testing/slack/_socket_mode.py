@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -61,17 +60,14 @@ class _SocketMode(_EventBuilders):
         injected afterwards reach it. Raises ``TimeoutError``.
         """
         self._not_on_loop("wait_for_connection")
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._connections) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} Socket Mode connection(s); "
-                        f"open: {len(self._connections)}, ever: {self._total_connections}"
-                    )
-                self._changed.wait(left)
-            return len(self._connections)
+        return self._wait_until(
+            lambda: len(self._connections) if len(self._connections) >= count else None,
+            timeout,
+            lambda: (
+                f"waited {timeout}s for {count} Socket Mode connection(s); "
+                f"open: {len(self._connections)}, ever: {self._total_connections}"
+            ),
+        )
 
     def wait_for_ack(
         self, envelope: str | Mapping[str, Any], timeout: float = 15.0
@@ -84,17 +80,14 @@ class _SocketMode(_EventBuilders):
         """
         self._not_on_loop("wait_for_ack")
         envelope_id = envelope if isinstance(envelope, str) else self.envelope_id_of(envelope)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while envelope_id not in self._acks:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for the ack of {envelope_id}; delivered: "
-                        f"{self._delivered!r}, acked: {self._ack_order!r}"
-                    )
-                self._changed.wait(left)
-            return self._acks[envelope_id]
+        return self._wait_until(
+            lambda: self._acks.get(envelope_id),
+            timeout,
+            lambda: (
+                f"waited {timeout}s for the ack of {envelope_id}; delivered: "
+                f"{self._delivered!r}, acked: {self._ack_order!r}"
+            ),
+        )
 
     def envelope_id_of(self, event: Mapping[str, Any]) -> str:
         """The envelope id an injected event went out in (KeyError if never injected)."""
