@@ -5,12 +5,27 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from ._model import (
     VERIFICATION_TOKEN,
 )
 from ._workspace import _Workspace
+
+
+class _MentionFields(TypedDict, total=False):
+    """The optional fields of ``app_mention_event``, passed on by ``inject_app_mention``."""
+
+    user: str | None
+    thread_ts: str | None
+    ts: str | None
+    team: str | None
+
+
+class _MessageFields(_MentionFields, total=False):
+    """The optional fields of ``message_event``, passed on by ``inject_message``."""
+
+    channel_type: str
 
 
 class _EventBuilders(_Workspace):
@@ -33,21 +48,8 @@ class _EventBuilders(_Workspace):
         ``thread_ts`` makes it a reply in that thread; ``ts`` defaults to
         :meth:`next_ts`. Use with :meth:`inject_event` or :meth:`post_event`.
         """
-        ts = ts or self.next_ts()
-        event: dict[str, Any] = {
-            "type": "message",
-            "channel": channel,
-            "user": user or self.user_id,
-            "text": text,
-            "ts": ts,
-            "event_ts": ts,
-            "team": team or self.team_id,
-            "channel_type": channel_type,
-            "client_msg_id": str(uuid.uuid4()),
-            "blocks": _rich_text_blocks(text),
-        }
-        if thread_ts is not None:
-            event["thread_ts"] = thread_ts
+        event = self._user_event("message", channel, text, user, thread_ts, ts, team)
+        event["channel_type"] = channel_type
         return event
 
     def app_mention_event(
@@ -64,9 +66,22 @@ class _EventBuilders(_Workspace):
         mention = f"<@{self.bot_user_id}>"
         if mention not in text:
             text = f"{mention} {text}"
+        return self._user_event("app_mention", channel, text, user, thread_ts, ts, team)
+
+    def _user_event(
+        self,
+        event_type: str,
+        channel: str,
+        text: str,
+        user: str | None,
+        thread_ts: str | None,
+        ts: str | None,
+        team: str | None,
+    ) -> dict[str, Any]:
+        """The fields every event of a user's message carries (``message``, ``app_mention``)."""
         ts = ts or self.next_ts()
         event: dict[str, Any] = {
-            "type": "app_mention",
+            "type": event_type,
             "channel": channel,
             "user": user or self.user_id,
             "text": text,

@@ -7,16 +7,19 @@ import contextlib
 import json
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
-from ._events import _EventBuilders
+from ._events import _EventBuilders, _MentionFields, _MessageFields
 from ._model import (
     _MAX_RETRIES,
     _Connection,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class _SocketMode(_EventBuilders):
@@ -149,28 +152,17 @@ class _SocketMode(_EventBuilders):
         channel: str,
         text: str,
         *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
-        channel_type: str = "channel",
-        team: str | None = None,
         enterprise: str | None = None,
+        **fields: Unpack[_MessageFields],
     ) -> dict[str, Any]:
         """A user posts ``text`` in ``channel``: deliver the ``message`` event; return it.
 
-        See :meth:`message_event` for the arguments. The returned event's
+        See :meth:`message_event` for the other arguments (``user``,
+        ``thread_ts``, ``ts``, ``channel_type``, ``team``). The returned event's
         ``ts`` is the new message's id (the thread root for a reply); pass the
         event to :meth:`wait_for_ack`.
         """
-        event = self.message_event(
-            channel,
-            text,
-            user=user,
-            thread_ts=thread_ts,
-            ts=ts,
-            channel_type=channel_type,
-            team=team,
-        )
+        event = self.message_event(channel, text, **fields)
         self.inject_event(event, enterprise=enterprise)
         return event
 
@@ -179,20 +171,16 @@ class _SocketMode(_EventBuilders):
         channel: str,
         text: str,
         *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
-        team: str | None = None,
         enterprise: str | None = None,
+        **fields: Unpack[_MentionFields],
     ) -> dict[str, Any]:
         """A user mentions the bot: deliver an ``app_mention`` event; return it.
 
-        Only the ``app_mention`` event is sent (Slack would also send a
-        ``message`` event to an app subscribed to channel messages).
+        See :meth:`app_mention_event` for the other arguments. Only the
+        ``app_mention`` event is sent (Slack would also send a ``message``
+        event to an app subscribed to channel messages).
         """
-        event = self.app_mention_event(
-            channel, text, user=user, thread_ts=thread_ts, ts=ts, team=team
-        )
+        event = self.app_mention_event(channel, text, **fields)
         self.inject_event(event, enterprise=enterprise)
         return event
 
