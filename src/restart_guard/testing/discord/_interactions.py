@@ -23,40 +23,25 @@ class _Interactions(_Rest):
     def _route_list(self) -> list[tuple[str, str, _Handler]]:
         return [
             *super()._route_list(),
-            ("GET", "/applications/{application_id}/commands", self._get_commands),
-            ("PUT", "/applications/{application_id}/commands", self._put_commands),
-            ("POST", "/applications/{application_id}/commands", self._post_command),
-            (
-                "GET",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._get_commands,
-            ),
-            (
-                "PUT",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._put_commands,
-            ),
-            (
-                "POST",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._post_command,
+            # Global and guild commands: the same handlers, told apart by _scope().
+            *(
+                (method, f"/applications/{{application_id}}{scope}/commands", handler)
+                for scope in ("", "/guilds/{guild_id}")
+                for method, handler in (
+                    ("GET", self._get_commands),
+                    ("PUT", self._put_commands),
+                    ("POST", self._post_command),
+                )
             ),
             ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", self._callback),
             ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._followup),
-            (
-                "GET",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._get_webhook_message,
-            ),
-            (
-                "PATCH",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._edit_webhook_message,
-            ),
-            (
-                "DELETE",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._delete_webhook_message,
+            *(
+                (method, "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", handler)
+                for method, handler in (
+                    ("GET", self._get_webhook_message),
+                    ("PATCH", self._edit_webhook_message),
+                    ("DELETE", self._delete_webhook_message),
+                )
             ),
         ]
 
