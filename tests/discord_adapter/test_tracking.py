@@ -8,7 +8,6 @@ wait is for an observable condition with a deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +27,7 @@ from restart_guard.testing.discord import (
     CREATE_MESSAGE,
     GATEWAY_IDENTIFY,
     DiscordStandIn,
+    online,
     point_discord_at,
 )
 from restart_guard.testing.wait import eventually_async
@@ -47,27 +47,6 @@ def make_bot(cls: type[commands.Bot] = commands.Bot, **kwargs: Any) -> commands.
 
 def make_client(cls: type[discord.Client] = discord.Client, **kwargs: Any) -> discord.Client:
     return cls(intents=intents(), guild_ready_timeout=0.2, **kwargs)
-
-
-@contextlib.asynccontextmanager
-async def online(client: discord.Client) -> AsyncIterator[None]:
-    """login → connect until ready; close (which drains) and wait for connect() afterwards."""
-    await client.login("test-token")
-    connect = asyncio.create_task(client.connect())
-    ready = asyncio.create_task(client.wait_until_ready())
-    try:
-        done, _ = await asyncio.wait(
-            {connect, ready}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready not in done:
-            ready.cancel()
-            if connect.done():
-                connect.result()
-            raise TimeoutError("the client never became ready")
-        yield
-    finally:
-        await client.close()
-        await asyncio.wait_for(connect, DEADLINE)
 
 
 @pytest.fixture
