@@ -28,6 +28,18 @@ TELEGRAM = (
     HookPoint("telegram.ext._application:Application.stop", "coroutine", _S),
     HookPoint("telegram.ext._application:Application.shutdown", "coroutine", _S),
     HookPoint("telegram.ext._application:Application.update_queue", "attribute"),
+    HookPoint(
+        "telegram.ext._application:Application._raise_system_exit",
+        "function",
+        (),  # a staticmethod, called as self._raise_system_exit(): the override is a method
+        why="run_polling's signal handler: a second signal during the drain stops now",
+    ),
+    HookPoint(
+        "telegram:Bot.get_updates",
+        "coroutine",
+        _S,
+        why="the offset that confirms fetched updates waits for their markers",
+    ),
     HookPoint("telegram:Update.de_json", "function", ("cls", "data", "bot"), why="replay"),
 )
 

@@ -34,11 +34,19 @@ for it that overrides public methods only —
   including tasks started during the drain, which python-telegram-bot itself
   no longer awaits;
 - ``stop()``: every conversation in flight is durably marked in one batch,
-  *then* the framework's drain runs, bounded by ``drain_timeout``.
+  *then* the framework's drain runs, bounded by ``drain_timeout``; a drain
+  that does not finish cancels the handler runs still going (their
+  conversations stay marked) so that the loop closes with nothing pending;
+- ``shutdown()`` without a ``stop()`` (a signal during ``initialize()``):
+  the notice in flight is let finish and recorded before the bot's HTTP
+  client closes.
 
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
-into ``stop()``, so all three are covered. The user's ``post_init``,
-``post_stop`` and ``post_shutdown`` are untouched.
+into ``stop()``, so all three are covered: their signal handler (which
+raises ``SystemExit``) is extended so that the first signal durably marks
+what is in flight at once and a second one during the drain means "stop
+now" — the drain ends, unfinished turns stay marked, the store is closed.
+The user's ``post_init``, ``post_stop`` and ``post_shutdown`` are untouched.
 """
 
 from __future__ import annotations
@@ -53,7 +61,7 @@ from typing import Any
 
 from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
-from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
@@ -134,10 +142,26 @@ class BotState:
     fetching_bot: Any = None
     original_bot_class: type | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
+    # Tasks running a guarded handler run: cancelled when the drain does not finish
+    # (run_polling closes its loop without cancelling what is left).
+    running: dict[asyncio.Future[Any], int] = field(default_factory=dict)
     # update_ids re-run by replay: Telegram redelivers an update the killed
     # process never confirmed, and the turn must not run twice.
     replayed: set[int] = field(default_factory=set)
     replaying: bool = False
+
+    def enter(self) -> asyncio.Future[Any] | None:
+        """The current task runs a handler run (until :meth:`leave`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running[task] = self.running.get(task, 0) + 1
+        return task
+
+    def leave(self, task: asyncio.Future[Any] | None) -> None:
+        if task is not None:
+            left = self.running.pop(task, 1) - 1
+            if left:
+                self.running[task] = left
 
     def payload(self, update: object) -> Any:
         """What a marker keeps to replay ``update`` (only with replay on)."""
@@ -211,6 +235,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             await super().process_update(update)
             return
         cut_off = False
+        task = state.enter()
         try:
             with running(run):  # a @no_replay callback flags this run's turn
                 await super().process_update(update)
@@ -218,6 +243,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             cut_off = True
             raise
         finally:
+            state.leave(task)
             Lifecycle.end(run, cut_off=cut_off)
 
     def create_task(
@@ -232,26 +258,44 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
-        return super().create_task(_tracked(run, coroutine), update=update, name=name)
+        return super().create_task(_tracked(state, run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:
         # Durable before the drain, which SIGKILL may cut short; drain bounded by drain_timeout.
+        state = _state(self)
         try:
-            await _state(self).lifecycle.stop(super().stop)
+            await state.lifecycle.stop(super().stop, handler_tasks=lambda: list(state.running))
         finally:
             self._restart_guard_forget()
 
     async def shutdown(self) -> None:
+        if not self.running:
+            # initialize() then shutdown() without a stop — run_polling after a signal
+            # during initialize(): the notice in flight finishes and is recorded
+            # before super().shutdown() closes the bot's HTTP client under it.
+            await _state(self).lifecycle.stop()
         try:
             await super().shutdown()
         finally:
-            _state(self).lifecycle.close()  # initialize() then shutdown() without a stop
             self._restart_guard_forget()
+
+    def _raise_system_exit(self) -> None:  # type: ignore[override]
+        # run_polling/run_webhook's handler of SIGTERM, SIGINT and SIGABRT (a loop
+        # callback). First signal: durable at once, then PTB's own way out
+        # (SystemExit → stop()). During the drain: stop now.
+        lifecycle = _state(self).lifecycle
+        if lifecycle.stage is Stage.STOPPING:
+            if not lifecycle.stop_now("a second stop signal"):
+                log.info("restart-guard: stop signal ignored: already stopping")
+            return
+        lifecycle.pre_mark()
+        raise SystemExit
 
     def _restart_guard_forget(self) -> None:
         state = _state(self)
         state.queued.clear()
         state.replayed.clear()
+        state.running.clear()
 
 
 class _ConfirmingBot(Bot):
@@ -269,8 +313,9 @@ class _ConfirmingBot(Bot):
         return await super().get_updates(*args, **kwargs)
 
 
-async def _tracked(run: Run, coroutine: Any) -> Any:
+async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     cut_off = False
+    task = state.enter()
     try:
         with running(run):
             return await coroutine
@@ -278,6 +323,7 @@ async def _tracked(run: Run, coroutine: Any) -> Any:
         cut_off = True
         raise
     finally:
+        state.leave(task)
         Lifecycle.end(run, cut_off=cut_off)
 
 

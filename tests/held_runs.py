@@ -1,5 +1,6 @@
 """What the adapters' in-process tracking tests share: a gate that holds a handler run in
-flight, the markers read back from the real marker directory, and the check between them.
+flight, a store that holds the marker writer, the markers read back from the real marker
+directory, and the check between them.
 """
 
 from __future__ import annotations
@@ -7,12 +8,13 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from restart_guard import DirectoryStore, Phase
+from restart_guard import DirectoryStore, Marker, Phase
 from restart_guard.testing.wait import eventually_async
 
 #: A marker's conversation as (chat, thread, scope).
@@ -27,6 +29,32 @@ def stored(marker_dir: Path) -> dict[Key, Phase]:
         )
         for s in DirectoryStore(marker_dir).load()
     }
+
+
+class HeldStore(DirectoryStore):
+    """A real directory store whose commits of new markers wait until ``release`` is set.
+
+    ``entered`` is set once such a commit is held (the scenario: a slow disk).
+    ``note``, when given, is called as each held commit is written and its
+    result kept in ``noted`` (say, what the platform had acknowledged by then).
+    """
+
+    def __init__(self, path: Path, note: Callable[[], Any] | None = None) -> None:
+        super().__init__(path)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.note = note
+        self.noted: list[Any] = []
+
+    def commit(
+        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
+    ) -> None:
+        if puts:
+            self.entered.set()
+            self.release.wait(5)
+            if self.note is not None:
+                self.noted.append(self.note())
+        super().commit(puts, removes, draining=draining)
 
 
 class Gate:

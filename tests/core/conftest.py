@@ -198,11 +198,6 @@ class FakeLink:
 
 
 @pytest.fixture
-def marker_dir(tmp_path: Path) -> Path:
-    return tmp_path / "markers"
-
-
-@pytest.fixture
 def make_guard(marker_dir: Path) -> Iterator[Callable[..., Guard]]:
     """Build guards on a DirectoryStore in ``marker_dir``; closed at the end of the test."""
     made: list[Guard] = []

@@ -109,6 +109,8 @@ async def test_a_failing_store_releases_the_acknowledgement_with_one_warning(
     assert "failing" in warnings[0]
     store.fail_commits = 0  # the writer's retry succeeds within its backoff
     await asyncio.to_thread(eventually, lambda: len(stored(store.inner)) == 3, 5)
+    # The writer clears its failing state just after the batch lands: wait for that too.
+    await asyncio.to_thread(eventually, guard.writer.durable_blocking, 5)
     assert await guard.writer.durable() is True
     for run in runs:
         guard.end(run)

@@ -8,7 +8,6 @@ wait is for an observable condition with a deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,6 +27,7 @@ from restart_guard.testing.discord import (
     CREATE_MESSAGE,
     GATEWAY_IDENTIFY,
     DiscordStandIn,
+    online,
     point_discord_at,
 )
 from restart_guard.testing.wait import eventually_async
@@ -47,27 +47,6 @@ def make_bot(cls: type[commands.Bot] = commands.Bot, **kwargs: Any) -> commands.
 
 def make_client(cls: type[discord.Client] = discord.Client, **kwargs: Any) -> discord.Client:
     return cls(intents=intents(), guild_ready_timeout=0.2, **kwargs)
-
-
-@contextlib.asynccontextmanager
-async def online(client: discord.Client) -> AsyncIterator[None]:
-    """login → connect until ready; close (which drains) and wait for connect() afterwards."""
-    await client.login("test-token")
-    connect = asyncio.create_task(client.connect())
-    ready = asyncio.create_task(client.wait_until_ready())
-    try:
-        done, _ = await asyncio.wait(
-            {connect, ready}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready not in done:
-            ready.cancel()
-            if connect.done():
-                connect.result()
-            raise TimeoutError("the client never became ready")
-        yield
-    finally:
-        await client.close()
-        await asyncio.wait_for(connect, DEADLINE)
 
 
 @pytest.fixture
@@ -148,7 +127,7 @@ def _named(name: str, gate: Gate) -> Callable[..., Any]:
     return handler
 
 
-async def test_write_ahead_is_durable_quickly_and_never_fsyncs_on_the_loop(
+async def test_write_ahead_is_durable_while_the_handler_runs_and_never_fsyncs_on_the_loop(
     api: DiscordStandIn,
     protect: Callable[..., Any],
     markers: Path,
@@ -159,10 +138,8 @@ async def test_write_ahead_is_durable_quickly_and_never_fsyncs_on_the_loop(
     async with online(client):
         api.inject_message(api.channel_id, "hi")
         await gate.entered.wait()
-        started = time.monotonic()
+        # Durable while the handler is still held (how fast: bench/bench_kill_sweep.py).
         await eventually_async(lambda: channel_key(api) in stored(markers))
-        # The guarantee is 50 ms; the margin is for a loaded CI machine.
-        assert time.monotonic() - started < 0.5
         assert syncing_threads
         assert threading.get_ident() not in syncing_threads
         gate.release.set()

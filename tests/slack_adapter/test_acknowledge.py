@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,30 +23,14 @@ from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 import restart_guard
-from restart_guard import DirectoryStore, Marker, StoredMarker
+from held_runs import HeldStore
+from restart_guard import DirectoryStore, StoredMarker
 from restart_guard.testing.slack import SlackStandIn
 
 CHANNEL = "C0ACK"
 Acked = tuple[BoltResponse, list[StoredMarker]]
 #: The scenario: the marker's batch stays unwritten this long (a slow disk).
 HOLD = 0.3
-
-
-class HeldStore(DirectoryStore):
-    """A real directory store whose commits of new markers wait until ``release`` is set."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def commit(
-        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
-    ) -> None:
-        if puts:
-            self.entered.set()
-            self.release.wait(5)
-        super().commit(puts, removes, draining=draining)
 
 
 def build(api: SlackStandIn, store: HeldStore, asynchronous: bool) -> App | AsyncApp:

@@ -9,8 +9,7 @@ inside its batch, so "acknowledged before durable" would show.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,34 +17,14 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 import restart_guard
-from restart_guard import DirectoryStore, Marker
+from held_runs import HeldStore
+from restart_guard import DirectoryStore
 from restart_guard.testing.telegram import TelegramStandIn
 
 CHAT = -1001000000001
 #: How long the store holds the batch: python-telegram-bot polls again about a
 #: millisecond after fetching, so a confirmation not held back would land inside it.
 HOLD = 0.3
-
-
-class HeldStore(DirectoryStore):
-    """A real directory store whose first commits wait until ``release`` is set."""
-
-    def __init__(self, path: Path, api: TelegramStandIn) -> None:
-        super().__init__(path)
-        self.api = api
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        #: The stand-in's confirmed offset when each held commit was written.
-        self.offsets_at_commit: list[int] = []
-
-    def commit(
-        self, puts: Sequence[Marker], removes: Sequence[str], *, draining: bool = False
-    ) -> None:
-        if puts:
-            self.entered.set()
-            self.release.wait(5)
-            self.offsets_at_commit.append(self.api.confirmed_offset)
-        super().commit(puts, removes, draining=draining)
 
 
 @pytest.fixture
@@ -62,7 +41,7 @@ def guarded(api: TelegramStandIn, store: HeldStore) -> Application:  # type: ign
 async def test_polling_confirms_an_update_only_after_its_marker_is_durable(
     api: TelegramStandIn, tmp_path: Path
 ) -> None:
-    store = HeldStore(tmp_path / "m", api)
+    store = HeldStore(tmp_path / "m", note=lambda: api.confirmed_offset)
     app = guarded(api, store)
     handled = asyncio.Event()
     finish = asyncio.Event()
@@ -84,7 +63,7 @@ async def test_polling_confirms_an_update_only_after_its_marker_is_durable(
         assert api.confirmed_offset <= update_id  # not confirmed: Telegram would redeliver
         store.release.set()
         assert await api.wait_until_confirmed_async(update_id) > update_id
-        assert store.offsets_at_commit[0] <= update_id
+        assert store.noted[0] <= update_id
     finally:
         store.release.set()
         finish.set()
@@ -97,7 +76,7 @@ async def test_a_webhook_put_returns_only_once_the_marker_is_durable(
     api: TelegramStandIn, tmp_path: Path
 ) -> None:
     # What run_webhook's request handler (and a custom webhook) does before it answers 200.
-    store = HeldStore(tmp_path / "m", api)
+    store = HeldStore(tmp_path / "m", note=lambda: api.confirmed_offset)
     app = guarded(api, store)
     await app.initialize()
     try:

@@ -25,6 +25,7 @@ from aiohttp import web
 __all__ = ["Failure", "KillOnHandOut", "SentMessage", "StandIn"]
 
 _S = TypeVar("_S", bound="StandIn")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -220,19 +221,11 @@ class StandIn:
 
         Raises ``TimeoutError`` with what *was* sent, so a failing test says why.
         """
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [m for m in self._sent if predicate is None or predicate(m)]
-                if len(hits) >= count:
-                    return hits
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} matching message(s); sent so far: "
-                        f"{self._sent!r}"
-                    )
-                self._changed.wait(left)
+        return self._wait_until(
+            lambda: self._sent_matching(predicate, count),
+            timeout,
+            lambda: self._describe_sent_wait(timeout, count),
+        )
 
     def wait_for_call(
         self,
@@ -242,21 +235,11 @@ class StandIn:
         count: int = 1,
     ) -> list[dict[str, Any]]:
         """Block until ``count`` calls of ``method`` match ``predicate``; return their params."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [
-                    p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-                ]
-                if len(hits) >= count:
-                    return hits
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                        f"{[m for m, _ in self._calls]!r}"
-                    )
-                self._changed.wait(left)
+        return self._wait_until(
+            lambda: self._calls_matching(method, predicate, count),
+            timeout,
+            lambda: self._describe_call_wait(method, timeout, count),
+        )
 
     def fail(self, failure: Failure) -> None:
         """Queue an injected failure (see :class:`Failure`)."""
@@ -285,6 +268,50 @@ class StandIn:
         return armed
 
     # --------------------------------------------------------- for subclasses
+    # How often a blocked wait re-checks without being notified (None: only when notified).
+    _recheck_every: float | None = None
+
+    def _wait_until(
+        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
+    ) -> _T:
+        """Block until ``check()`` (run under the lock) is not None; return it.
+
+        Every ``wait_for_*`` of the stand-ins is this loop: re-check on each
+        state change, raise ``TimeoutError(describe())`` at the deadline.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = check()
+                if result is not None:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(describe())
+                every = self._recheck_every
+                self._changed.wait(left if every is None else min(left, every))
+
+    def _sent_matching(
+        self, predicate: Callable[[SentMessage], bool] | None, count: int
+    ) -> list[SentMessage] | None:
+        hits = [m for m in self._sent if predicate is None or predicate(m)]
+        return hits if len(hits) >= count else None
+
+    def _calls_matching(
+        self, method: str, predicate: Callable[[dict[str, Any]], bool] | None, count: int
+    ) -> list[dict[str, Any]] | None:
+        hits = [p for m, p in self._calls if m == method and (predicate is None or predicate(p))]
+        return hits if len(hits) >= count else None
+
+    def _describe_sent_wait(self, timeout: float, count: int) -> str:
+        return f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
+
+    def _describe_call_wait(self, method: str, timeout: float, count: int) -> str:
+        return (
+            f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
+            f"{[m for m, _ in self._calls]!r}"
+        )
+
     def _handed_out(self, event: dict[str, Any]) -> None:
         """Subclasses call this on their loop when ``event`` goes out to the bot."""
         armed = self._kill

@@ -185,6 +185,9 @@ class TelegramStandIn(StandIn):
     public method is thread-safe.
     """
 
+    # A poll's client can vanish without a state change to wake a waiter.
+    _recheck_every = _DISCONNECT_CHECK * 2
+
     def __init__(
         self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
     ) -> None:
@@ -380,7 +383,7 @@ class TelegramStandIn(StandIn):
         the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
         confirmation state.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_confirmed(update_id),
             timeout,
             lambda: self._describe_confirmation(update_id, timeout),
@@ -404,7 +407,7 @@ class TelegramStandIn(StandIn):
         restart: only polls that began at or after it count. Raises
         ``TimeoutError``.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
         )
 
@@ -424,16 +427,10 @@ class TelegramStandIn(StandIn):
     ) -> list[SentMessage]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
 
-        def check() -> list[SentMessage] | None:
-            hits = [m for m in self._sent if predicate is None or predicate(m)]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._sent_matching(predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
-            ),
+            lambda: self._describe_sent_wait(timeout, count),
         )
 
     async def wait_for_call_async(
@@ -445,19 +442,10 @@ class TelegramStandIn(StandIn):
     ) -> list[dict[str, Any]]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
 
-        def check() -> list[dict[str, Any]] | None:
-            hits = [
-                p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-            ]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._calls_matching(method, predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                f"{[m for m, _ in self._calls]!r}"
-            ),
+            lambda: self._describe_call_wait(method, timeout, count),
         )
 
     # --------------------------------------------------------- failure injection
@@ -846,21 +834,6 @@ class TelegramStandIn(StandIn):
             f"waited {timeout}s for a getUpdates long poll; calls so far: "
             f"{[m for m, _ in self._calls]!r}"
         )
-
-    def _wait(
-        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
-    ) -> _T:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                result = check()
-                if result is not None:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(describe())
-                # A poll's client can vanish without a state change to wake us.
-                self._changed.wait(min(left, _DISCONNECT_CHECK * 2))
 
     async def _wait_async(
         self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
