@@ -54,13 +54,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import datetime as dtm
+import html
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Run, Settings
+from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
+from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
     AdapterNotAvailable,
@@ -71,13 +73,13 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import Bot, Update
+    from telegram import Bot, ReplyParameters, Update
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
-__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
+__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of", "origin_of"]
 
 PLATFORM = TELEGRAM.platform
 log = logging.getLogger("restart_guard")
@@ -85,6 +87,9 @@ log = logging.getLogger("restart_guard")
 #: Telegram allows about 30 messages per second per bot; stay under it.
 NOTICES_PER_SECOND = 20.0
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
+#: What a mention of an asker shows in a group (names are never stored: ids only);
+#: Telegram links it to the user, who is notified.
+MENTION_LABEL = "👤"
 
 
 def conversation_of(update: object) -> Conversation | None:
@@ -107,6 +112,23 @@ def conversation_of(update: object) -> Conversation | None:
             thread = str(message.message_thread_id)
         business = getattr(message, "business_connection_id", None)
     return Conversation(PLATFORM, str(chat.id), thread, business)
+
+
+def origin_of(update: object) -> Origin | None:
+    """The ids a notice needs to answer ``update``: its update, message and sender.
+
+    A callback query (a button press) is an interaction: its message is the
+    bot's own, so the notice mentions the user instead of replying to it.
+    """
+    if not isinstance(update, Update):
+        return None
+    user = update.effective_user
+    user_id = None if user is None else str(user.id)
+    if update.callback_query is not None:
+        return Origin(str(update.update_id), None, user_id, interaction=True)
+    message = update.effective_message
+    message_id = None if message is None else str(message.message_id)
+    return Origin(str(update.update_id), message_id, user_id)
 
 
 @dataclass
@@ -183,7 +205,7 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
                 return
             conversation = conversation_of(item)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(item))
+                run = state.lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
                     state.queued[id(item)] = (item, run)
         super().put_nowait(item)
@@ -208,14 +230,15 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         if run is None:
             conversation = conversation_of(update)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(update))
+                run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             await super().process_update(update)
             return
         cut_off = False
         task = state.enter()
         try:
-            await super().process_update(update)
+            with running(run):  # a @no_replay callback flags this run's turn
+                await super().process_update(update)
         except CUT_OFF:
             cut_off = True
             raise
@@ -232,7 +255,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
         if conversation is not None:
-            run = state.lifecycle.begin(conversation, state.payload(update))
+            run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
         return super().create_task(_tracked(state, run, coroutine), update=update, name=name)
@@ -294,7 +317,8 @@ async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     cut_off = False
     task = state.enter()
     try:
-        return await coroutine
+        with running(run):
+            return await coroutine
     except CUT_OFF:
         cut_off = True
         raise
@@ -311,9 +335,19 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        """Reply to the interrupted message; in a group, mention the askers (HTML)."""
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
+        conversation, text = notice.conversation, notice.text
         kwargs: dict[str, Any] = {}
+        if notice.reply_to is not None and notice.reply_to.isdigit():
+            # A deleted message must not keep the notice from going out.
+            kwargs["reply_parameters"] = ReplyParameters(
+                int(notice.reply_to), allow_sending_without_reply=True
+            )
+        if not _is_private(conversation) and notice.askers:
+            text = notice.addressed(_mention, html.escape(text, quote=False))
+            kwargs["parse_mode"] = "HTML"
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
@@ -346,6 +380,15 @@ class _Link:
                 self.app.update_queue.put_nowait(update)  # unbounded queue: never full
             finally:
                 state.replaying = False
+
+
+def _is_private(conversation: Conversation) -> bool:
+    # Users (private chats) have positive ids; groups, supergroups and channels negative.
+    return not conversation.chat.startswith("-")
+
+
+def _mention(user: str) -> str:
+    return f'<a href="tg://user?id={html.escape(user)}">{MENTION_LABEL}</a>'
 
 
 class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]

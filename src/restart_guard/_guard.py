@@ -28,10 +28,11 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ._conversation import Conversation
-from ._marker import Marker, Phase
+from ._marker import Marker, Origin, Phase, bounded_origins
 from ._settings import Settings
 from ._writer import GroupCommitWriter
 from .metrics import make_metrics
@@ -58,6 +59,7 @@ class _Entry:
         "conversation",
         "cut",
         "noticed",
+        "origins",
         "payloads",
         "phase",
         "runs",
@@ -71,6 +73,8 @@ class _Entry:
         self.runs = 0
         self.phase = Phase.IN_FLIGHT
         self.payloads: dict[int, Any] | None = None
+        # Per run: where its turn came from (a resumption holds the claimed marker's).
+        self.origins: dict[int, tuple[Origin, ...]] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
         self.noticed = False  # the resume notice went out: never post it again
 
@@ -167,11 +171,14 @@ class Guard:
         return claimed
 
     # ---------------------------------------------------------------- tracking
-    def begin(self, conversation: Conversation, payload: Any = None) -> Run:
+    def begin(
+        self, conversation: Conversation, payload: Any = None, origin: Origin | None = None
+    ) -> Run:
         """A handler run for ``conversation`` starts. Never blocks on I/O.
 
         ``payload`` is the JSON-able update to re-run on replay; it is kept
-        only when replay is on.
+        only when replay is on. ``origin`` holds the platform ids of the
+        message the run answers (what the notice replies to and mentions).
         """
         key = conversation.key
         with self._lock:
@@ -189,9 +196,33 @@ class Guard:
                     entry.payloads = {}
                 entry.payloads[token] = payload
                 dirty = True
+            if origin is not None:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = (origin,)
+                dirty = True
         if dirty:
             self.writer.mark(key)
         return Run(self, entry, token, True)
+
+    def forbid_replay(self, run: Run) -> bool:
+        """The turn of ``run`` ran a ``no_replay`` handler; True if that changed its marker.
+
+        Call :meth:`flush` (or :meth:`flush_async`) before the handler goes
+        on when replay is on, so that a kill during it cannot replay it.
+        """
+        entry = run.entry
+        with self._lock:
+            if entry.origins is None:
+                entry.origins = {}
+            before = entry.origins.get(run.token, (Origin(),))
+            if not any(origin.replayable for origin in before):
+                return False
+            entry.origins[run.token] = tuple(replace(o, replayable=False) for o in before)
+            if self._entries.get(entry.conversation.key) is not entry:
+                return True  # ended or moved meanwhile: nothing to write
+        self.writer.mark(entry.conversation.key)
+        return True
 
     def hold(self, marker: Marker) -> Run:
         """Hold a claimed marker's conversation while it is being resumed.
@@ -216,6 +247,10 @@ class Guard:
                 if entry.payloads is None:
                     entry.payloads = {}
                 entry.payloads[token] = marker.payload
+            if marker.origins:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = marker.origins
         return Run(self, entry, token, False)
 
     def end(self, run: Run, *, completed: bool = True) -> None:
@@ -235,6 +270,8 @@ class Guard:
                 if self._handler_runs == 0:
                     self._notify_idle()
             if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if entry.origins is not None and entry.origins.pop(run.token, None) is not None:
                 dirty = True
             if not completed:
                 entry.cut = True
@@ -434,6 +471,9 @@ class Guard:
                     if canonical not in seen:
                         seen.add(canonical)
                         payload.append(update)
+        origins: tuple[Origin, ...] = ()
+        if entry.origins:
+            origins = bounded_origins([o for run in entry.origins.values() for o in run])
         return Marker(
             conversation=entry.conversation,
             started_at=entry.started_at,
@@ -442,6 +482,7 @@ class Guard:
             owner=self.owner,
             payload=payload,
             noticed=entry.noticed,
+            origins=origins,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:

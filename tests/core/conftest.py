@@ -22,6 +22,7 @@ from restart_guard import (
     DirectoryStore,
     Guard,
     Marker,
+    Notice,
     Phase,
     Settings,
     Store,
@@ -167,10 +168,12 @@ class FakeLink:
         self.on_replay: Callable[[Marker], None] | None = None
         self.gate: asyncio.Event | None = None
         self.sent_at: list[float] = []
+        self.notices: list[Notice] = []  # every notice posted (not refused), whole
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        conversation, text = notice.conversation, notice.text
         self.calls.append(conversation)
-        self.nonces.append(nonce)
+        self.nonces.append(notice.nonce)
         if self.on_send is not None:
             self.on_send(conversation)
         if self.gate is not None:
@@ -180,6 +183,7 @@ class FakeLink:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((conversation, text))
+        self.notices.append(notice)
         self.sent_at.append(time.monotonic())
 
     @property

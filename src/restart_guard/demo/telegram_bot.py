@@ -28,6 +28,7 @@ from telegram.ext import (
     filters,
 )
 
+import restart_guard
 from restart_guard.demo._options import guard_from, guard_options
 
 
@@ -39,6 +40,12 @@ async def work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(f"working on it ({seconds:g}s)…")
     await asyncio.sleep(seconds)
     await message.reply_text(f"done: {seconds:g}s of work finished")
+
+
+@restart_guard.no_replay
+async def charge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/work`` that must never run twice (a payment): never replayed after a restart."""
+    await work(update, context)
 
 
 async def crash(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -62,6 +69,7 @@ def build_app(api_url: str, token: str, block: bool = True) -> Application:  # t
     """The bot, unguarded."""
     app = ApplicationBuilder().token(token).base_url(api_url).build()
     app.add_handler(CommandHandler("work", work, block=block))
+    app.add_handler(CommandHandler("charge", charge, block=block))
     app.add_handler(CommandHandler("crash", crash))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     return app

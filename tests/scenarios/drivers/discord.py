@@ -23,6 +23,7 @@ class DiscordDriver(Driver):
     ready_log = READY
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
+    users = ("4001", "4002")
     api: DiscordStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
@@ -48,8 +49,10 @@ class DiscordDriver(Driver):
     def new_place(self, n: int) -> Place:
         return Place(str(self.api.add_channel(self.api.guild_id, name=f"new-{n}")))
 
-    def say(self, place: Place, text: str) -> Said:
-        return Said(place, self.api.inject_message(int(place.chat), text))
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        user = user or self.users[0]
+        message = self.api.inject_message(int(place.chat), text, author_id=int(user))
+        return Said(place, message, str(message), user)
 
     def wait_delivered(self, said: Said) -> None:
         pass  # the gateway has no acknowledgement: a dispatched event is never sent again
