@@ -60,6 +60,7 @@ class _Entry:
         "noticed",
         "payloads",
         "phase",
+        "question",
         "runs",
         "started_at",
     )
@@ -73,6 +74,7 @@ class _Entry:
         self.payloads: dict[int, Any] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
         self.noticed = False  # the resume notice went out: never post it again
+        self.question: str | None = None  # the notice asking Continue / Dismiss (phase ASKED)
 
 
 class Run:
@@ -207,6 +209,9 @@ class Guard:
                     marker.conversation, marker.started_at, marker.attempts
                 )
                 entry.phase = Phase.RESUMING
+            if marker.question is not None:  # still waiting for the asker's answer
+                entry.phase = Phase.ASKED
+                entry.question = marker.question
             entry.attempts = max(entry.attempts, marker.attempts)
             entry.noticed = entry.noticed or marker.noticed
             entry.runs += 1
@@ -265,6 +270,29 @@ class Guard:
         with self._lock:
             run.entry.noticed = True
         self.writer.mark(run.entry.conversation.key)
+
+    def note_asked(self, run: Run, question: str) -> None:
+        """The notice of ``run``'s conversation asks Continue / Dismiss: phase ``ASKED``.
+
+        ``question`` is the platform's id of that notice, for a later edit.
+        Call :meth:`flush_async` right after: the question then outlives
+        this process.
+        """
+        with self._lock:
+            entry = run.entry
+            entry.noticed = True
+            entry.question = question
+            entry.phase = Phase.ASKED
+        self.writer.mark(entry.conversation.key)
+
+    def note_answered(self, run: Run) -> None:
+        """The question of ``run``'s conversation was answered: it is resumed like any other."""
+        with self._lock:
+            entry = run.entry
+            entry.question = None
+            if entry.phase is Phase.ASKED:
+                entry.phase = Phase.RESUMING
+        self.writer.mark(entry.conversation.key)
 
     def move(self, run: Run, conversation: Conversation) -> None:
         """The conversation of a held ``run`` now lives elsewhere (a group became a supergroup).
@@ -423,6 +451,7 @@ class Guard:
             owner=self.owner,
             payload=payload,
             noticed=entry.noticed,
+            question=entry.question,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:

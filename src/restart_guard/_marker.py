@@ -24,12 +24,15 @@ class Phase(str, Enum):
     ``IN_FLIGHT``: written ahead when a handler started. ``DRAINING``: written
     again for everything in flight when a stop signal arrived, before the
     drain. ``RESUMING``: claimed by a starting process that is posting the
-    notice or re-running the turn.
+    notice or re-running the turn. ``ASKED``: ``replay="ask"`` posted the
+    question (Continue / Dismiss) and waits for the asker's answer, across
+    restarts, until ``max_age``; a claim keeps this phase.
     """
 
     IN_FLIGHT = "in_flight"
     DRAINING = "draining"
     RESUMING = "resuming"
+    ASKED = "asked"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Marker:
     updated_at: float = field(default_factory=time.time)
     payload: list[Any] | None = None
     noticed: bool = False
+    question: str | None = None
 
     @property
     def key(self) -> str:
@@ -83,6 +87,8 @@ class Marker:
             data["payload"] = self.payload
         if self.noticed:  # absent, as in the previous version's records, when false
             data["noticed"] = True
+        if self.question is not None:
+            data["question"] = self.question
         return data
 
     @classmethod
@@ -117,19 +123,28 @@ class Marker:
         noticed = get("noticed", False)
         if type(noticed) is not bool:
             raise ValueError("marker noticed is not a boolean")
-        return cls(conversation, started_at, phase, attempts, owner, updated_at, payload, noticed)
+        question = get("question")
+        if question is not None and type(question) is not str:
+            raise ValueError("marker question is not a string")
+        return cls(
+            conversation, started_at, phase, attempts, owner, updated_at, payload, noticed, question
+        )
 
     def claimed_by(self, owner: str, now: float) -> Marker:
-        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``)."""
+        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``).
+
+        A question still waiting for its answer stays ``ASKED``.
+        """
         return Marker(
             self.conversation,
             self.started_at,
-            Phase.RESUMING,
+            Phase.ASKED if self.phase is Phase.ASKED else Phase.RESUMING,
             self.attempts,
             owner,
             now,
             self.payload,
             self.noticed,
+            self.question,
         )
 
 
@@ -179,4 +194,6 @@ def marker_json_text(marker: Marker, head: str = "") -> str:
             )
     if marker.noticed:
         body += ',"noticed":true'
+    if marker.question is not None:
+        body += ',"question":' + _quote(marker.question)
     return body + "}"

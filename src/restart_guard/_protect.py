@@ -10,7 +10,7 @@ from typing import Any, TypeVar, overload
 
 from ._adapter import Adapter
 from ._registry import SUPPORTED, AdapterSpec, spec_for_class
-from ._settings import DEFAULT, NoticeOption, OnResume, Settings
+from ._settings import DEFAULT, NoticeOption, OnResume, ReplayOption, Settings
 from .errors import AdapterNotAvailable
 from .metrics import MetricsHook
 from .stores.base import Store
@@ -47,7 +47,7 @@ def protect(
     notice: NoticeOption = ...,
     giveup_notice: NoticeOption = ...,
     on_resume: OnResume | None = ...,
-    replay: bool = ...,
+    replay: ReplayOption = ...,
     max_attempts: int = ...,
     max_age: float = ...,
     metrics: MetricsHook | Any | None = ...,
@@ -64,7 +64,7 @@ def protect(
     notice: NoticeOption = DEFAULT,
     giveup_notice: NoticeOption = DEFAULT,
     on_resume: OnResume | None = None,
-    replay: bool = False,
+    replay: ReplayOption = False,
     max_attempts: int = 3,
     max_age: float = 24 * 3600.0,
     metrics: MetricsHook | Any | None = None,
@@ -96,7 +96,10 @@ def protect(
       (``{attempts}`` is filled in), or a callable, or None.
     - ``on_resume``: ``async def on_resume(marker)`` called after the notice.
     - ``replay``: re-run the interrupted update after the notice (default
-      False). Only then is message text stored in a marker.
+      False). ``"ask"``: the notice asks the user with two buttons,
+      *Continue* (re-run it) and *Dismiss*; only the user who was cut off
+      may press them, and the question stays open across restarts until
+      ``max_age``. Only with replay on is message text stored in a marker.
     - ``max_attempts``: resumed turns cut off this many times are given up
       (default 3).
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a

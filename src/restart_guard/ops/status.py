@@ -31,6 +31,7 @@ PHASE_LABELS = {
     Phase.IN_FLIGHT: "in flight",
     Phase.DRAINING: "pre-drain",
     Phase.RESUMING: "resuming",
+    Phase.ASKED: "asked",
 }
 
 
