@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ._conversation import Conversation
 from ._guard import Guard, Run
-from ._marker import Marker, Phase
+from ._marker import Marker, Origin, Phase
 from ._protect import protect, unprotect
 from ._resume import PlatformLink, Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
@@ -38,6 +38,7 @@ __all__ = [
     "DirectoryStore",
     "Guard",
     "Marker",
+    "Origin",
     "Phase",
     "PlatformLink",
     "RateLimited",

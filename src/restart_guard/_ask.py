@@ -144,5 +144,4 @@ def is_press_data(data: object) -> bool:
 
 def askers_of(marker: Marker) -> frozenset[str]:
     """The user ids allowed to answer ``marker``'s question (empty: not known, anyone may)."""
-    origins = getattr(marker, "origins", None) or ()
-    return frozenset(str(o.user) for o in origins if getattr(o, "user", None) is not None)
+    return frozenset(o.user for o in marker.origins if o.user is not None)

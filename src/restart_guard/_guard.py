@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._conversation import Conversation
-from ._marker import Marker, Phase
+from ._marker import Marker, Origin, Phase, bounded_origins
 from ._settings import Settings
 from ._writer import GroupCommitWriter
 from .metrics import make_metrics
@@ -58,6 +58,7 @@ class _Entry:
         "conversation",
         "cut",
         "noticed",
+        "origins",
         "payloads",
         "phase",
         "question",
@@ -72,6 +73,8 @@ class _Entry:
         self.runs = 0
         self.phase = Phase.IN_FLIGHT
         self.payloads: dict[int, Any] | None = None
+        # Per run: where its turn came from (a resumption holds the claimed marker's).
+        self.origins: dict[int, tuple[Origin, ...]] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
         self.noticed = False  # the resume notice went out: never post it again
         self.question: str | None = None  # the notice asking Continue / Dismiss (phase ASKED)
@@ -168,11 +171,14 @@ class Guard:
         return claimed
 
     # ---------------------------------------------------------------- tracking
-    def begin(self, conversation: Conversation, payload: Any = None) -> Run:
+    def begin(
+        self, conversation: Conversation, payload: Any = None, origin: Origin | None = None
+    ) -> Run:
         """A handler run for ``conversation`` starts. Never blocks on I/O.
 
         ``payload`` is the JSON-able update to re-run on replay; it is kept
-        only when replay is on.
+        only when replay is on. ``origin`` holds the platform ids of the
+        message the run answers (what the notice replies to and mentions).
         """
         key = conversation.key
         with self._lock:
@@ -189,6 +195,11 @@ class Guard:
                 if entry.payloads is None:
                     entry.payloads = {}
                 entry.payloads[token] = payload
+                dirty = True
+            if origin is not None:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = (origin,)
                 dirty = True
         if dirty:
             self.writer.mark(key)
@@ -220,6 +231,10 @@ class Guard:
                 if entry.payloads is None:
                     entry.payloads = {}
                 entry.payloads[token] = marker.payload
+            if marker.origins:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = marker.origins
         return Run(self, entry, token, False)
 
     def end(self, run: Run, *, completed: bool = True) -> None:
@@ -239,6 +254,8 @@ class Guard:
                 if self._handler_runs == 0:
                     self._notify_idle()
             if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if entry.origins is not None and entry.origins.pop(run.token, None) is not None:
                 dirty = True
             if not completed:
                 entry.cut = True
@@ -443,6 +460,9 @@ class Guard:
                     if canonical not in seen:
                         seen.add(canonical)
                         payload.append(update)
+        origins: tuple[Origin, ...] = ()
+        if entry.origins:
+            origins = bounded_origins([o for run in entry.origins.values() for o in run])
         return Marker(
             conversation=entry.conversation,
             started_at=entry.started_at,
@@ -451,6 +471,7 @@ class Guard:
             owner=self.owner,
             payload=payload,
             noticed=entry.noticed,
+            origins=origins,
             question=entry.question,
         )
 

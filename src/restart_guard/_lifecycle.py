@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 from ._ask import RESTARTING_ANSWER, Press
 from ._conversation import Conversation
 from ._guard import Guard, Run
-from ._marker import Marker
+from ._marker import Marker, Origin
 from ._resume import PlatformLink, Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
@@ -236,16 +236,19 @@ class Lifecycle:
         )
 
     # ---------------------------------------------------------------- handler runs
-    def begin(self, conversation: Conversation, payload: Any = None) -> Run | None:
+    def begin(
+        self, conversation: Conversation, payload: Any = None, origin: Origin | None = None
+    ) -> Run | None:
         """A handler run of ``conversation`` starts; None when not started (nothing to track).
 
         ``payload`` is the JSON-able update to replay; pass it only when
-        ``settings.replay`` is on (it is dropped otherwise).
+        ``settings.replay`` is on (it is dropped otherwise). ``origin``: the
+        ids of the message the run answers (see :class:`Origin`).
         """
         guard = self.guard
         if guard is None:
             return None
-        return guard.begin(conversation, payload)
+        return guard.begin(conversation, payload, origin)
 
     @staticmethod
     def end(run: Run, *, cut_off: bool = False) -> None:
