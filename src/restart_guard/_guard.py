@@ -253,12 +253,14 @@ class Guard:
                 self._handler_runs -= 1
                 if self._handler_runs == 0:
                     self._notify_idle()
-            if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
-                dirty = True
-            if entry.origins is not None and entry.origins.pop(run.token, None) is not None:
-                dirty = True
             if not completed:
+                # Cut off: its update and origin stay, for the replay or the question
+                # of the next start.
                 entry.cut = True
+            elif entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if completed and entry.origins is not None and entry.origins.pop(run.token, None):
+                dirty = True
             if entry.runs == 0 and not entry.cut and self._state is not _GuardState.SEALED:
                 if self._entries.get(key) is entry:
                     del self._entries[key]

@@ -27,6 +27,7 @@ from restart_guard import (
     Store,
     StoredMarker,
 )
+from restart_guard._ask import Press
 
 T = TypeVar("T")
 
@@ -153,6 +154,9 @@ class FakeLink:
         self.on_replay: Callable[[Marker], None] | None = None
         self.gate: asyncio.Event | None = None
         self.sent_at: list[float] = []
+        self.questions: list[tuple[Conversation, str, str]] = []
+        self.closed: list[tuple[str, str, Press | None]] = []
+        self.refused: list[tuple[Press, str]] = []
 
     async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         self.calls.append(conversation)
@@ -177,6 +181,22 @@ class FakeLink:
         self.replayed.append(marker)
         if self.on_replay is not None:
             self.on_replay(marker)
+
+    # replay="ask": questions get message ids "q1", "q2" ...; edits and private answers recorded.
+    async def send_question(
+        self, conversation: Conversation, text: str, *, nonce: str, token: str
+    ) -> str:
+        await self.send_notice(conversation, text, nonce=nonce)
+        self.questions.append((conversation, text, token))
+        return f"q{len(self.questions)}"
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        self.closed.append((question, text, press))
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        self.refused.append((press, text))
 
 
 @pytest.fixture
