@@ -259,7 +259,7 @@ class Guard:
                 entry.cut = True
             elif entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
                 dirty = True
-            if completed and entry.origins is not None and entry.origins.pop(run.token, None):
+            if completed and entry.origins and entry.origins.pop(run.token, None) is not None:
                 dirty = True
             if entry.runs == 0 and not entry.cut and self._state is not _GuardState.SEALED:
                 if self._entries.get(key) is entry:
