@@ -44,7 +44,9 @@ from typing import Any
 
 from restart_guard import Conversation, Marker, Run, Settings
 from restart_guard._adapter import Adapter
+from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._marker import Origin
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
     AdapterNotAvailable,
@@ -55,7 +57,7 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import Update
+    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -91,6 +93,31 @@ def conversation_of(update: object) -> Conversation | None:
             thread = str(message.message_thread_id)
         business = getattr(message, "business_connection_id", None)
     return Conversation(PLATFORM, str(chat.id), thread, business)
+
+
+def origin_of(update: Update) -> Origin:
+    """The ids of what ``update`` asks: its update_id, message id and sender (never text)."""
+    message = update.effective_message
+    user = update.effective_user
+    return Origin(
+        delivery=str(update.update_id),
+        message=None if message is None else str(message.message_id),
+        user=None if user is None else str(user.id),
+        interaction=update.callback_query is not None,
+    )
+
+
+def press_of(update: object) -> Press | None:
+    """The restart-guard button press in ``update``, or None (any other update)."""
+    if not isinstance(update, Update) or update.callback_query is None:
+        return None
+    query = update.callback_query
+    if not is_press_data(query.data):
+        return None
+    parsed = parse_press(query.data)
+    if parsed is None:  # "rg1:" but malformed: ours all the same, never the bot's
+        return Press(Choice.DISMISS, "", str(query.from_user.id), query.id)
+    return Press(parsed[0], parsed[1], str(query.from_user.id), query.id)
 
 
 @dataclass
@@ -133,9 +160,9 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
                     item.update_id,
                 )
                 return
-            conversation = conversation_of(item)
+            conversation = None if press_of(item) else conversation_of(item)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(item))
+                run = state.lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
                     state.queued[id(item)] = (item, run)
         super().put_nowait(item)
@@ -155,12 +182,16 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
 
     async def process_update(self, update: object) -> None:
         state = _state(self)
+        press = press_of(update)
+        if press is not None:  # a button of a replay="ask" question: never the bot's handlers
+            await state.lifecycle.press(press)
+            return
         queued = state.queued.pop(id(update), None)
         run = queued[1] if queued is not None and queued[0] is update else None
         if run is None:
             conversation = conversation_of(update)
-            if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(update))
+            if conversation is not None and isinstance(update, Update):
+                run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             await super().process_update(update)
             return
@@ -181,8 +212,8 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # Begin now, not when the task first runs: the update's own run may end first.
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
-        if conversation is not None:
-            run = state.lifecycle.begin(conversation, state.payload(update))
+        if conversation is not None and isinstance(update, Update):
+            run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
         return super().create_task(_tracked(run, coroutine), update=update, name=name)
@@ -228,13 +259,57 @@ class _Link:
 
     async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
+        await self._send(conversation, text)
+
+    async def send_question(
+        self, conversation: Conversation, text: str, *, nonce: str, token: str
+    ) -> str:
+        buttons = [
+            InlineKeyboardButton(choice.label, callback_data=press_data(choice, token))
+            for choice in Choice
+        ]
+        message = await self._send(conversation, text, InlineKeyboardMarkup([buttons]))
+        return str(message.message_id)
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        if press is not None:  # first: the presser's client stops its spinner
+            await self._answer(press)
+        try:
+            # Without reply_markup, Telegram removes the inline keyboard.
+            await self.app.bot.edit_message_text(
+                text, chat_id=int(conversation.chat), message_id=int(question)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        await self._answer(press, text)
+
+    async def _answer(self, press: Press, text: str | None = None) -> None:
+        try:
+            await self.app.bot.answer_callback_query(
+                str(press.handle), text=text, show_alert=text is not None
+            )
+        except BadRequest as exc:  # answered already, or older than Telegram keeps them
+            log.info("restart-guard: could not answer a button press: %s", exc.message)
+
+    async def _send(
+        self, conversation: Conversation, text: str, markup: InlineKeyboardMarkup | None = None
+    ) -> Message:
         kwargs: dict[str, Any] = {}
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
             kwargs["business_connection_id"] = conversation.scope
+        if markup is not None:
+            kwargs["reply_markup"] = markup
         try:
-            await self.app.bot.send_message(chat_id=int(conversation.chat), text=text, **kwargs)
+            return await self.app.bot.send_message(
+                chat_id=int(conversation.chat), text=text, **kwargs
+            )
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)

@@ -93,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drain-timeout", type=float, default=20.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--replay", action="store_true")
+    parser.add_argument(
+        "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
+    )
+    parser.add_argument("--max-age", type=float, default=24 * 3600.0)
     parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -104,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
             marker_dir=args.marker_dir,
             drain_timeout=args.drain_timeout,
             max_attempts=args.max_attempts,
-            replay=args.replay,
+            replay="ask" if args.ask else args.replay,
+            max_age=args.max_age,
         )(DemoBot)
     bot_class().run(args.token, log_handler=None)
     log.info("demo bot: run() returned")

@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--drain-timeout", type=float, default=20.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--replay", action="store_true")
+    parser.add_argument(
+        "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
+    )
+    parser.add_argument("--max-age", type=float, default=24 * 3600.0)
     parser.add_argument("--non-blocking", action="store_true", help="run /work with block=False")
     parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
             store=args.store,
             drain_timeout=args.drain_timeout,
             max_attempts=args.max_attempts,
-            replay=args.replay,
+            replay="ask" if args.ask else args.replay,
+            max_age=args.max_age,
         )(app)
     app.run_polling(poll_interval=0.0, timeout=10)
 

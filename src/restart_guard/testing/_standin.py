@@ -31,7 +31,9 @@ class SentMessage:
 
     ``chat`` is the chat/channel id as a string, ``thread`` the forum topic,
     thread channel or thread_ts (None for the main thread), ``params`` the
-    request as the stand-in decoded it.
+    request as the stand-in decoded it, ``id`` the platform's id of the new
+    message (Telegram message_id, Discord snowflake, Slack ts) where the
+    stand-in gives one.
     """
 
     chat: str
@@ -39,6 +41,7 @@ class SentMessage:
     text: str
     params: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    id: str | None = None
 
 
 @dataclass

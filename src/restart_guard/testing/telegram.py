@@ -373,15 +373,14 @@ class TelegramStandIn(StandIn):
 
     def press_button(
         self, chat_id: int | str, message_id: int, data: str, *, user_id: int = 1001
-    ) -> int:
-        """A user presses the inline button with callback ``data`` under a message; return
-        the ``update_id`` of the ``callback_query`` update.
+    ) -> str:
+        """A user presses the inline button with callback ``data`` under a message.
 
-        As in a Telegram client, only a button the message carries *now* can
-        be pressed: ``ValueError`` if it has no such button (never had, or an
-        edit removed it). The query's id is in the update
-        (``callback_query.id``); :meth:`callback_answer` tells how the bot
-        answered it.
+        Queues a ``callback_query`` update and returns the query's id;
+        :meth:`callback_answer` tells how the bot answered it. As in a
+        Telegram client, only a button the message carries *now* can be
+        pressed: ``ValueError`` if it has no such button (never had, or an
+        edit removed it).
         """
         key = str(chat_id)
         with self._lock:
@@ -411,7 +410,8 @@ class TelegramStandIn(StandIn):
                 "chat_instance": str(zlib.crc32(key.encode())),
                 "data": data,
             }
-        return self.inject_update({"callback_query": query})
+        self.inject_update({"callback_query": query})
+        return query_id
 
     def buttons(self, chat_id: int | str, message_id: int) -> list[tuple[str, str]]:
         """``(text, callback_data)`` of the inline buttons a message carries now."""
@@ -826,6 +826,7 @@ class TelegramStandIn(StandIn):
                 thread=None if thread is None else str(thread),
                 text=text,
                 params=dict(params),
+                id=str(message["message_id"]),
             )
         )
         return message

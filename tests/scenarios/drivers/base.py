@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from restart_guard.testing._standin import SentMessage, StandIn
 from restart_guard.testing.markers import markers_in, wait_for_markers
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually as wait_for
 
 #: Words of the resume notices (the bot's own replies never contain them).
 NOTICE = "restarted"
@@ -149,6 +150,30 @@ class Driver(abc.ABC):
     def rate_limit(self, place: Place, times: int) -> None:
         """The next ``times`` posts into ``place`` are answered "429, retry after ~1 s"."""
 
+    # Buttons (replay="ask"). :attr:`user` says everything, :attr:`stranger` presses too.
+    #: Whether this driver can press buttons (the ``replay="ask"`` scenarios need it).
+    has_buttons: ClassVar[bool] = False
+    #: The user id :meth:`say` speaks as.
+    user: ClassVar[str] = ""
+    #: Another member of the same chat.
+    stranger: ClassVar[str] = ""
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        """The labels of the buttons ``message`` carries now (after any edit)."""
+        raise NotImplementedError
+
+    def text_now(self, message: SentMessage) -> str:
+        """``message``'s text now (after any edit)."""
+        raise NotImplementedError
+
+    def press(self, message: SentMessage, label: str, user: str) -> Any:
+        """``user`` presses button ``label`` under ``message``; returns a handle of the press."""
+        raise NotImplementedError
+
+    def private_answer(self, pressed: Any) -> str:
+        """Block until the bot answered a press privately (only the presser sees it); its text."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------- shared
     @contextlib.contextmanager
     def running(self) -> Iterator[Driver]:
@@ -214,6 +239,14 @@ class Driver(abc.ABC):
         """Block until a notice containing ``words`` is posted in ``place``; return it."""
         [notice] = self.api.wait_for_sent(lambda m: place.holds(m) and words in m.text)
         return notice
+
+    def wait_edited(self, message: SentMessage, words: str, timeout: float = 30.0) -> str:
+        """Block until ``message`` was edited to contain ``words``; its text."""
+        return wait_for(
+            lambda: self.text_now(message) if words in self.text_now(message) else None,
+            timeout,
+            what=lambda: f"{words!r} in {self.text_now(message)!r}",
+        )
 
     def markers(self) -> list[tuple[str, str | None]]:
         """``(chat, thread)`` of every marker in the marker directory."""
