@@ -30,6 +30,9 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from restart_guard._ask import Choice, Press, is_press_data, parse_press
+from restart_guard._marker import Origin
+
 from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
 from ._link import replay_payload
 from ._state import IN_HANDLER, SWAPPED_CLASS, BotState, Tracked, above, log, state_of
@@ -41,6 +44,7 @@ __all__ = [
 ]
 
 _INTERACTION_CREATE = "INTERACTION_CREATE"
+_COMPONENT = 3  # interaction type of a button or select press
 _MESSAGE_CREATE = "MESSAGE_CREATE"
 # Application command, component, modal submit: a user asked the bot for something.
 # (Autocomplete, type 4, is not a request worth a notice.)
@@ -74,10 +78,31 @@ def schedule_event(
     run = None
     if conversation is not None:
         payload = state.raw_message if event_name == "on_message" else None
-        run = lifecycle.begin(conversation, payload)
+        run = lifecycle.begin(conversation, payload, _origin(event_name, args))
     if run is None:
         return schedule(coro, event_name, *args, **kwargs)
     return schedule(Tracked(state, run, coro), event_name, *args, **kwargs)
+
+
+def _origin(event_name: str, args: tuple[Any, ...]) -> Origin | None:
+    """The message and author a message event answers (ids only)."""
+    message = args[0] if args else None
+    if event_name != "on_message" or not isinstance(message, discord.Message):
+        return None
+    return Origin(message=str(message.id), user=str(message.author.id))
+
+
+def press_of(data: Any, client: discord.Client) -> Press | None:
+    """The restart-guard button press in an INTERACTION_CREATE, or None."""
+    if not isinstance(data, dict) or data.get("type") != _COMPONENT:
+        return None
+    custom_id = (data.get("data") or {}).get("custom_id")
+    if not is_press_data(custom_id):
+        return None
+    user = (data.get("member") or {}).get("user") or data.get("user") or {}
+    interaction = discord.Interaction(data=data, state=client._connection)  # type: ignore[arg-type]
+    parsed = parse_press(custom_id) or (Choice.DISMISS, "")  # malformed: ours, closed
+    return Press(parsed[0], parsed[1], str(user.get("id", "")), interaction)
 
 
 def _addressed(
@@ -209,6 +234,12 @@ def ensure_hooks(client: discord.Client, state: BotState) -> None:
 
         def interaction_create(data: Any) -> None:
             _ensure_interaction_hooks(client)
+            press = press_of(data, client)
+            if press is not None:  # a replay="ask" button: never the bot's views or events
+                task = asyncio.ensure_future(state.lifecycle.press(press))
+                state.presses.add(task)
+                task.add_done_callback(state.presses.discard)
+                return
             conversation = None
             lifecycle = state.lifecycle
             if lifecycle.guard is not None or not lifecycle.accepting:

@@ -227,12 +227,16 @@ class Driver(abc.ABC):
         self.api.wait_for_sent(lambda m: said.place.holds(m) and m.text == f"echo: {text}")
 
     def posted(self, place: Place) -> list[SentMessage]:
-        """What the bot posted in ``place``, oldest first."""
-        return [m for m in self.api.sent if place.holds(m)]
+        """What the bot posted in ``place`` for everyone to see, oldest first (no edits)."""
+        return [m for m in self.api.sent if place.holds(m) and _new_and_public(m)]
 
     def notices(self, place: Place | None = None) -> list[SentMessage]:
         """Resume and give-up notices posted in ``place`` (None: anywhere)."""
-        sent = self.api.sent if place is None else self.posted(place)
+        sent = (
+            [m for m in self.api.sent if _new_and_public(m)]
+            if place is None
+            else self.posted(place)
+        )
         return [m for m in sent if NOTICE in m.text or GIVE_UP in m.text]
 
     def wait_notice(self, place: Place, words: str = NOTICE) -> SentMessage:
@@ -255,3 +259,8 @@ class Driver(abc.ABC):
     @staticmethod
     def _marks(place: Place) -> Callable[[Any], bool]:
         return lambda m: (m.conversation.chat, m.conversation.thread) == place.conversation
+
+
+def _new_and_public(message: SentMessage) -> bool:
+    """A new message everyone sees: not an edit (Discord, Slack record those), not ephemeral."""
+    return not (message.params.get("edit") or message.params.get("ephemeral"))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.discord import CREATE_MESSAGE, DiscordStandIn
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
 
@@ -23,6 +26,8 @@ class DiscordDriver(Driver):
     ready_log = READY
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
+    has_buttons = True
+    stranger = "4242"
     api: DiscordStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
@@ -30,6 +35,8 @@ class DiscordDriver(Driver):
 
     def _places(self) -> tuple[Place, Place, Place]:
         api = self.api
+        self.user = str(api.user_id)  # inject_message's default author
+        api.add_user(int(self.stranger), name="stranger")
         # A thread is a channel of its own; its marker keeps the parent channel as the chat.
         thread = str(api.thread_id)
         topic = Place(thread, thread, marked_as=(str(api.channel_id), thread))
@@ -69,3 +76,31 @@ class DiscordDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(int(place.chat), retry_after=0.3, times=times)
+
+    def _components(self, message: SentMessage) -> list[dict[str, Any]]:
+        assert message.id is not None
+        now = self.api.message(int(message.id)) or {}
+        return [c for row in now.get("components") or [] for c in row.get("components", [])]
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        return [str(c.get("label")) for c in self._components(message)]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        return str((self.api.message(int(message.id)) or {}).get("content", ""))
+
+    def press(self, message: SentMessage, label: str, user: str) -> int:
+        assert message.id is not None
+        [custom_id] = [c["custom_id"] for c in self._components(message) if c.get("label") == label]
+        return self.api.inject_component(custom_id, message_id=int(message.id), user_id=int(user))
+
+    def private_answer(self, pressed: object) -> str:
+        [answer] = eventually(
+            lambda: [
+                m
+                for m in self.api.sent
+                if m.params.get("interaction_id") == str(pressed) and m.params.get("ephemeral")
+            ],
+            what="an ephemeral answer to the press",
+        )
+        return answer.text

@@ -270,7 +270,16 @@ class _Rest(_Controls):
             thread = str(channel_id)
             params["parent_id"] = str(channel.parent_id)
         params.update(marks)
-        self._record(SentMessage(chat=str(channel_id), thread=thread, text=text, params=params))
+        mid = marks.get("message_id")
+        self._record(
+            SentMessage(
+                chat=str(channel_id),
+                thread=thread,
+                text=text,
+                params=params,
+                id=None if mid is None else str(mid),
+            )
+        )
 
     async def _create_message(self, call: _Call) -> web.StreamResponse:
         channel_id = int(call.path["channel_id"])
