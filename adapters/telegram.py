@@ -38,15 +38,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import html
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Run, Settings
+from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
-from restart_guard._marker import Origin
+from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
     AdapterNotAvailable,
@@ -57,13 +58,19 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+    from telegram import (
+        InlineKeyboardButton,
+        InlineKeyboardMarkup,
+        Message,
+        ReplyParameters,
+        Update,
+    )
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
-__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
+__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of", "origin_of"]
 
 PLATFORM = TELEGRAM.platform
 log = logging.getLogger("restart_guard")
@@ -71,6 +78,9 @@ log = logging.getLogger("restart_guard")
 #: Telegram allows about 30 messages per second per bot; stay under it.
 NOTICES_PER_SECOND = 20.0
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
+#: What a mention of an asker shows in a group (names are never stored: ids only);
+#: Telegram links it to the user, who is notified.
+MENTION_LABEL = "👤"
 
 
 def conversation_of(update: object) -> Conversation | None:
@@ -95,16 +105,21 @@ def conversation_of(update: object) -> Conversation | None:
     return Conversation(PLATFORM, str(chat.id), thread, business)
 
 
-def origin_of(update: Update) -> Origin:
-    """The ids of what ``update`` asks: its update_id, message id and sender (never text)."""
-    message = update.effective_message
+def origin_of(update: object) -> Origin | None:
+    """The ids a notice needs to answer ``update``: its update, message and sender.
+
+    A callback query (a button press) is an interaction: its message is the
+    bot's own, so the notice mentions the user instead of replying to it.
+    """
+    if not isinstance(update, Update):
+        return None
     user = update.effective_user
-    return Origin(
-        delivery=str(update.update_id),
-        message=None if message is None else str(message.message_id),
-        user=None if user is None else str(user.id),
-        interaction=update.callback_query is not None,
-    )
+    user_id = None if user is None else str(user.id)
+    if update.callback_query is not None:
+        return Origin(str(update.update_id), None, user_id, interaction=True)
+    message = update.effective_message
+    message_id = None if message is None else str(message.message_id)
+    return Origin(str(update.update_id), message_id, user_id)
 
 
 def press_of(update: object) -> Press | None:
@@ -190,14 +205,15 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         run = queued[1] if queued is not None and queued[0] is update else None
         if run is None:
             conversation = conversation_of(update)
-            if conversation is not None and isinstance(update, Update):
+            if conversation is not None:
                 run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             await super().process_update(update)
             return
         cut_off = False
         try:
-            await super().process_update(update)
+            with running(run):  # a @no_replay callback flags this run's turn
+                await super().process_update(update)
         except CUT_OFF:
             cut_off = True
             raise
@@ -212,7 +228,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # Begin now, not when the task first runs: the update's own run may end first.
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
-        if conversation is not None and isinstance(update, Update):
+        if conversation is not None:
             run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
@@ -241,7 +257,8 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
 async def _tracked(run: Run, coroutine: Any) -> Any:
     cut_off = False
     try:
-        return await coroutine
+        with running(run):
+            return await coroutine
     except CUT_OFF:
         cut_off = True
         raise
@@ -257,18 +274,17 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        """Reply to the interrupted message; in a group, mention the askers (HTML)."""
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
-        await self._send(conversation, text)
+        await self._send(notice)
 
-    async def send_question(
-        self, conversation: Conversation, text: str, *, nonce: str, token: str
-    ) -> str:
+    async def send_question(self, notice: Notice, token: str) -> str:
         buttons = [
             InlineKeyboardButton(choice.label, callback_data=press_data(choice, token))
             for choice in Choice
         ]
-        message = await self._send(conversation, text, InlineKeyboardMarkup([buttons]))
+        message = await self._send(notice, InlineKeyboardMarkup([buttons]))
         return str(message.message_id)
 
     async def close_question(
@@ -296,10 +312,17 @@ class _Link:
         except BadRequest as exc:  # answered already, or older than Telegram keeps them
             log.info("restart-guard: could not answer a button press: %s", exc.message)
 
-    async def _send(
-        self, conversation: Conversation, text: str, markup: InlineKeyboardMarkup | None = None
-    ) -> Message:
+    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
+        conversation, text = notice.conversation, notice.text
         kwargs: dict[str, Any] = {}
+        if notice.reply_to is not None and notice.reply_to.isdigit():
+            # A deleted message must not keep the notice from going out.
+            kwargs["reply_parameters"] = ReplyParameters(
+                int(notice.reply_to), allow_sending_without_reply=True
+            )
+        if not _is_private(conversation) and notice.askers:
+            text = notice.addressed(_mention, html.escape(text, quote=False))
+            kwargs["parse_mode"] = "HTML"
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
@@ -307,9 +330,10 @@ class _Link:
         if markup is not None:
             kwargs["reply_markup"] = markup
         try:
-            return await self.app.bot.send_message(
+            message: Message = await self.app.bot.send_message(
                 chat_id=int(conversation.chat), text=text, **kwargs
             )
+            return message
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
@@ -336,6 +360,15 @@ class _Link:
                 self.app.update_queue.put_nowait(update)  # unbounded queue: never full
             finally:
                 state.replaying = False
+
+
+def _is_private(conversation: Conversation) -> bool:
+    # Users (private chats) have positive ids; groups, supergroups and channels negative.
+    return not conversation.chat.startswith("-")
+
+
+def _mention(user: str) -> str:
+    return f'<a href="tg://user?id={html.escape(user)}">{MENTION_LABEL}</a>'
 
 
 class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from restart_guard import Conversation, Marker
+from restart_guard import Conversation, Marker, Notice
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
 from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, log
@@ -41,6 +41,21 @@ def delivery_error(exc: SlackApiError) -> Exception:
     if error in THREAD_GONE:
         return ThreadGone(f"Slack answered {error}")
     return exc
+
+
+def addressed(notice: Notice) -> str:
+    """The notice's text, mentioning the askers (``<@U…>``) outside direct messages.
+
+    The notice already goes to the interrupted message's thread (the
+    conversation's ``thread`` is its thread root, or the message itself).
+    """
+    if notice.conversation.chat.startswith("D"):  # a DM has one reader
+        return notice.text
+    return notice.addressed(_mention)
+
+
+def _mention(user: str) -> str:
+    return f"<@{user}>"
 
 
 def _retry_after(response: Any) -> float:
@@ -85,9 +100,9 @@ class SyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
         # chat.postMessage has no idempotency key: ``nonce`` is not used.
-        post = functools.partial(self._post, conversation, text)
+        post = functools.partial(self._post, notice.conversation, addressed(notice))
         await asyncio.get_running_loop().run_in_executor(None, post)
 
     def _post(self, conversation: Conversation, text: str) -> None:
@@ -138,8 +153,9 @@ class AsyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
         # chat.postMessage has no idempotency key: ``nonce`` is not used.
+        conversation, text = notice.conversation, addressed(notice)
         client = self.app.client
         if client.token is None:
             token = await self._installed_token(conversation)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker, Origin, Phase
+from ._notice import Notice
+from ._policy import no_replay
 from ._protect import protect, unprotect
 from ._resume import PlatformLink, Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
@@ -38,6 +40,7 @@ __all__ = [
     "DirectoryStore",
     "Guard",
     "Marker",
+    "Notice",
     "Origin",
     "Phase",
     "PlatformLink",
@@ -51,6 +54,7 @@ __all__ = [
     "ThreadGone",
     "default_marker_dir",
     "make_store",
+    "no_replay",
     "protect",
     "unprotect",
 ]

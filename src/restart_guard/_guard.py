@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ._conversation import Conversation
@@ -204,6 +205,25 @@ class Guard:
         if dirty:
             self.writer.mark(key)
         return Run(self, entry, token, True)
+
+    def forbid_replay(self, run: Run) -> bool:
+        """The turn of ``run`` ran a ``no_replay`` handler; True if that changed its marker.
+
+        Call :meth:`flush` (or :meth:`flush_async`) before the handler goes
+        on when replay is on, so that a kill during it cannot replay it.
+        """
+        entry = run.entry
+        with self._lock:
+            if entry.origins is None:
+                entry.origins = {}
+            before = entry.origins.get(run.token, (Origin(),))
+            if not any(origin.replayable for origin in before):
+                return False
+            entry.origins[run.token] = tuple(replace(o, replayable=False) for o in before)
+            if self._entries.get(entry.conversation.key) is not entry:
+                return True  # ended or moved meanwhile: nothing to write
+        self.writer.mark(entry.conversation.key)
+        return True
 
     def hold(self, marker: Marker) -> Run:
         """Hold a claimed marker's conversation while it is being resumed.

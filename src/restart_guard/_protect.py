@@ -96,10 +96,13 @@ def protect(
       (``{attempts}`` is filled in), or a callable, or None.
     - ``on_resume``: ``async def on_resume(marker)`` called after the notice.
     - ``replay``: re-run the interrupted update after the notice (default
-      False). ``"ask"``: the notice asks the user with two buttons,
-      *Continue* (re-run it) and *Dismiss*; only the user who was cut off
-      may press them, and the question stays open across restarts until
-      ``max_age``. Only with replay on is message text stored in a marker.
+      False). Only then is message text stored in a marker. ``"ask"``: the
+      notice asks the user with two buttons, *Continue* (re-run it) and
+      *Dismiss*; only the user who was cut off may press them, and the
+      question stays open across restarts until ``max_age``. A callable
+      ``(marker) -> bool | "ask"`` decides per marker (a bot-wide rule; text
+      is stored as with True). Turns that ran a handler marked
+      :func:`restart_guard.no_replay` are never replayed.
     - ``max_attempts``: resumed turns cut off this many times are given up
       (default 3).
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a

@@ -60,6 +60,8 @@ from ._ask import (
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker
+from ._notice import Notice
+from ._policy import ReplayChoice, replay_choice
 from ._settings import DEFAULT, NoticeOption
 from .errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
@@ -109,13 +111,16 @@ class PlatformLink(Protocol):
     #: Notices per second the platform tolerates from one bot.
     notices_per_second: float
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
-        """Post ``text`` in the conversation's chat and thread.
+    async def send_notice(self, notice: Notice) -> None:
+        """Post ``notice.text`` in ``notice.conversation``'s chat and thread.
 
-        ``nonce`` is the same for the same notice of the same marker at every
-        start (at most :data:`NONCE_LENGTH` characters): a platform that can
-        drop a repeated message by it (Discord's ``enforce_nonce``) should
-        pass it. Raise :class:`~restart_guard.errors.ConversationGone`,
+        Where the platform can, the notice answers ``notice.reply_to`` (the
+        interrupted message) and mentions ``notice.askers`` where a reply
+        alone would not tell them. ``notice.nonce`` is the same for the same
+        notice of the same marker at every start (at most
+        :data:`NONCE_LENGTH` characters): a platform that can drop a
+        repeated message by it (Discord's ``enforce_nonce``) should pass
+        it. Raise :class:`~restart_guard.errors.ConversationGone`,
         :class:`~restart_guard.errors.ThreadGone`,
         :class:`~restart_guard.errors.ConversationMoved` or
         :class:`~restart_guard.errors.RateLimited` where the platform says
@@ -126,9 +131,7 @@ class PlatformLink(Protocol):
         """Feed the stored updates of ``marker.payload`` to the bot again."""
 
     # replay="ask" (see restart_guard._ask): three calls more.
-    async def send_question(
-        self, conversation: Conversation, text: str, *, nonce: str, token: str
-    ) -> str:
+    async def send_question(self, notice: Notice, token: str) -> str:
         """:meth:`send_notice` with two buttons, *Continue* and *Dismiss*; return its message id.
 
         The buttons carry ``press_data(Choice.CONTINUE, token)`` and
@@ -166,6 +169,7 @@ class _Job:
     conversation: Conversation = field(compare=False)
     text: str | None = field(compare=False, default=None)
     giving_up: bool = field(compare=False, default=False)
+    replay: bool = field(compare=False, default=False)  # decided once, at the first look
     backoff: float = field(compare=False, default=0.0)  # the last wait after a failure
     moves: int = field(compare=False, default=0)
     asking: bool = field(compare=False, default=False)  # the notice is a question
@@ -341,12 +345,11 @@ class Resumer:
             return
         nonce = notice_nonce(job.marker, job.giving_up)
         try:
+            notice = Notice(job.conversation, job.text, nonce, job.marker)
             if job.asking:
-                question = await self.link.send_question(
-                    job.conversation, job.text, nonce=nonce, token=question_token(job.marker)
-                )
+                question = await self.link.send_question(notice, question_token(job.marker))
             else:
-                await self.link.send_notice(job.conversation, job.text, nonce=nonce)
+                await self.link.send_notice(notice)
         except Exception as exc:
             self._refused(job, exc)
             return
@@ -380,17 +383,20 @@ class Resumer:
                 self._gave_up(job, told=False)
                 return False
             return True
+        choice = self._replay_choice(marker)
+        # "ask": a noticed marker was answered Continue (an open question never gets here).
+        job.replay = choice is True or (choice == "ask" and marker.noticed)
         if marker.noticed:
             log.info(
                 "restart-guard: %s was told before the last restart; not posting its notice again",
                 marker.conversation,
             )
             return True  # job.text stays None: straight to what follows the notice
-        job.asking = self.settings.replay == "ask" and bool(marker.payload)
+        job.asking = choice == "ask"
         if job.asking:
             default = ASK_NOTICE
         else:
-            default = DEFAULT_REPLAY_NOTICE if self._will_replay(marker) else DEFAULT_NOTICE
+            default = DEFAULT_REPLAY_NOTICE if job.replay else DEFAULT_NOTICE
         job.text = self._text(self.settings.notice, default, marker)
         if job.text is None and job.asking:
             job.text = ASK_NOTICE  # a question needs a message to carry its buttons
@@ -486,6 +492,7 @@ class Resumer:
             await self._close(job, DISMISSED_NOTICE, press)
             return
         log.info("restart-guard: %s continued by user %s", job.conversation, press.user)
+        job.replay = True
         self._count("resumed")
         self.guard.note_answered(job.run)
         attempts = self.guard.count_attempt(job.run)
@@ -518,7 +525,7 @@ class Resumer:
         marker = job.marker
         self.delivered += 1
         self._count("resumed")
-        if self.settings.on_resume is None and not self._will_replay(marker):
+        if self.settings.on_resume is None and not job.replay:
             if sent:
                 log.info(
                     "restart-guard: notified %s (interrupted %.0fs ago)",
@@ -544,7 +551,7 @@ class Resumer:
                     await self.settings.on_resume(marker)
                 except Exception:
                     log.exception("restart-guard: on_resume failed for %s", where)
-            if self._will_replay(marker):
+            if job.replay:
                 try:
                     await self.link.replay(marker)
                 except Exception:
@@ -622,8 +629,14 @@ class Resumer:
         )
         self._drop(job.run, "gave_up")
 
-    def _will_replay(self, marker: Marker) -> bool:
-        return bool(self.settings.replay) and bool(marker.payload)
+    def _replay_choice(self, marker: Marker) -> ReplayChoice:
+        choice = replay_choice(self.settings.replay, marker)
+        if marker.payload and not marker.replayable:
+            log.info(
+                "restart-guard: %s ran a no_replay handler; not replaying it",
+                marker.conversation,
+            )
+        return choice
 
     def _drop(self, run: Run, reason: str = "dropped") -> None:
         self.dropped += 1

@@ -35,8 +35,9 @@ class _Default:
 DEFAULT: Any = _Default()
 
 NoticeOption = str | Callable[[Marker], str | None] | None
-#: ``replay=``: re-run interrupted turns (True), never (False), or ask the user first.
-ReplayOption = bool | Literal["ask"]
+#: ``replay=``: re-run interrupted turns (True), never (False), ask the user first
+#: ("ask"), or a rule ``(marker) -> bool | "ask"``.
+ReplayOption = bool | Literal["ask"] | Callable[[Marker], Any]
 OnResume = Callable[[Marker], Awaitable[None]]
 
 ENV_DIR = "RESTART_GUARD_DIR"
@@ -53,6 +54,7 @@ class Settings:
     notice: NoticeOption = DEFAULT
     giveup_notice: NoticeOption = DEFAULT
     on_resume: OnResume | None = None
+    #: True, False, "ask", or a rule ``(marker) -> bool | "ask"`` (:mod:`restart_guard._policy`).
     replay: ReplayOption = False
     max_attempts: int = 3
     max_age: float = 24 * 3600.0
@@ -82,8 +84,11 @@ class Settings:
             value = getattr(self, name)
             if not (value is None or value is DEFAULT or isinstance(value, str) or callable(value)):
                 raise TypeError(f"{name} must be text, a callable or None, got {value!r}")
-        if self.replay not in (True, False, "ask"):
-            raise ValueError(f'replay must be True, False or "ask", got {self.replay!r}')
+        if not (isinstance(self.replay, bool) or self.replay == "ask" or callable(self.replay)):
+            raise TypeError(
+                'replay must be True, False, "ask" or a callable (marker) -> bool | "ask", '
+                f"got {self.replay!r}"
+            )
         if self.on_resume is not None and not callable(self.on_resume):
             raise TypeError(f"on_resume must be an async callable, got {self.on_resume!r}")
         check_metrics_option(self.metrics)

@@ -22,6 +22,7 @@ from restart_guard import (
     DirectoryStore,
     Guard,
     Marker,
+    Notice,
     Phase,
     Settings,
     Store,
@@ -157,10 +158,12 @@ class FakeLink:
         self.questions: list[tuple[Conversation, str, str]] = []
         self.closed: list[tuple[str, str, Press | None]] = []
         self.refused: list[tuple[Press, str]] = []
+        self.notices: list[Notice] = []  # every notice posted (not refused), whole
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        conversation, text = notice.conversation, notice.text
         self.calls.append(conversation)
-        self.nonces.append(nonce)
+        self.nonces.append(notice.nonce)
         if self.on_send is not None:
             self.on_send(conversation)
         if self.gate is not None:
@@ -170,6 +173,7 @@ class FakeLink:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((conversation, text))
+        self.notices.append(notice)
         self.sent_at.append(time.monotonic())
 
     @property
@@ -183,11 +187,9 @@ class FakeLink:
             self.on_replay(marker)
 
     # replay="ask": questions get message ids "q1", "q2" ...; edits and private answers recorded.
-    async def send_question(
-        self, conversation: Conversation, text: str, *, nonce: str, token: str
-    ) -> str:
-        await self.send_notice(conversation, text, nonce=nonce)
-        self.questions.append((conversation, text, token))
+    async def send_question(self, notice: Notice, token: str) -> str:
+        await self.send_notice(notice)
+        self.questions.append((notice.conversation, notice.text, token))
         return f"q{len(self.questions)}"
 
     async def close_question(

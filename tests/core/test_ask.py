@@ -204,5 +204,5 @@ def test_button_data_round_trips_and_fits_telegram() -> None:
 
 def test_replay_accepts_ask_only() -> None:
     assert Settings(replay="ask").replay == "ask"
-    with pytest.raises(ValueError, match="replay"):
+    with pytest.raises(TypeError, match="replay"):
         Settings(replay="sometimes")  # type: ignore[arg-type]

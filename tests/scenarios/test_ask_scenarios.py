@@ -52,7 +52,7 @@ def test_continue_reruns_the_turn_once_and_edits_the_question(driver: Driver) ->
     d = driver
     place, question = interrupted_question(d)
     assert texts(d, place)[-1] == question.text  # nothing re-ran before the press
-    d.press(question, CONTINUE, d.user)
+    d.press(question, CONTINUE, d.users[0])
     d.api.wait_for_sent(lambda m: place.holds(m) and m.text.startswith("done"))
     assert "Picking it up again" in d.wait_edited(question, "Picking it up again")
     assert d.buttons(question) == []
@@ -65,7 +65,7 @@ def test_continue_reruns_the_turn_once_and_edits_the_question(driver: Driver) ->
 def test_dismiss_drops_the_turn_and_edits_the_question(driver: Driver) -> None:
     d = driver
     place, question = interrupted_question(d)
-    d.press(question, DISMISS, d.user)
+    d.press(question, DISMISS, d.users[0])
     d.wait_edited(question, "Dismissed")
     assert d.buttons(question) == []
     d.serve_one()
@@ -76,12 +76,12 @@ def test_dismiss_drops_the_turn_and_edits_the_question(driver: Driver) -> None:
 def test_another_users_press_is_refused_privately(driver: Driver) -> None:
     d = driver
     place, question = interrupted_question(d)
-    refused = d.press(question, CONTINUE, d.stranger)
+    refused = d.press(question, CONTINUE, d.users[1])
     assert "Only the person" in d.private_answer(refused)
     assert d.buttons(question) == [CONTINUE, DISMISS]  # still open for the asker
     assert d.text_now(question) == question.text
     assert d.markers() == [place.conversation]
-    d.press(question, DISMISS, d.user)
+    d.press(question, DISMISS, d.users[0])
     d.wait_edited(question, "Dismissed")
     assert sum(t.startswith("working") for t in texts(d, place)) == 1
 
@@ -103,7 +103,7 @@ def test_a_restart_between_the_question_and_the_press_still_honours_it(
     d.start_bot("--ask")
     d.serve_one()  # up and serving: start-up recovery is over
     assert d.notices(place) == [question]  # asked once, not again
-    d.press(question, CONTINUE, d.user)
+    d.press(question, CONTINUE, d.users[0])
     d.api.wait_for_sent(lambda m: place.holds(m) and m.text.startswith("done"))
     d.wait_edited(question, "Picking it up again")
     assert sum(t.startswith("working") for t in texts(d, place)) == 2

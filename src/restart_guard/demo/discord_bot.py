@@ -40,6 +40,7 @@ class DemoBot(commands.Bot):
         # guild_ready_timeout: the loopback stand-in sends every guild at once.
         super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.2, **options)
         self.add_command(work)
+        self.add_command(charge)
         self.add_command(crash)
         self.tree.add_command(slash_work)
 
@@ -61,12 +62,23 @@ class DemoBot(commands.Bot):
             await message.channel.send(f"echo: {message.content}")
 
 
-@commands.command(name="work")
-async def work(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
-    """Answer at once, work for N seconds, answer again."""
+async def _work(ctx: commands.Context[DemoBot], seconds: float) -> None:
     await ctx.send(f"working on it ({seconds:g}s)…")
     await asyncio.sleep(seconds)
     await ctx.send(f"done: {seconds:g}s of work finished")
+
+
+@commands.command(name="work")
+async def work(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
+    """Answer at once, work for N seconds, answer again."""
+    await _work(ctx, seconds)
+
+
+@commands.command(name="charge")
+@restart_guard.no_replay
+async def charge(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
+    """``!work`` that must never run twice (a payment): never replayed after a restart."""
+    await _work(ctx, seconds)
 
 
 @commands.command(name="crash")

@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -41,6 +42,10 @@ import restart_guard
 
 MODES = ("socket", "async-socket", "http", "async-http")
 DEFAULT_API = "https://slack.com/api/"
+
+
+#: ``charge N`` is ``work N`` that must never run twice (a payment): never replayed.
+CHARGE = re.compile(r"^charge")
 
 
 def _api_url() -> str:
@@ -66,7 +71,7 @@ def build_app(lazy: bool = False) -> App:
     def answer(event: dict[str, Any], client: WebClient) -> None:
         text = str(event.get("text", ""))
         channel, thread = event["channel"], _thread(event)
-        if text.startswith("work"):
+        if text.startswith(("work", "charge")):
             seconds = _seconds(text)
             client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=f"working on it ({seconds:g}s)…"
@@ -89,6 +94,8 @@ def build_app(lazy: bool = False) -> App:
 
         app.event("message")(ack=acknowledge, lazy=[answer])
     else:
+        # Bolt runs the first listener that matches: "charge" goes to the no_replay one.
+        app.message(CHARGE)(restart_guard.no_replay(answer))
         app.event("message")(answer)
     return app
 
@@ -103,7 +110,7 @@ def build_async_app(lazy: bool = False) -> AsyncApp:
     async def answer(event: dict[str, Any], client: AsyncWebClient) -> None:
         text = str(event.get("text", ""))
         channel, thread = event["channel"], _thread(event)
-        if text.startswith("work"):
+        if text.startswith(("work", "charge")):
             seconds = _seconds(text)
             await client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=f"working on it ({seconds:g}s)…"
@@ -126,6 +133,8 @@ def build_async_app(lazy: bool = False) -> AsyncApp:
 
         app.event("message")(ack=acknowledge, lazy=[answer])
     else:
+        # Bolt runs the first listener that matches: "charge" goes to the no_replay one.
+        app.message(CHARGE)(restart_guard.no_replay(answer))
         app.event("message")(answer)
     return app
 

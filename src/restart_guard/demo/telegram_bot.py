@@ -42,6 +42,12 @@ async def work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(f"done: {seconds:g}s of work finished")
 
 
+@restart_guard.no_replay
+async def charge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/work`` that must never run twice (a payment): never replayed after a restart."""
+    await work(update, context)
+
+
 async def crash(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Bring the whole process down mid-turn, as an OOM kill would."""
     message = update.effective_message
@@ -63,6 +69,7 @@ def build_app(api_url: str, token: str, block: bool = True) -> Application:  # t
     """The bot, unguarded."""
     app = ApplicationBuilder().token(token).base_url(api_url).build()
     app.add_handler(CommandHandler("work", work, block=block))
+    app.add_handler(CommandHandler("charge", charge, block=block))
     app.add_handler(CommandHandler("crash", crash))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     return app

@@ -31,9 +31,13 @@ class SentMessage:
 
     ``chat`` is the chat/channel id as a string, ``thread`` the forum topic,
     thread channel or thread_ts (None for the main thread), ``params`` the
-    request as the stand-in decoded it, ``id`` the platform's id of the new
-    message (Telegram message_id, Discord snowflake, Slack ts) where the
-    stand-in gives one.
+    request as the stand-in decoded it. ``reply_to`` is the message it
+    answers (Telegram ``reply_parameters``, Discord ``message_reference``,
+    Slack's ``thread_ts``) and ``mentions`` the ids of the users the
+    platform notifies: mentioned, or (Telegram, Discord) the author of the
+    message it replies to. ``id`` is the platform's id of the new message
+    (Telegram message_id, Discord snowflake, Slack ts) where the stand-in
+    gives one.
     """
 
     chat: str
@@ -41,6 +45,8 @@ class SentMessage:
     text: str
     params: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    reply_to: str | None = None
+    mentions: tuple[str, ...] = ()
     id: str | None = None
 
 

@@ -74,6 +74,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
+from ._telegram_html import HtmlError, parse_html
 
 __all__ = ["TelegramStandIn"]
 
@@ -436,6 +437,11 @@ class TelegramStandIn(StandIn):
             answer = self._query_answers.get(str(query_id))
             return None if answer is None else dict(answer)
 
+    def last_message_id(self, chat_id: int | str) -> int:
+        """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
+        with self._lock:
+            return self._message_ids.get(str(chat_id), 0)
+
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
 
@@ -790,6 +796,14 @@ class TelegramStandIn(StandIn):
         thread = params.get("message_thread_id")
         business = params.get("business_connection_id")
         reply = params.get("reply_parameters")
+        entities = params.get("entities")
+        if params.get("parse_mode") == "HTML":
+            try:
+                text, entities = parse_html(text)
+            except HtmlError as exc:
+                raise _ApiError(400, str(exc)) from None
+        elif params.get("parse_mode") not in (None, ""):
+            raise _ApiError(400, f"Bad Request: unsupported parse_mode {params['parse_mode']!r}")
         with self._lock:
             chat_obj = dict(self._chats.get(chat) or self._unknown_chat(chat, chat_id))
             if thread is not None and chat_obj["type"] == "supergroup":
@@ -806,19 +820,31 @@ class TelegramStandIn(StandIn):
                 message["is_topic_message"] = True
             if business:
                 message["business_connection_id"] = str(business)
-            if isinstance(params.get("entities"), list):
-                message["entities"] = params["entities"]
             markup = _inline_keyboard(params.get("reply_markup"))
             if markup is not None:
                 message["reply_markup"] = markup
+            if isinstance(entities, list) and entities:
+                message["entities"] = entities
+            reply_to = None
+            notified: list[str] = [
+                str(e["user"]["id"])
+                for e in (entities if isinstance(entities, list) else ())
+                if isinstance(e, dict) and e.get("type") == "text_mention"
+            ]
             if isinstance(reply, dict) and reply.get("message_id") is not None:
                 reply_id = int(reply["message_id"])
                 replied = self._messages.get((chat, reply_id))
-                if replied is None:
-                    replied = {"message_id": reply_id, "date": message["date"], "chat": chat_obj}
-                message["reply_to_message"] = {
-                    k: v for k, v in replied.items() if k != "reply_to_message"
-                }
+                if replied is None and not reply.get("allow_sending_without_reply"):
+                    # Telegram's answer to a reply to a message it does not have.
+                    raise _ApiError(400, "Bad Request: message to be replied not found")
+                if replied is not None:
+                    reply_to = str(reply_id)
+                    author = (replied.get("from") or {}).get("id")
+                    if author is not None and str(author) != str(self._bot_user["id"]):
+                        notified.append(str(author))  # Telegram notifies whom it answers
+                    message["reply_to_message"] = {
+                        k: v for k, v in replied.items() if k != "reply_to_message"
+                    }
             self._messages[(chat, message["message_id"])] = message
         self._record(
             SentMessage(
@@ -827,6 +853,8 @@ class TelegramStandIn(StandIn):
                 text=text,
                 params=dict(params),
                 id=str(message["message_id"]),
+                reply_to=reply_to,
+                mentions=tuple(dict.fromkeys(notified)),
             )
         )
         return message

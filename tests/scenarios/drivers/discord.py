@@ -27,7 +27,7 @@ class DiscordDriver(Driver):
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
     has_buttons = True
-    stranger = "4242"
+    users = ("4001", "4002")
     api: DiscordStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
@@ -35,8 +35,6 @@ class DiscordDriver(Driver):
 
     def _places(self) -> tuple[Place, Place, Place]:
         api = self.api
-        self.user = str(api.user_id)  # inject_message's default author
-        api.add_user(int(self.stranger), name="stranger")
         # A thread is a channel of its own; its marker keeps the parent channel as the chat.
         thread = str(api.thread_id)
         topic = Place(thread, thread, marked_as=(str(api.channel_id), thread))
@@ -52,8 +50,10 @@ class DiscordDriver(Driver):
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         bot.wait_for_log(READY, timeout=30)
 
-    def say(self, place: Place, text: str) -> Said:
-        return Said(place, self.api.inject_message(int(place.chat), text))
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        user = user or self.users[0]
+        message = self.api.inject_message(int(place.chat), text, author_id=int(user))
+        return Said(place, message, str(message), user)
 
     def wait_delivered(self, said: Said) -> None:
         pass  # the gateway has no acknowledgement: a dispatched event is never sent again
@@ -92,6 +92,7 @@ class DiscordDriver(Driver):
     def press(self, message: SentMessage, label: str, user: str) -> int:
         assert message.id is not None
         [custom_id] = [c["custom_id"] for c in self._components(message) if c.get("label") == label]
+        self.api.add_user(int(user))  # a member who has not said anything yet
         return self.api.inject_component(custom_id, message_id=int(message.id), user_id=int(user))
 
     def private_answer(self, pressed: object) -> str:

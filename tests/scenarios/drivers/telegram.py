@@ -31,8 +31,7 @@ class TelegramDriver(Driver):
     ready_log = READY
     deletable_threads = True
     has_buttons = True
-    user = "1001"  # inject_message's default sender
-    stranger = "2002"
+    users = ("1001", "1002")
     api: TelegramStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[TelegramStandIn]:
@@ -54,9 +53,14 @@ class TelegramDriver(Driver):
         bot.wait_for_log(READY, timeout=30)
         self.api.wait_for_poll(timeout=30, since=before)
 
-    def say(self, place: Place, text: str) -> Said:
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
         thread = None if place.thread is None else int(place.thread)
-        return Said(place, self.api.inject_message(int(place.chat), text, message_thread_id=thread))
+        user = user or self.users[0]
+        update_id = self.api.inject_message(
+            int(place.chat), text, message_thread_id=thread, user_id=int(user)
+        )
+        message = str(self.api.last_message_id(place.chat))  # says nothing else meanwhile
+        return Said(place, update_id, message, user)
 
     def wait_delivered(self, said: Said) -> None:
         self.api.wait_until_confirmed(said.handle)
