@@ -130,7 +130,8 @@ class PlatformLink(Protocol):
     async def replay(self, marker: Marker) -> None:
         """Feed the stored updates of ``marker.payload`` to the bot again."""
 
-    # replay="ask" (see restart_guard._ask): three calls more.
+    # replay="ask" (see restart_guard._ask): three calls more. A link that sets
+    # ``can_ask = False`` has none of them working: its questions are plain notices.
     async def send_question(self, notice: Notice, token: str) -> str:
         """:meth:`send_notice` with two buttons, *Continue* and *Dismiss*; return its message id.
 
@@ -384,6 +385,14 @@ class Resumer:
                 return False
             return True
         choice = self._replay_choice(marker)
+        if choice == "ask" and not getattr(self.link, "can_ask", True):
+            log.warning(
+                'restart-guard: replay="ask" is not supported by the %s adapter yet; %s gets '
+                "the plain notice and is not replayed",
+                self.guard.platform,
+                marker.conversation,
+            )
+            choice = False
         # "ask": a noticed marker was answered Continue (an open question never gets here).
         job.replay = choice is True or (choice == "ask" and marker.noticed)
         if marker.noticed:

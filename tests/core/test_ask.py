@@ -206,3 +206,22 @@ def test_replay_accepts_ask_only() -> None:
     assert Settings(replay="ask").replay == "ask"
     with pytest.raises(TypeError, match="replay"):
         Settings(replay="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_link_that_cannot_ask_gets_the_plain_notice(
+    make_guard: MakeGuard, marker_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    m = interrupted()
+    leave_markers(marker_dir, [m])
+    guard = make_guard(ASK, start=False)
+    link = FakeLink()
+    link.can_ask = False  # type: ignore[attr-defined]
+    resumer = Resumer(guard, link)
+    resumer.start(guard.start())
+    assert await resumer.wait(5)
+    assert guard.flush()
+    assert link.questions == []
+    assert len(link.sent) == 1
+    assert link.replayed == []
+    assert on_disk(guard) == []
+    assert 'replay="ask" is not supported' in caplog.text
