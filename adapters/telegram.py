@@ -22,21 +22,37 @@ for it that overrides public methods only —
 - ``update_queue`` (same object, tracking subclass): an update is *in flight*
   from the moment the updater fetches it, because python-telegram-bot
   confirms fetched updates to Telegram when it stops;
+- the bot's ``get_updates()`` (the updater's bot, class swapped the same
+  way): the ``offset`` that confirms fetched updates to Telegram is sent
+  only once their markers are durable, so a kill at any moment leaves an
+  update either marked or still at Telegram, which delivers it again;
+- ``await update_queue.put()`` from a webhook (``run_webhook``'s handler, or
+  your own web server's): returns once the update's marker is durable, so
+  the HTTP answer that makes Telegram forget the update comes after it;
 - ``process_update()`` and ``create_task()``: a conversation stays marked
   until its update and every ``block=False`` task it started have finished —
   including tasks started during the drain, which python-telegram-bot itself
   no longer awaits;
 - ``stop()``: every conversation in flight is durably marked in one batch,
-  *then* the framework's drain runs, bounded by ``drain_timeout``.
+  *then* the framework's drain runs, bounded by ``drain_timeout``; a drain
+  that does not finish cancels the handler runs still going (their
+  conversations stay marked) so that the loop closes with nothing pending;
+- ``shutdown()`` without a ``stop()`` (a signal during ``initialize()``):
+  the notice in flight is let finish and recorded before the bot's HTTP
+  client closes.
 
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
-into ``stop()``, so all three are covered. The user's ``post_init``,
-``post_stop`` and ``post_shutdown`` are untouched.
+into ``stop()``, so all three are covered: their signal handler (which
+raises ``SystemExit``) is extended so that the first signal durably marks
+what is in flight at once and a second one during the drain means "stop
+now" — the drain ends, unfinished turns stay marked, the store is closed.
+The user's ``post_init``, ``post_stop`` and ``post_shutdown`` are untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dtm
 import html
 import logging
@@ -46,7 +62,7 @@ from typing import Any
 from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
-from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
@@ -59,6 +75,7 @@ from restart_guard.errors import (
 
 try:
     from telegram import (
+        Bot,
         InlineKeyboardButton,
         InlineKeyboardMarkup,
         Message,
@@ -142,11 +159,30 @@ class BotState:
     lifecycle: Lifecycle
     original_class: type
     original_queue_class: type
+    # The updater's bot (whose get_updates confirms updates) and its own class.
+    fetching_bot: Any = None
+    original_bot_class: type | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
+    # Tasks running a guarded handler run: cancelled when the drain does not finish
+    # (run_polling closes its loop without cancelling what is left).
+    running: dict[asyncio.Future[Any], int] = field(default_factory=dict)
     # update_ids re-run by replay: Telegram redelivers an update the killed
     # process never confirmed, and the turn must not run twice.
     replayed: set[int] = field(default_factory=set)
     replaying: bool = False
+
+    def enter(self) -> asyncio.Future[Any] | None:
+        """The current task runs a handler run (until :meth:`leave`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running[task] = self.running.get(task, 0) + 1
+        return task
+
+    def leave(self, task: asyncio.Future[Any] | None) -> None:
+        if task is not None:
+            left = self.running.pop(task, 1) - 1
+            if left:
+                self.running[task] = left
 
     def payload(self, update: object) -> Any:
         """What a marker keeps to replay ``update`` (only with replay on)."""
@@ -160,10 +196,23 @@ def _state(obj: Any) -> BotState:
     return state
 
 
+#: Set in a task once it called getUpdates: the updates it puts into the queue are
+#: confirmed by its own next getUpdates, which waits for their markers itself.
+_POLLING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_telegram_polling", default=False
+)
+
+
 class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """``update_queue`` that marks an update in flight the moment it is fetched."""
 
     _restart_guard: BotState
+
+    async def put(self, item: Any) -> None:
+        await super().put(item)  # unbounded: put_nowait() below, which begins the run
+        if not _POLLING.get():
+            # A webhook answers Telegram when this returns: only once the marker is durable.
+            await _state(self).lifecycle.durable()
 
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
@@ -211,6 +260,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             await super().process_update(update)
             return
         cut_off = False
+        task = state.enter()
         try:
             with running(run):  # a @no_replay callback flags this run's turn
                 await super().process_update(update)
@@ -218,6 +268,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             cut_off = True
             raise
         finally:
+            state.leave(task)
             Lifecycle.end(run, cut_off=cut_off)
 
     def create_task(
@@ -232,30 +283,64 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
-        return super().create_task(_tracked(run, coroutine), update=update, name=name)
+        return super().create_task(_tracked(state, run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:
         # Durable before the drain, which SIGKILL may cut short; drain bounded by drain_timeout.
+        state = _state(self)
         try:
-            await _state(self).lifecycle.stop(super().stop)
+            await state.lifecycle.stop(super().stop, handler_tasks=lambda: list(state.running))
         finally:
             self._restart_guard_forget()
 
     async def shutdown(self) -> None:
+        if not self.running:
+            # initialize() then shutdown() without a stop — run_polling after a signal
+            # during initialize(): the notice in flight finishes and is recorded
+            # before super().shutdown() closes the bot's HTTP client under it.
+            await _state(self).lifecycle.stop()
         try:
             await super().shutdown()
         finally:
-            _state(self).lifecycle.close()  # initialize() then shutdown() without a stop
             self._restart_guard_forget()
+
+    def _raise_system_exit(self) -> None:  # type: ignore[override]
+        # run_polling/run_webhook's handler of SIGTERM, SIGINT and SIGABRT (a loop
+        # callback). First signal: durable at once, then PTB's own way out
+        # (SystemExit → stop()). During the drain: stop now.
+        lifecycle = _state(self).lifecycle
+        if lifecycle.stage is Stage.STOPPING:
+            if not lifecycle.stop_now("a second stop signal"):
+                log.info("restart-guard: stop signal ignored: already stopping")
+            return
+        lifecycle.pre_mark()
+        raise SystemExit
 
     def _restart_guard_forget(self) -> None:
         state = _state(self)
         state.queued.clear()
         state.replayed.clear()
+        state.running.clear()
 
 
-async def _tracked(run: Run, coroutine: Any) -> Any:
+class _ConfirmingBot(Bot):
+    """The updater's bot: ``getUpdates`` confirms the last batch only once it is marked."""
+
+    __slots__ = ()
+    _restart_guard: BotState
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> Any:
+        # The offset of this call confirms every update fetched before: their markers
+        # (begun as they were queued) must be durable first. One fsync per batch of
+        # up to 100 updates, on the writer thread; nothing when nothing was fetched.
+        _POLLING.set(True)
+        await _state(self).lifecycle.durable()
+        return await super().get_updates(*args, **kwargs)
+
+
+async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     cut_off = False
+    task = state.enter()
     try:
         with running(run):
             return await coroutine
@@ -263,6 +348,7 @@ async def _tracked(run: Run, coroutine: Any) -> Any:
         cut_off = True
         raise
     finally:
+        state.leave(task)
         Lifecycle.end(run, cut_off=cut_off)
 
 
@@ -392,6 +478,21 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         queue.__class__ = type(
             type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
         )
+        fetching = bot.updater.bot if bot.updater is not None else None
+        if isinstance(fetching, Bot) and not isinstance(fetching, _ConfirmingBot):
+            state.fetching_bot, state.original_bot_class = fetching, type(fetching)
+            fetching.__class__ = type(
+                type(fetching).__name__,
+                (_ConfirmingBot, type(fetching)),
+                {"__slots__": (), "_restart_guard": state, "__module__": type(fetching).__module__},
+            )
+        elif fetching is not None and not isinstance(fetching, _ConfirmingBot):
+            log.warning(
+                "restart-guard: the updater's bot is a %s, not a telegram.Bot: updates are "
+                "confirmed to Telegram without waiting for their markers (a kill in the "
+                "first milliseconds of a handler may lose its conversation)",
+                type(fetching).__qualname__,
+            )
         return bot
 
     def _uninstall(self, bot: Application) -> Application:  # type: ignore[type-arg]
@@ -400,6 +501,8 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         state = _state(bot)
         bot.__class__ = state.original_class
         bot.update_queue.__class__ = state.original_queue_class
+        if state.fetching_bot is not None and state.original_bot_class is not None:
+            state.fetching_bot.__class__ = state.original_bot_class
         return bot
 
     def conversation_of(self, event: object) -> Conversation | None:

@@ -122,8 +122,11 @@ _BASE_EXTRACTORS: tuple[tuple[type, _Extractor], ...] = (
     (discord.Reaction, lambda o, c: _of_reaction(o)),
     (discord.RawMessageUpdateEvent, lambda o, c: _of_raw_update(o)),
     (discord.RawReactionActionEvent, _of_raw_channel),
-    (discord.RawPollVoteActionEvent, _of_raw_channel),
 )
+# Poll votes arrived in discord.py 2.4; on 2.3 there is no such event to track.
+_POLL_VOTE: type | None = getattr(discord, "RawPollVoteActionEvent", None)
+if _POLL_VOTE is not None:
+    _BASE_EXTRACTORS += ((_POLL_VOTE, _of_raw_channel),)
 # Exact type -> extractor (None: not a conversation), filled in as types are met,
 # so the common case is one dict lookup.
 _BY_TYPE: dict[type, _Extractor | None] = dict(_BASE_EXTRACTORS)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from slack_bolt import App
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -88,8 +91,34 @@ def _client_for_token(client: Any, cls: type[T], token: str) -> T:
         ssl=client.ssl,
         proxy=client.proxy,
         headers=client.headers,
-        logger=client.logger,
+        logger=getattr(client, "logger", None) or client._logger,  # older slack-sdk: _logger only
     )
+
+
+@contextlib.contextmanager
+def _delivery_errors() -> Iterator[None]:
+    """Raise a Slack API error as the delivery error it means (gone, rate limited ...)."""
+    try:
+        yield
+    except SlackApiError as exc:
+        mapped = delivery_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _bot_token(bot: Any, conversation: Conversation) -> str:
+    """The token of the installation found for ``conversation``'s team (None: uninstalled)."""
+    if bot is None or not bot.bot_token:
+        raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
+    return str(bot.bot_token)
+
+
+def _check_replayed(body: dict[str, Any], response: BoltResponse) -> None:
+    if response.status != 200:
+        log.warning(
+            "restart-guard: replayed event %s answered %s", body.get("event_id"), response.status
+        )
 
 
 class _NoQuestions:
@@ -130,24 +159,17 @@ class SyncLink(_NoQuestions):
         client = self.app.client
         if client.token is None:
             client = _client_for_token(client, WebClient, self._installed_token(conversation))
-        try:
+        with _delivery_errors():
             client.chat_postMessage(
                 channel=conversation.chat, thread_ts=conversation.thread, text=text
             )
-        except SlackApiError as exc:
-            mapped = delivery_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
 
     def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
         bot = None
         if store is not None:
             bot = store.find_bot(enterprise_id=conversation.parent, team_id=conversation.scope)
-        if bot is None or not bot.bot_token:
-            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
-        return str(bot.bot_token)
+        return _bot_token(bot, conversation)
 
     async def replay(self, marker: Marker) -> None:
         loop = asyncio.get_running_loop()
@@ -157,12 +179,7 @@ class SyncLink(_NoQuestions):
                 continue
             request = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
             response = await loop.run_in_executor(None, self.app.dispatch, request)
-            if response.status != 200:
-                log.warning(
-                    "restart-guard: replayed event %s answered %s",
-                    body.get("event_id"),
-                    response.status,
-                )
+            _check_replayed(body, response)
 
 
 class AsyncLink(_NoQuestions):
@@ -181,15 +198,10 @@ class AsyncLink(_NoQuestions):
         if client.token is None:
             token = await self._installed_token(conversation)
             client = _client_for_token(client, AsyncWebClient, token)
-        try:
+        with _delivery_errors():
             await client.chat_postMessage(
                 channel=conversation.chat, thread_ts=conversation.thread, text=text
             )
-        except SlackApiError as exc:
-            mapped = delivery_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
 
     async def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
@@ -198,9 +210,7 @@ class AsyncLink(_NoQuestions):
             bot = await store.async_find_bot(
                 enterprise_id=conversation.parent, team_id=conversation.scope
             )
-        if bot is None or not bot.bot_token:
-            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
-        return str(bot.bot_token)
+        return _bot_token(bot, conversation)
 
     async def replay(self, marker: Marker) -> None:
         for raw in marker.payload or ():
@@ -209,9 +219,4 @@ class AsyncLink(_NoQuestions):
                 continue
             request = AsyncBoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
             response = await self.app.async_dispatch(request)
-            if response.status != 200:
-                log.warning(
-                    "restart-guard: replayed event %s answered %s",
-                    body.get("event_id"),
-                    response.status,
-                )
+            _check_replayed(body, response)

@@ -10,6 +10,11 @@ Where a run begins and ends:
 - **lazy listeners** begin in ``lazy_listener_runner.start()`` and end when
   the lazy function returns.
 
+``listener_runner.run()`` returns the response Bolt sends as the
+acknowledgement (the Socket Mode envelope ack, the HTTP 200): the tracking
+runner returns it only once the run's marker is durable, so an event Slack
+stops retrying is always marked. A few milliseconds; Slack allows 3 s.
+
 The runner's class is swapped for a subclass made for it (public methods
 only), and its ``listener_completion_handler`` and ``lazy_listener_runner``
 become properties that wrap whatever is assigned, so a user who sets their
@@ -71,7 +76,7 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
     channel = context.get("channel_id")
     if not channel:
         return None
-    thread = context.get("thread_ts") or _thread_root(request.body)
+    thread = context.get("thread_ts") or _thread_ts(request.body) or _thread_root(request.body)
     try:
         return Conversation(
             PLATFORM, channel, thread, context.get("team_id"), context.get("enterprise_id")
@@ -103,6 +108,22 @@ def origin_of(request: AnyRequest, replayable: bool = True) -> Origin:
         interaction,
         replayable,
     )
+
+
+def _thread_ts(payload: Any) -> str | None:
+    # What Bolt 1.21+ puts in the context as "thread_ts"; older Bolt does not,
+    # and a reply in a thread would be keyed by its own ts instead.
+    while isinstance(payload, dict):
+        found = payload.get("thread_ts")
+        if found is not None:
+            return str(found)
+        payload = next(
+            (payload[k] for k in _THREAD_CARRIERS if isinstance(payload.get(k), dict)), None
+        )
+    return None
+
+
+_THREAD_CARRIERS = ("event", "assistant_thread", "message", "previous_message")
 
 
 def _thread_root(body: dict[str, Any]) -> str | None:
@@ -283,11 +304,14 @@ class _TrackingThreadRunner(ThreadListenerRunner):
         if not _begin(self._restart_guard, request, listener):
             return super().run(request, response, listener_name, listener, starting_time)
         try:
-            return super().run(request, response, listener_name, listener, starting_time)
+            acked = super().run(request, response, listener_name, listener, starting_time)
         except BaseException:
             # Never handed to the thread pool: no completion handler will end it.
             _end(request)
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            self._restart_guard.lifecycle.durable_blocking()
+        return acked
 
 
 # ----------------------------------------------------------- async runner
@@ -382,10 +406,13 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
         if not _begin(self._restart_guard, request, listener):
             return await super().run(request, response, listener_name, listener, starting_time)
         try:
-            return await super().run(request, response, listener_name, listener, starting_time)
+            acked = await super().run(request, response, listener_name, listener, starting_time)
         except BaseException as exc:
             _end(request, isinstance(exc, CUT_OFF))
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            await self._restart_guard.lifecycle.durable()
+        return acked
 
 
 # ------------------------------------------------------------ install

@@ -26,6 +26,7 @@ from .errors import (
     DeliveryError,
     RateLimited,
     ThreadGone,
+    UnsupportedFrameworkVersion,
 )
 from .stores.base import Store, StoredMarker, StoreError
 from .stores.directory import DirectoryStore
@@ -52,6 +53,7 @@ __all__ = [
     "StoreError",
     "StoredMarker",
     "ThreadGone",
+    "UnsupportedFrameworkVersion",
     "default_marker_dir",
     "make_store",
     "no_replay",

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from ._adapter import Adapter
+from ._compat import check_framework, refuse_fork_object
 from ._registry import SUPPORTED, AdapterSpec, spec_for_class
 from ._settings import DEFAULT, NoticeOption, OnResume, ReplayOption, Settings
 from .errors import AdapterNotAvailable
@@ -22,6 +23,7 @@ T = TypeVar("T")
 
 def _load(spec: AdapterSpec) -> Adapter[Any]:
     """The ``ADAPTER`` of ``spec``'s module; AdapterNotAvailable names the pip command."""
+    check_framework(spec.platform)  # before the import: a moved internal may break it
     try:
         module = importlib.import_module(spec.module)
     except AdapterNotAvailable:
@@ -131,6 +133,7 @@ def protect(
 
 
 def _apply(target: Any, *, settings: Settings) -> Any:
+    refuse_fork_object(target)
     if isinstance(target, type):
         spec = spec_for_class(target)
         if spec is None:
@@ -166,6 +169,7 @@ def _wrap_factory(factory: Callable[..., Any], settings: Settings) -> Callable[.
 
 
 def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
+    refuse_fork_object(product)
     if spec_for_class(type(product)) is None:
         raise TypeError(
             f"{getattr(factory, '__qualname__', factory)!r} returned {type(product).__qualname__}, "

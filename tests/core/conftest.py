@@ -61,12 +61,26 @@ def marker(
     )
 
 
-def leave_markers(path: Path, markers: Sequence[Marker]) -> None:
-    """Write ``markers`` as a process that then died would: committed, never removed."""
-    store = DirectoryStore(path)
-    store.open("dead-process")
+def leave_behind(store: Store, owner: str, markers: Sequence[Marker]) -> None:
+    """Write ``markers`` as a process ``owner`` that then died would: committed, never removed."""
+    store.open(owner)
     store.commit(markers, [])
     store.close()  # the lock is released exactly as the kernel does on SIGKILL
+
+
+def leave_markers(path: Path, markers: Sequence[Marker]) -> None:
+    """:func:`leave_behind` in the marker directory ``path``, by "dead-process"."""
+    leave_behind(DirectoryStore(path), "dead-process", markers)
+
+
+def claim_fresh(path: Path) -> dict[str, Marker]:
+    """Claim with a new store, as the next process would; returns the claimed markers."""
+    s = DirectoryStore(path)
+    s.open("next")
+    try:
+        return {m.key: m for m in s.claim()}
+    finally:
+        s.close()
 
 
 def stored(store: Store | FlakyStore) -> dict[str, Marker]:
@@ -199,11 +213,6 @@ class FakeLink:
 
     async def refuse_press(self, press: Press, text: str) -> None:
         self.refused.append((press, text))
-
-
-@pytest.fixture
-def marker_dir(tmp_path: Path) -> Path:
-    return tmp_path / "markers"
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ becomes the thread root).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -39,6 +38,7 @@ from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 import restart_guard
+from restart_guard.demo._options import guard_from, guard_options
 
 MODES = ("socket", "async-socket", "http", "async-http")
 DEFAULT_API = "https://slack.com/api/"
@@ -145,43 +145,24 @@ async def _serve_async_socket(app: AsyncApp) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument("--mode", choices=MODES, default="socket")
     parser.add_argument("--port", type=int, default=3000, help="HTTP modes: port to listen on")
-    parser.add_argument("--marker-dir", required=True)
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
-    parser.add_argument(
-        "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
-    )
-    parser.add_argument("--max-age", type=float, default=24 * 3600.0)
     parser.add_argument("--lazy", action="store_true", help="answer in a lazy listener")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aiohttp.access", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    guard = restart_guard.protect(
-        marker_dir=args.marker_dir,
-        drain_timeout=args.drain_timeout,
-        max_attempts=args.max_attempts,
-        replay="ask" if args.ask else args.replay,
-        max_age=args.max_age,
-    )
+    guard = guard_from(args)
     if args.mode.startswith("async"):
-        async_app = build_async_app(args.lazy)
-        if not args.unguarded:
-            async_app = guard(async_app)
+        async_app = guard(build_async_app(args.lazy))
         if args.mode == "async-socket":
             asyncio.run(_serve_async_socket(async_app))
         else:
             async_app.start(port=args.port, host="127.0.0.1")
         return
-    app = build_app(args.lazy)
-    if not args.unguarded:
-        app = guard(app)
+    app = guard(build_app(args.lazy))
     if args.mode == "socket":
         SocketModeHandler(app).start()  # type: ignore[no-untyped-call]
     else:

@@ -13,7 +13,6 @@ guard) a second into its turn; any other text is echoed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -30,6 +29,7 @@ from telegram.ext import (
 )
 
 import restart_guard
+from restart_guard.demo._options import guard_from, guard_options
 
 
 async def work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -77,40 +77,23 @@ def build_app(api_url: str, token: str, block: bool = True) -> Application:  # t
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument(
         "--api-url", required=True, help="Bot API base, e.g. http://127.0.0.1:PORT/bot"
     )
     parser.add_argument("--token", default="123456:TEST-TOKEN")
-    parser.add_argument("--marker-dir", required=True)
     parser.add_argument(
         "--store",
         metavar="URL",
         help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
     )
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
-    parser.add_argument(
-        "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
-    )
-    parser.add_argument("--max-age", type=float, default=24 * 3600.0)
     parser.add_argument("--non-blocking", action="store_true", help="run /work with block=False")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     app = build_app(args.api_url, args.token, block=not args.non_blocking)
-    if not args.unguarded:
-        app = restart_guard.protect(
-            marker_dir=args.marker_dir,
-            store=args.store,
-            drain_timeout=args.drain_timeout,
-            max_attempts=args.max_attempts,
-            replay="ask" if args.ask else args.replay,
-            max_age=args.max_age,
-        )(app)
+    app = guard_from(args, store=args.store)(app)
     app.run_polling(poll_interval=0.0, timeout=10)
 
 

@@ -63,7 +63,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import threading
 import time
 import zlib
@@ -75,6 +74,7 @@ from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
 from ._telegram_api import ApiError as _ApiError
+from ._telegram_api import error_body, read_params
 from ._telegram_api import int_param as _int_param
 from ._telegram_buttons import Buttons, inline_keyboard
 from ._telegram_html import HtmlError, parse_html
@@ -93,31 +93,6 @@ _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
-# python-telegram-bot sends str values raw and everything else JSON-encoded, so
-# a text "42" or "true" would decode to a number or bool; these stay strings.
-_STRING_PARAMS = frozenset(
-    {
-        "text",
-        "caption",
-        "parse_mode",
-        "business_connection_id",
-        "title",
-        "description",
-        "short_description",
-        "name",
-        "first_name",
-        "last_name",
-        "url",
-        "question",
-        "explanation",
-        "emoji",
-        "callback_query_id",
-        "inline_message_id",
-        "message_effect_id",
-        "secret_token",
-        "ip_address",
-    }
-)
 
 
 @dataclass(eq=False)
@@ -133,22 +108,6 @@ class _Poll:
     def alive(self) -> bool:
         transport = self.request.transport
         return not self.conflict and transport is not None and not transport.is_closing()
-
-
-def _error_body(status: int, description: str, parameters: _Json | None = None) -> _Json:
-    body: _Json = {"ok": False, "error_code": status, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return body
-
-
-def _decode_value(name: str, value: str) -> Any:
-    if name in _STRING_PARAMS:
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
 
 
 def _utf16_len(text: str) -> int:
@@ -167,6 +126,9 @@ class TelegramStandIn(Buttons, StandIn):
     ``with TelegramStandIn.running() as api:`` in a thread of its own; every
     public method is thread-safe.
     """
+
+    # A poll's client can vanish without a state change to wake a waiter.
+    _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
         self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
@@ -373,7 +335,7 @@ class TelegramStandIn(Buttons, StandIn):
         the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
         confirmation state.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_confirmed(update_id),
             timeout,
             lambda: self._describe_confirmation(update_id, timeout),
@@ -397,7 +359,7 @@ class TelegramStandIn(Buttons, StandIn):
         restart: only polls that began at or after it count. Raises
         ``TimeoutError``.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
         )
 
@@ -417,16 +379,10 @@ class TelegramStandIn(Buttons, StandIn):
     ) -> list[SentMessage]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
 
-        def check() -> list[SentMessage] | None:
-            hits = [m for m in self._sent if predicate is None or predicate(m)]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._sent_matching(predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
-            ),
+            lambda: self._describe_sent_wait(timeout, count),
         )
 
     async def wait_for_call_async(
@@ -438,19 +394,10 @@ class TelegramStandIn(Buttons, StandIn):
     ) -> list[dict[str, Any]]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
 
-        def check() -> list[dict[str, Any]] | None:
-            hits = [
-                p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-            ]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._calls_matching(method, predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                f"{[m for m, _ in self._calls]!r}"
-            ),
+            lambda: self._describe_call_wait(method, timeout, count),
         )
 
     # --------------------------------------------------------- failure injection
@@ -516,7 +463,7 @@ class TelegramStandIn(Buttons, StandIn):
             Failure(
                 method=method,
                 status=status,
-                body=_error_body(status, description, parameters),
+                body=error_body(status, description, parameters),
                 chat=None if chat_id is None else str(chat_id),
                 times=times,
             )
@@ -529,20 +476,20 @@ class TelegramStandIn(Buttons, StandIn):
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if not path.startswith("/bot"):
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         token, _, method = path[len("/bot") :].partition("/")
         if token != self._token:
-            return web.json_response(_error_body(401, "Unauthorized"), status=401)
+            return web.json_response(error_body(401, "Unauthorized"), status=401)
         if not method or "/" in method:
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         try:
-            params = await self._read_params(request)
+            params = await read_params(request)
         except ConnectionError:
             # The client gave up before its request was read; nobody hears an answer.
             return web.Response(status=499)
         except ValueError:
             return web.json_response(
-                _error_body(400, "Bad Request: can't parse request body"), status=400
+                error_body(400, "Bad Request: can't parse request body"), status=400
             )
         self._record_call(method, params)
         chat = self._chat_key(params.get("chat_id"))
@@ -555,29 +502,9 @@ class TelegramStandIn(Buttons, StandIn):
             result = True if handler is None else await handler(params, request)
         except _ApiError as err:
             return web.json_response(
-                _error_body(err.status, err.description, err.parameters), status=err.status
+                error_body(err.status, err.description, err.parameters), status=err.status
             )
         return web.json_response({"ok": True, "result": result})
-
-    @staticmethod
-    async def _read_params(request: web.Request) -> _Json:
-        params: _Json = {k: _decode_value(k, v) for k, v in request.query.items()}
-        if not request.body_exists:
-            return params
-        if request.content_type == "application/json":
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("JSON body is not an object")
-            params.update(body)
-            return params
-        form = await request.post()
-        for name, value in form.items():
-            if isinstance(value, web.FileField):
-                # An upload: what was sent matters to a test, not the bytes.
-                params[name] = {"filename": value.filename, "content_type": value.content_type}
-            else:
-                params[name] = _decode_value(name, str(value))
-        return params
 
     @staticmethod
     def _chat_key(chat_id: Any) -> str | None:
@@ -645,7 +572,7 @@ class TelegramStandIn(Buttons, StandIn):
             self._changed.notify_all()
         self._notify_async()
         if poll is None:
-            return batch
+            return self._hand_out(batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -658,7 +585,7 @@ class TelegramStandIn(Buttons, StandIn):
                     stopping = self._stopping
                 left = deadline - loop.time()
                 if batch or stopping or left <= 0 or not poll.alive():
-                    return batch
+                    return self._hand_out(batch)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(poll.event.wait(), min(left, _DISCONNECT_CHECK))
         finally:
@@ -667,6 +594,11 @@ class TelegramStandIn(Buttons, StandIn):
                     self._polls.remove(poll)
                 self._changed.notify_all()
             self._notify_async()
+
+    def _hand_out(self, batch: list[_Json]) -> list[_Json]:
+        for update in batch:
+            self._handed_out(update)
+        return batch
 
     async def _send_message(self, params: _Json, request: web.Request) -> Any:
         chat_id = params.get("chat_id")
@@ -838,21 +770,6 @@ class TelegramStandIn(Buttons, StandIn):
             f"waited {timeout}s for a getUpdates long poll; calls so far: "
             f"{[m for m, _ in self._calls]!r}"
         )
-
-    def _wait(
-        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
-    ) -> _T:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                result = check()
-                if result is not None:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(describe())
-                # A poll's client can vanish without a state change to wake us.
-                self._changed.wait(min(left, _DISCONNECT_CHECK * 2))
 
     async def _wait_async(
         self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]

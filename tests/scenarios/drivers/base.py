@@ -104,6 +104,7 @@ class Driver(abc.ABC):
         self.marker_dir = tmp_path / "markers"
         self.bots: list[BotProcess] = []
         self.said: list[Said] = []  # every turn :meth:`start_work` started, in order
+        self._started = 0  # bots ever started: names their log files
 
     # ------------------------------------------------------------ the platform
     @abc.abstractmethod
@@ -129,6 +130,10 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         """Block until the bot serves: start-up recovery (the notices) is over by then."""
+
+    @abc.abstractmethod
+    def new_place(self, n: int) -> Place:
+        """A chat nobody used yet (the ``n``-th of a series), where the bot may post."""
 
     @abc.abstractmethod
     def say(self, place: Place, text: str, user: str | None = None) -> Said:
@@ -204,7 +209,8 @@ class Driver(abc.ABC):
         argv = [sys.executable, "-m", self.module, "--marker-dir", str(self.marker_dir)]
         argv += [*self._bot_args(), *args]
         before = self._before_start()
-        log_path = self.tmp_path / f"bot-{len(self.bots) + 1}.log"
+        self._started += 1
+        log_path = self.tmp_path / f"bot-{self._started}.log"
         bot = BotProcess.start(argv, env=self._bot_env(), log_path=log_path)
         self.bots.append(bot)
         if wait_ready:

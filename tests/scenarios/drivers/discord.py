@@ -50,6 +50,9 @@ class DiscordDriver(Driver):
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         bot.wait_for_log(READY, timeout=30)
 
+    def new_place(self, n: int) -> Place:
+        return Place(str(self.api.add_channel(self.api.guild_id, name=f"new-{n}")))
+
     def say(self, place: Place, text: str, user: str | None = None) -> Said:
         user = user or self.users[0]
         message = self.api.inject_message(int(place.chat), text, author_id=int(user))

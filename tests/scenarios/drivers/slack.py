@@ -70,6 +70,9 @@ class SlackDriver(Driver):
             ready = "Running on http" if self.mode == "async-http" else "Bolt app is running"
             bot.wait_for_log(ready, timeout=30)
 
+    def new_place(self, n: int) -> Place:
+        return Place(f"C0NEW{n}")  # a message there starts its own thread (see say())
+
     def say(self, place: Place, text: str, user: str | None = None) -> Said:
         user = user or self.users[0]
         if self.url is None:

@@ -53,6 +53,9 @@ class TelegramDriver(Driver):
         bot.wait_for_log(READY, timeout=30)
         self.api.wait_for_poll(timeout=30, since=before)
 
+    def new_place(self, n: int) -> Place:
+        return Place(str(-1002000000000 - n))
+
     def say(self, place: Place, text: str, user: str | None = None) -> Said:
         thread = None if place.thread is None else int(place.thread)
         user = user or self.users[0]
