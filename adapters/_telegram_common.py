@@ -9,18 +9,22 @@ framework.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
-from restart_guard import Conversation
+from restart_guard import Conversation, Notice
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
 __all__ = [
+    "MENTION_LABEL",
     "NOTICES_PER_SECOND",
     "PLATFORM",
     "conversation_at",
     "forbidden",
+    "is_private",
     "migrated",
+    "notice_message",
     "notice_target",
     "rate_limited",
     "rejected",
@@ -32,6 +36,9 @@ PLATFORM = TELEGRAM.platform
 NOTICES_PER_SECOND = 20.0
 # What Telegram's 400 says when the forum topic (not the chat) is gone.
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
+#: What a mention of an asker shows in a group (names are never stored: ids only);
+#: Telegram links it to the user, who is notified.
+MENTION_LABEL = "👤"
 
 
 def conversation_at(chat_id: object, message: Any) -> Conversation:
@@ -58,6 +65,34 @@ def notice_target(conversation: Conversation) -> dict[str, Any]:
     if conversation.scope is not None:
         target["business_connection_id"] = conversation.scope
     return target
+
+
+def notice_message(notice: Notice) -> tuple[dict[str, Any], int | None]:
+    """``sendMessage`` arguments for ``notice``, and the id of the message it answers.
+
+    In a group the askers are mentioned (HTML, so the text is escaped); in a
+    private chat there is nobody else to tell them apart from. The caller
+    wraps the returned message id in its framework's ``ReplyParameters``
+    with ``allow_sending_without_reply``, so a deleted message does not keep
+    the notice from going out.
+    """
+    kwargs = notice_target(notice.conversation)
+    text = notice.text
+    if not is_private(notice.conversation) and notice.askers:
+        text = notice.addressed(_mention, html.escape(text, quote=False))
+        kwargs["parse_mode"] = "HTML"
+    kwargs["text"] = text
+    reply_to = notice.reply_to
+    return kwargs, int(reply_to) if reply_to is not None and reply_to.isdigit() else None
+
+
+def is_private(conversation: Conversation) -> bool:
+    """A private chat: users have positive ids; groups, supergroups and channels negative."""
+    return not conversation.chat.startswith("-")
+
+
+def _mention(user: str) -> str:
+    return f'<a href="tg://user?id={html.escape(user)}">{MENTION_LABEL}</a>'
 
 
 def rate_limited(retry_after: float, message: str) -> RateLimited:

@@ -22,34 +22,59 @@ for it that overrides public methods only —
 - ``update_queue`` (same object, tracking subclass): an update is *in flight*
   from the moment the updater fetches it, because python-telegram-bot
   confirms fetched updates to Telegram when it stops;
+- the bot's ``get_updates()`` (the updater's bot, class swapped the same
+  way): the ``offset`` that confirms fetched updates to Telegram is sent
+  only once their markers are durable, so a kill at any moment leaves an
+  update either marked or still at Telegram, which delivers it again;
+- ``await update_queue.put()`` from a webhook (``run_webhook``'s handler, or
+  your own web server's): returns once the update's marker is durable, so
+  the HTTP answer that makes Telegram forget the update comes after it;
 - ``process_update()`` and ``create_task()``: a conversation stays marked
   until its update and every ``block=False`` task it started have finished —
   including tasks started during the drain, which python-telegram-bot itself
   no longer awaits;
 - ``stop()``: every conversation in flight is durably marked in one batch,
-  *then* the framework's drain runs, bounded by ``drain_timeout``.
+  *then* the framework's drain runs, bounded by ``drain_timeout``; a drain
+  that does not finish cancels the handler runs still going (their
+  conversations stay marked) so that the loop closes with nothing pending;
+- ``shutdown()`` without a ``stop()`` (a signal during ``initialize()``):
+  the notice in flight is let finish and recorded before the bot's HTTP
+  client closes.
 
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
-into ``stop()``, so all three are covered. The user's ``post_init``,
-``post_stop`` and ``post_shutdown`` are untouched.
+into ``stop()``, so all three are covered: their signal handler (which
+raises ``SystemExit``) is extended so that the first signal durably marks
+what is in flight at once and a second one during the drain means "stop
+now" — the drain ends, unfinished turns stay marked, the store is closed.
+The user's ``post_init``, ``post_stop`` and ``post_shutdown`` are untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dtm
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Run, Settings
+from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
-from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
+from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
+from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import AdapterNotAvailable
 
 try:
-    from telegram import Update
+    from telegram import (
+        Bot,
+        InlineKeyboardButton,
+        InlineKeyboardMarkup,
+        Message,
+        ReplyParameters,
+        Update,
+    )
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -57,7 +82,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from . import _telegram_common as common
 
-__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
+__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of", "origin_of"]
 
 PLATFORM = common.PLATFORM
 log = logging.getLogger("restart_guard")
@@ -78,6 +103,36 @@ def conversation_of(update: object) -> Conversation | None:
     return common.conversation_at(chat.id, update.effective_message)
 
 
+def origin_of(update: object) -> Origin | None:
+    """The ids a notice needs to answer ``update``: its update, message and sender.
+
+    A callback query (a button press) is an interaction: its message is the
+    bot's own, so the notice mentions the user instead of replying to it.
+    """
+    if not isinstance(update, Update):
+        return None
+    user = update.effective_user
+    user_id = None if user is None else str(user.id)
+    if update.callback_query is not None:
+        return Origin(str(update.update_id), None, user_id, interaction=True)
+    message = update.effective_message
+    message_id = None if message is None else str(message.message_id)
+    return Origin(str(update.update_id), message_id, user_id)
+
+
+def press_of(update: object) -> Press | None:
+    """The restart-guard button press in ``update``, or None (any other update)."""
+    if not isinstance(update, Update) or update.callback_query is None:
+        return None
+    query = update.callback_query
+    if not is_press_data(query.data):
+        return None
+    parsed = parse_press(query.data)
+    if parsed is None:  # "rg1:" but malformed: ours all the same, never the bot's
+        return Press(Choice.DISMISS, "", str(query.from_user.id), query.id)
+    return Press(parsed[0], parsed[1], str(query.from_user.id), query.id)
+
+
 @dataclass
 class BotState:
     """Per-application state; lives on the application's own subclass (slots forbid attrs)."""
@@ -85,11 +140,30 @@ class BotState:
     lifecycle: Lifecycle
     original_class: type
     original_queue_class: type
+    # The updater's bot (whose get_updates confirms updates) and its own class.
+    fetching_bot: Any = None
+    original_bot_class: type | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
+    # Tasks running a guarded handler run: cancelled when the drain does not finish
+    # (run_polling closes its loop without cancelling what is left).
+    running: dict[asyncio.Future[Any], int] = field(default_factory=dict)
     # update_ids re-run by replay: Telegram redelivers an update the killed
     # process never confirmed, and the turn must not run twice.
     replayed: set[int] = field(default_factory=set)
     replaying: bool = False
+
+    def enter(self) -> asyncio.Future[Any] | None:
+        """The current task runs a handler run (until :meth:`leave`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running[task] = self.running.get(task, 0) + 1
+        return task
+
+    def leave(self, task: asyncio.Future[Any] | None) -> None:
+        if task is not None:
+            left = self.running.pop(task, 1) - 1
+            if left:
+                self.running[task] = left
 
     def payload(self, update: object) -> Any:
         """What a marker keeps to replay ``update`` (only with replay on)."""
@@ -103,10 +177,23 @@ def _state(obj: Any) -> BotState:
     return state
 
 
+#: Set in a task once it called getUpdates: the updates it puts into the queue are
+#: confirmed by its own next getUpdates, which waits for their markers itself.
+_POLLING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_telegram_polling", default=False
+)
+
+
 class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """``update_queue`` that marks an update in flight the moment it is fetched."""
 
     _restart_guard: BotState
+
+    async def put(self, item: Any) -> None:
+        await super().put(item)  # unbounded: put_nowait() below, which begins the run
+        if not _POLLING.get():
+            # A webhook answers Telegram when this returns: only once the marker is durable.
+            await _state(self).lifecycle.durable()
 
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
@@ -118,9 +205,9 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
                     item.update_id,
                 )
                 return
-            conversation = conversation_of(item)
+            conversation = None if press_of(item) else conversation_of(item)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(item))
+                run = state.lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
                     state.queued[id(item)] = (item, run)
         super().put_nowait(item)
@@ -140,22 +227,29 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
 
     async def process_update(self, update: object) -> None:
         state = _state(self)
+        press = press_of(update)
+        if press is not None:  # a button of a replay="ask" question: never the bot's handlers
+            await state.lifecycle.press(press)
+            return
         queued = state.queued.pop(id(update), None)
         run = queued[1] if queued is not None and queued[0] is update else None
         if run is None:
             conversation = conversation_of(update)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(update))
+                run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             await super().process_update(update)
             return
         cut_off = False
+        task = state.enter()
         try:
-            await super().process_update(update)
+            with running(run):  # a @no_replay callback flags this run's turn
+                await super().process_update(update)
         except CUT_OFF:
             cut_off = True
             raise
         finally:
+            state.leave(task)
             Lifecycle.end(run, cut_off=cut_off)
 
     def create_task(
@@ -167,39 +261,75 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
         if conversation is not None:
-            run = state.lifecycle.begin(conversation, state.payload(update))
+            run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
-        return super().create_task(_tracked(run, coroutine), update=update, name=name)
+        return super().create_task(_tracked(state, run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:
         # Durable before the drain, which SIGKILL may cut short; drain bounded by drain_timeout.
+        state = _state(self)
         try:
-            await _state(self).lifecycle.stop(super().stop)
+            await state.lifecycle.stop(super().stop, handler_tasks=lambda: list(state.running))
         finally:
             self._restart_guard_forget()
 
     async def shutdown(self) -> None:
+        if not self.running:
+            # initialize() then shutdown() without a stop — run_polling after a signal
+            # during initialize(): the notice in flight finishes and is recorded
+            # before super().shutdown() closes the bot's HTTP client under it.
+            await _state(self).lifecycle.stop()
         try:
             await super().shutdown()
         finally:
-            _state(self).lifecycle.close()  # initialize() then shutdown() without a stop
             self._restart_guard_forget()
+
+    def _raise_system_exit(self) -> None:  # type: ignore[override]
+        # run_polling/run_webhook's handler of SIGTERM, SIGINT and SIGABRT (a loop
+        # callback). First signal: durable at once, then PTB's own way out
+        # (SystemExit → stop()). During the drain: stop now.
+        lifecycle = _state(self).lifecycle
+        if lifecycle.stage is Stage.STOPPING:
+            if not lifecycle.stop_now("a second stop signal"):
+                log.info("restart-guard: stop signal ignored: already stopping")
+            return
+        lifecycle.pre_mark()
+        raise SystemExit
 
     def _restart_guard_forget(self) -> None:
         state = _state(self)
         state.queued.clear()
         state.replayed.clear()
+        state.running.clear()
 
 
-async def _tracked(run: Run, coroutine: Any) -> Any:
+class _ConfirmingBot(Bot):
+    """The updater's bot: ``getUpdates`` confirms the last batch only once it is marked."""
+
+    __slots__ = ()
+    _restart_guard: BotState
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> Any:
+        # The offset of this call confirms every update fetched before: their markers
+        # (begun as they were queued) must be durable first. One fsync per batch of
+        # up to 100 updates, on the writer thread; nothing when nothing was fetched.
+        _POLLING.set(True)
+        await _state(self).lifecycle.durable()
+        return await super().get_updates(*args, **kwargs)
+
+
+async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     cut_off = False
+    task = state.enter()
     try:
-        return await coroutine
+        with running(run):
+            return await coroutine
     except CUT_OFF:
         cut_off = True
         raise
     finally:
+        state.leave(task)
         Lifecycle.end(run, cut_off=cut_off)
 
 
@@ -211,10 +341,53 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        """Reply to the interrupted message; in a group, mention the askers (HTML)."""
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
+        await self._send(notice)
+
+    async def send_question(self, notice: Notice, token: str) -> str:
+        buttons = [
+            InlineKeyboardButton(choice.label, callback_data=press_data(choice, token))
+            for choice in Choice
+        ]
+        message = await self._send(notice, InlineKeyboardMarkup([buttons]))
+        return str(message.message_id)
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        if press is not None:  # first: the presser's client stops its spinner
+            await self._answer(press)
         try:
-            await self.app.bot.send_message(text=text, **common.notice_target(conversation))
+            # Without reply_markup, Telegram removes the inline keyboard.
+            await self.app.bot.edit_message_text(
+                text, chat_id=int(conversation.chat), message_id=int(question)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        await self._answer(press, text)
+
+    async def _answer(self, press: Press, text: str | None = None) -> None:
+        try:
+            await self.app.bot.answer_callback_query(
+                str(press.handle), text=text, show_alert=text is not None
+            )
+        except BadRequest as exc:  # answered already, or older than Telegram keeps them
+            log.info("restart-guard: could not answer a button press: %s", exc.message)
+
+    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
+        kwargs, reply_to = common.notice_message(notice)
+        if reply_to is not None:
+            kwargs["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
+        if markup is not None:
+            kwargs["reply_markup"] = markup
+        try:
+            message: Message = await self.app.bot.send_message(**kwargs)
+            return message
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
@@ -261,6 +434,21 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         queue.__class__ = type(
             type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
         )
+        fetching = bot.updater.bot if bot.updater is not None else None
+        if isinstance(fetching, Bot) and not isinstance(fetching, _ConfirmingBot):
+            state.fetching_bot, state.original_bot_class = fetching, type(fetching)
+            fetching.__class__ = type(
+                type(fetching).__name__,
+                (_ConfirmingBot, type(fetching)),
+                {"__slots__": (), "_restart_guard": state, "__module__": type(fetching).__module__},
+            )
+        elif fetching is not None and not isinstance(fetching, _ConfirmingBot):
+            log.warning(
+                "restart-guard: the updater's bot is a %s, not a telegram.Bot: updates are "
+                "confirmed to Telegram without waiting for their markers (a kill in the "
+                "first milliseconds of a handler may lose its conversation)",
+                type(fetching).__qualname__,
+            )
         return bot
 
     def _uninstall(self, bot: Application) -> Application:  # type: ignore[type-arg]
@@ -269,6 +457,8 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         state = _state(bot)
         bot.__class__ = state.original_class
         bot.update_queue.__class__ = state.original_queue_class
+        if state.fetching_bot is not None and state.original_bot_class is not None:
+            state.fetching_bot.__class__ = state.original_bot_class
         return bot
 
     def conversation_of(self, event: object) -> Conversation | None:

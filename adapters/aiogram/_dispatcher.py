@@ -18,9 +18,10 @@ from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._policy import running
 
 from . import _offsets as offsets
-from ._keys import PLATFORM, conversation_of
+from ._keys import PLATFORM, conversation_of, origin_of
 from ._link import Link, payload_of
 from ._state import IN_HANDLER, BotState, DispatcherState, log, state_of
 
@@ -66,7 +67,7 @@ class GuardedDispatcher(Dispatcher):
                 run = _begin(state, bot_state, update)
                 if run is not None:
                     state.taken[key] = run
-                offsets.took(bot_state, update.update_id, marked=run is not None)
+                offsets.took(bot_state, update.update_id)
             yield update
 
     # ------------------------------------------------------------ every update
@@ -85,7 +86,8 @@ class GuardedDispatcher(Dispatcher):
         in_handler = IN_HANDLER.set(True)
         cut_off = False
         try:
-            return await super().feed_update(bot, update, **kwargs)
+            with running(run):  # a @no_replay handler flags this run's turn
+                return await super().feed_update(bot, update, **kwargs)
         except CUT_OFF:
             cut_off = True
             raise
@@ -232,7 +234,7 @@ def _begin(state: DispatcherState, bot_state: BotState, update: Update) -> Any:
     if conversation is None:
         return None
     payload = payload_of(update) if state.settings.replay else None
-    return bot_state.lifecycle.begin(conversation, payload)
+    return bot_state.lifecycle.begin(conversation, payload, origin_of(update))
 
 
 def _request_stop(state: DispatcherState) -> bool:

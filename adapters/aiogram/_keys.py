@@ -1,4 +1,4 @@
-"""Which conversation an aiogram ``Update`` belongs to.
+"""Which conversation an aiogram ``Update`` belongs to, and what its notice answers.
 
 The key is the python-telegram-bot adapter's, field for field (both build it
 with ``_telegram_common.conversation_at``), so that a bot moved from one
@@ -12,11 +12,11 @@ from typing import Any
 
 from aiogram.types import Message, Update
 
-from restart_guard import Conversation
+from restart_guard import Conversation, Origin
 
 from .._telegram_common import PLATFORM, conversation_at
 
-__all__ = ["PLATFORM", "conversation_of"]
+__all__ = ["PLATFORM", "conversation_of", "origin_of"]
 
 # python-telegram-bot's Update.effective_chat / effective_message, in its order.
 # Read with getattr: older aiogram releases lack the newer update kinds (and keep
@@ -74,3 +74,30 @@ def conversation_of(update: object) -> Conversation | None:
     if chat is None:
         return None
     return conversation_at(chat.id, message)
+
+
+def origin_of(update: object) -> Origin | None:
+    """The ids a notice needs to answer ``update``: its update, message and sender.
+
+    The python-telegram-bot adapter's Origin, field for field. A callback
+    query (a button press) is an interaction: its message is the bot's own,
+    so the notice mentions the user instead of replying to it.
+    """
+    if not isinstance(update, Update):
+        return None
+    user_id = _user_id(update)
+    if update.callback_query is not None:
+        return Origin(str(update.update_id), None, user_id, interaction=True)
+    _, message = _effective(update)
+    message_id = None if message is None else str(message.message_id)
+    return Origin(str(update.update_id), message_id, user_id)
+
+
+def _user_id(update: Update) -> str | None:
+    # The sender of whichever event the update carries (python-telegram-bot's effective_user).
+    for name in update.model_fields_set:
+        event = getattr(update, name, None)
+        user = getattr(event, "from_user", None)
+        if user is not None and getattr(user, "id", None) is not None:
+            return str(user.id)
+    return None

@@ -7,8 +7,9 @@ update is either marked or delivered again — a kill can never fall between
 ``getUpdates(offset, timeout=0)`` confirms what was taken, as
 python-telegram-bot does when it stops.
 
-This is aiogram's own hold, kept in :func:`hold_confirmations_until_durable`
-so that it can give way to a core primitive for held acknowledgements.
+The hold is the core's ``Lifecycle.durable()``, as for python-telegram-bot's
+``getUpdates``: nothing when every mark is durable already, one batch's fsync
+(on the writer's thread) otherwise, bounded if the store hangs.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ from ._state import BotState, DispatcherState, log
 __all__ = ["confirm_taken", "hold_confirmations_until_durable", "release", "took"]
 
 
-def took(bot_state: BotState, update_id: int, *, marked: bool) -> None:
-    """Polling handed ``update_id`` to aiogram; ``marked``: a run of it began."""
+def took(bot_state: BotState, update_id: int) -> None:
+    """Polling handed ``update_id`` to aiogram."""
     bot_state.last_taken = max(bot_state.last_taken, update_id)
-    if marked:
-        bot_state.unsynced = True
 
 
 def hold_confirmations_until_durable(state: DispatcherState, bot: Bot) -> None:
     """Hold every ``getUpdates`` of ``bot``'s session until the taken updates are durable.
 
     One session middleware per session (several bots may share one); the
-    flush runs in a worker thread, so no fsync blocks the event loop.
+    writer thread makes the marks durable, so no fsync blocks the event loop.
     """
     session = bot.session
     if any(known is session for known, _ in state.sessions):
@@ -54,10 +53,7 @@ class _HoldOffset:
         if isinstance(method, GetUpdates):
             bot_state = self.state.bots.get(bot.id)
             if bot_state is not None:
-                guard = bot_state.lifecycle.guard
-                if bot_state.unsynced and guard is not None:
-                    bot_state.unsynced = False
-                    await guard.flush_async()
+                await bot_state.lifecycle.durable()
                 if method.offset:
                     bot_state.asked_offset = max(bot_state.asked_offset, method.offset)
         return await make_request(bot, method)

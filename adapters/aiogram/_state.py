@@ -31,9 +31,6 @@ class BotState:
     #: last asked with: updates in between are taken but not yet confirmed.
     last_taken: int = -1
     asked_offset: int = 0
-    #: Updates were taken since the last getUpdates: hold the next one until
-    #: their markers are durable (see ``_offsets``).
-    unsynced: bool = False
 
 
 @dataclass

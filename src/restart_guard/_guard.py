@@ -28,10 +28,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from ._conversation import Conversation
-from ._marker import Marker, Phase
+from ._marker import Marker, Origin, Phase, bounded_origins
 from ._settings import Settings
 from ._writer import GroupCommitWriter
 from .metrics import make_metrics
@@ -61,8 +62,10 @@ class _Entry:
         "conversation",
         "cut",
         "noticed",
+        "origins",
         "payloads",
         "phase",
+        "question",
         "runs",
         "started_at",
     )
@@ -74,8 +77,11 @@ class _Entry:
         self.runs = 0
         self.phase = Phase.IN_FLIGHT
         self.payloads: dict[int, Any] | None = None
+        # Per run: where its turn came from (a resumption holds the claimed marker's).
+        self.origins: dict[int, tuple[Origin, ...]] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
         self.noticed = False  # the resume notice went out: never post it again
+        self.question: str | None = None  # the notice asking Continue / Dismiss (phase ASKED)
 
 
 class Run:
@@ -115,6 +121,7 @@ class Guard:
         self._tokens = itertools.count(1)
         self._state = _GuardState.NEW
         self._idle = threading.Condition(self._lock)
+        self._stop_waiting = False
         self._async_idle: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         #: Counters for ``protect(metrics=...)``; None when not asked for.
         self.metrics = make_metrics(settings.metrics, self)
@@ -169,7 +176,9 @@ class Guard:
         return claimed
 
     # ---------------------------------------------------------------- tracking
-    def begin(self, conversation: Conversation, payload: Any = None) -> Run:
+    def begin(
+        self, conversation: Conversation, payload: Any = None, origin: Origin | None = None
+    ) -> Run:
         """A handler run for ``conversation`` starts. Never blocks on I/O.
 
         ``payload`` is the JSON-able update to re-run on replay, or a
@@ -178,6 +187,8 @@ class Guard:
         thread when the marker is written, so serialising the update costs the
         handler's thread nothing. Its update must not change meanwhile (the
         frameworks' update objects are frozen). Kept only when replay is on.
+        ``origin`` holds the platform ids of the message the run answers (what
+        the notice replies to and mentions).
         """
         key = conversation.key
         with self._lock:
@@ -195,9 +206,33 @@ class Guard:
                     entry.payloads = {}
                 entry.payloads[token] = payload
                 dirty = True
+            if origin is not None:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = (origin,)
+                dirty = True
         if dirty:
             self.writer.mark(key)
         return Run(self, entry, token, True)
+
+    def forbid_replay(self, run: Run) -> bool:
+        """The turn of ``run`` ran a ``no_replay`` handler; True if that changed its marker.
+
+        Call :meth:`flush` (or :meth:`flush_async`) before the handler goes
+        on when replay is on, so that a kill during it cannot replay it.
+        """
+        entry = run.entry
+        with self._lock:
+            if entry.origins is None:
+                entry.origins = {}
+            before = entry.origins.get(run.token, (Origin(),))
+            if not any(origin.replayable for origin in before):
+                return False
+            entry.origins[run.token] = tuple(replace(o, replayable=False) for o in before)
+            if self._entries.get(entry.conversation.key) is not entry:
+                return True  # ended or moved meanwhile: nothing to write
+        self.writer.mark(entry.conversation.key)
+        return True
 
     def hold(self, marker: Marker) -> Run:
         """Hold a claimed marker's conversation while it is being resumed.
@@ -214,6 +249,9 @@ class Guard:
                     marker.conversation, marker.started_at, marker.attempts
                 )
                 entry.phase = Phase.RESUMING
+            if marker.question is not None:  # still waiting for the asker's answer
+                entry.phase = Phase.ASKED
+                entry.question = marker.question
             entry.attempts = max(entry.attempts, marker.attempts)
             entry.noticed = entry.noticed or marker.noticed
             entry.runs += 1
@@ -222,6 +260,10 @@ class Guard:
                 if entry.payloads is None:
                     entry.payloads = {}
                 entry.payloads[token] = marker.payload
+            if marker.origins:
+                if entry.origins is None:
+                    entry.origins = {}
+                entry.origins[token] = marker.origins
         return Run(self, entry, token, False)
 
     def end(self, run: Run, *, completed: bool = True) -> None:
@@ -240,10 +282,14 @@ class Guard:
                 self._handler_runs -= 1
                 if self._handler_runs == 0:
                     self._notify_idle()
-            if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
-                dirty = True
             if not completed:
+                # Cut off: its update and origin stay, for the replay or the question
+                # of the next start.
                 entry.cut = True
+            elif entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if completed and entry.origins and entry.origins.pop(run.token, None) is not None:
+                dirty = True
             if entry.runs == 0 and not entry.cut and self._state is not _GuardState.SEALED:
                 if self._entries.get(key) is entry:
                     del self._entries[key]
@@ -272,6 +318,29 @@ class Guard:
         with self._lock:
             run.entry.noticed = True
         self.writer.mark(run.entry.conversation.key)
+
+    def note_asked(self, run: Run, question: str) -> None:
+        """The notice of ``run``'s conversation asks Continue / Dismiss: phase ``ASKED``.
+
+        ``question`` is the platform's id of that notice, for a later edit.
+        Call :meth:`flush_async` right after: the question then outlives
+        this process.
+        """
+        with self._lock:
+            entry = run.entry
+            entry.noticed = True
+            entry.question = question
+            entry.phase = Phase.ASKED
+        self.writer.mark(entry.conversation.key)
+
+    def note_answered(self, run: Run) -> None:
+        """The question of ``run``'s conversation was answered: it is resumed like any other."""
+        with self._lock:
+            entry = run.entry
+            entry.question = None
+            if entry.phase is Phase.ASKED:
+                entry.phase = Phase.RESUMING
+        self.writer.mark(entry.conversation.key)
 
     def move(self, run: Run, conversation: Conversation) -> None:
         """The conversation of a held ``run`` now lives elsewhere (a group became a supergroup).
@@ -359,23 +428,41 @@ class Guard:
                     self._async_idle.remove((loop, future))
 
     def wait_idle_blocking(self, timeout: float | None) -> bool:
-        """Thread version of :meth:`wait_idle`."""
+        """Thread version of :meth:`wait_idle`; :meth:`stop_waiting` ends it early (False)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._handler_runs == 0, timeout)
+            self._idle.wait_for(lambda: self._handler_runs == 0 or self._stop_waiting, timeout)
+            return self._handler_runs == 0
 
-    def seal(self) -> None:
-        """The drain timed out: everything still marked stays marked for the next start."""
+    def stop_waiting(self) -> None:
+        """End :meth:`wait_idle_blocking` now (a second stop signal: stop now)."""
+        with self._idle:
+            self._stop_waiting = True
+            self._idle.notify_all()
+
+    def unfinished(self) -> list[str]:
+        """The conversations with a run still going, for a log line."""
+        with self._lock:
+            return [str(e.conversation) for e in self._entries.values() if e.runs]
+
+    def seal(self, *, report: bool = True) -> None:
+        """The drain is over unfinished: everything still marked stays marked for the next start.
+
+        ``report``: log the timed-out drain (one WARNING); False when the
+        caller said why already (a second signal cut the drain short).
+        """
         with self._lock:
             if self._state is _GuardState.CLOSED:
                 return
             self._state = _GuardState.SEALED
-            left = [str(e.conversation) for e in self._entries.values() if e.runs]
+        if not report:
+            return
+        left = self.unfinished()
         log.warning(
             "restart-guard: drain timed out after %.1fs; %d conversation(s) stay marked "
-            "and will be resumed on the next start: %s",
+            "and will be resumed on the next start%s",
             self.settings.drain_timeout,
             len(left),
-            ", ".join(left[:10]) + (" …" if len(left) > 10 else ""),
+            listed(left),
         )
 
     def close(self) -> None:
@@ -460,6 +547,9 @@ class Guard:
                     if canonical not in seen:
                         seen.add(canonical)
                         payload.append(update)
+        origins: tuple[Origin, ...] = ()
+        if entry.origins:
+            origins = bounded_origins([o for run in entry.origins.values() for o in run])
         return Marker(
             conversation=entry.conversation,
             started_at=entry.started_at,
@@ -468,6 +558,8 @@ class Guard:
             owner=self.owner,
             payload=payload,
             noticed=entry.noticed,
+            origins=origins,
+            question=entry.question,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:
@@ -488,3 +580,10 @@ class Guard:
 def _resolve_future(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def listed(conversations: list[str]) -> str:
+    """``": a, b, c"`` (at most ten), or nothing for none: the tail of a log line."""
+    if not conversations:
+        return ""
+    return ": " + ", ".join(conversations[:10]) + (" …" if len(conversations) > 10 else "")

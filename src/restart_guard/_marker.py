@@ -12,10 +12,12 @@ from typing import Any
 
 from ._conversation import Conversation
 
-__all__ = ["FORMAT_VERSION", "Marker", "Phase", "marker_json_text"]
+__all__ = ["FORMAT_VERSION", "MAX_ORIGINS", "Marker", "Origin", "Phase", "marker_json_text"]
 
 #: Version of the JSON record. Readers skip records of a version they do not know.
 FORMAT_VERSION = 1
+#: How many interrupted turns one marker remembers the origin of (the latest ones).
+MAX_ORIGINS = 20
 
 
 class Phase(str, Enum):
@@ -24,12 +26,99 @@ class Phase(str, Enum):
     ``IN_FLIGHT``: written ahead when a handler started. ``DRAINING``: written
     again for everything in flight when a stop signal arrived, before the
     drain. ``RESUMING``: claimed by a starting process that is posting the
-    notice or re-running the turn.
+    notice or re-running the turn. ``ASKED``: ``replay="ask"`` posted the
+    question (Continue / Dismiss) and waits for the asker's answer, across
+    restarts, until ``max_age``; a claim keeps this phase.
     """
 
     IN_FLIGHT = "in_flight"
     DRAINING = "draining"
     RESUMING = "resuming"
+    ASKED = "asked"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where one interrupted turn came from: platform ids only, never text."""
+
+    #: The platform's delivery id: Telegram update_id, Slack event_id; None on Discord.
+    delivery: str | None = None
+    #: The user's message the turn answers (Telegram message_id, Discord message id, Slack ts).
+    message: str | None = None
+    #: The asking user's id.
+    user: str | None = None
+    #: A slash command / component / callback (its token expires: mention, don't reply).
+    interaction: bool = False
+    #: False once a handler of the turn is ``@restart_guard.no_replay``.
+    replayable: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The origin as a compact JSON object: fields left at their default are omitted."""
+        data: dict[str, Any] = {}
+        if self.delivery is not None:
+            data["delivery"] = self.delivery
+        if self.message is not None:
+            data["message"] = self.message
+        if self.user is not None:
+            data["user"] = self.user
+        if self.interaction:
+            data["interaction"] = True
+        if not self.replayable:
+            data["replayable"] = False
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Origin:
+        """Rebuild an origin; ValueError on a malformed record."""
+        if type(data) is not dict:
+            raise ValueError("marker origin is not a JSON object")
+        get = data.get
+        ids = [get("delivery"), get("message"), get("user")]
+        for value in ids:
+            if value is not None and type(value) is not str:
+                raise ValueError("marker origin id is not a string")
+        interaction, replayable = get("interaction", False), get("replayable", True)
+        if type(interaction) is not bool or type(replayable) is not bool:
+            raise ValueError("marker origin flag is not a boolean")
+        return cls(ids[0], ids[1], ids[2], interaction, replayable)
+
+    def same_turn(self, other: Origin) -> bool:
+        """Both describe one turn (several handlers ran for one update)."""
+        return (self.delivery, self.message, self.user, self.interaction) == (
+            other.delivery,
+            other.message,
+            other.user,
+            other.interaction,
+        )
+
+
+def bounded_origins(origins: list[Origin]) -> tuple[Origin, ...]:
+    """``origins`` (oldest first) merged per turn and cut to :data:`MAX_ORIGINS`.
+
+    A turn that ran several handlers is one origin, replayable only if every
+    handler was. Cutting drops the oldest *replayable* turns first, so the
+    verdict "some interrupted turn must not be replayed" survives the cut.
+    """
+    merged: list[Origin] = []
+    for origin in origins:
+        for i, seen in enumerate(merged):
+            if seen.same_turn(origin):
+                if not origin.replayable:
+                    merged[i] = replace(seen, replayable=False)
+                break
+        else:
+            merged.append(origin)
+    excess = len(merged) - MAX_ORIGINS
+    if excess <= 0:
+        return tuple(merged)
+    droppable = min(excess, sum(1 for o in merged if o.replayable))
+    kept: list[Origin] = []
+    for origin in merged:  # drop the oldest replayable ones first
+        if origin.replayable and droppable:
+            droppable -= 1
+            continue
+        kept.append(origin)
+    return tuple(kept[-MAX_ORIGINS:])
 
 
 @dataclass(frozen=True)
@@ -43,6 +132,9 @@ class Marker:
     ``noticed`` says the "resumed" notice for this interruption was already
     posted (the platform confirmed it), so a later start must not post it
     again; written only while a resumed turn still follows the notice.
+    ``origins`` says where each interrupted turn came from (platform ids
+    only, the latest :data:`MAX_ORIGINS`): what the notice replies to and
+    whom it mentions. Markers of the previous version have none.
     """
 
     conversation: Conversation
@@ -53,6 +145,13 @@ class Marker:
     updated_at: float = field(default_factory=time.time)
     payload: list[Any] | None = None
     noticed: bool = False
+    origins: tuple[Origin, ...] = ()
+    question: str | None = None
+
+    @property
+    def replayable(self) -> bool:
+        """False when a handler of an interrupted turn was marked ``no_replay``."""
+        return all(origin.replayable for origin in self.origins)
 
     @property
     def key(self) -> str:
@@ -83,6 +182,10 @@ class Marker:
             data["payload"] = self.payload
         if self.noticed:  # absent, as in the previous version's records, when false
             data["noticed"] = True
+        if self.origins:
+            data["origins"] = [origin.to_json() for origin in self.origins]
+        if self.question is not None:
+            data["question"] = self.question
         return data
 
     @classmethod
@@ -117,19 +220,44 @@ class Marker:
         noticed = get("noticed", False)
         if type(noticed) is not bool:
             raise ValueError("marker noticed is not a boolean")
-        return cls(conversation, started_at, phase, attempts, owner, updated_at, payload, noticed)
+        question = get("question")
+        if question is not None and type(question) is not str:
+            raise ValueError("marker question is not a string")
+        raw_origins = get("origins")
+        origins: tuple[Origin, ...] = ()
+        if raw_origins is not None:
+            if type(raw_origins) is not list:
+                raise ValueError("marker origins is not a list")
+            origins = tuple(Origin.from_json(o) for o in raw_origins[-MAX_ORIGINS:])
+        return cls(
+            conversation,
+            started_at,
+            phase,
+            attempts,
+            owner,
+            updated_at,
+            payload,
+            noticed,
+            origins,
+            question,
+        )
 
     def claimed_by(self, owner: str, now: float) -> Marker:
-        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``)."""
+        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``).
+
+        A question still waiting for its answer stays ``ASKED``.
+        """
         return Marker(
             self.conversation,
             self.started_at,
-            Phase.RESUMING,
+            Phase.ASKED if self.phase is Phase.ASKED else Phase.RESUMING,
             self.attempts,
             owner,
             now,
             self.payload,
             self.noticed,
+            self.origins,
+            self.question,
         )
 
 
@@ -179,4 +307,10 @@ def marker_json_text(marker: Marker, head: str = "") -> str:
             )
     if marker.noticed:
         body += ',"noticed":true'
+    if marker.origins:
+        body += ',"origins":' + json.dumps(
+            [origin.to_json() for origin in marker.origins], separators=(",", ":")
+        )
+    if marker.question is not None:
+        body += ',"question":' + _quote(marker.question)
     return body + "}"

@@ -20,5 +20,5 @@ def test_demo_loses_the_conversation_unguarded_and_tells_the_user_guarded() -> N
     assert "a real aiogram process" in unguarded
     assert "silently lost" in unguarded
     assert "restarted while I was working" not in unguarded
-    assert "bot → topic 42: ♻️ I was restarted" in guarded
+    assert "bot → topic 42: 👤 ♻️ I was restarted" in guarded  # the asker mentioned
     assert "as expected" in guarded

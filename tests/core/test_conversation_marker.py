@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from restart_guard import Conversation, Marker, Phase
-from restart_guard._marker import FORMAT_VERSION, marker_json_text, newer
+from restart_guard import Conversation, Marker, Origin, Phase
+from restart_guard._marker import (
+    FORMAT_VERSION,
+    MAX_ORIGINS,
+    bounded_origins,
+    marker_json_text,
+    newer,
+)
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -151,6 +157,56 @@ def test_a_record_of_the_previous_version_reads_as_not_noticed() -> None:
     assert Marker.from_json(data).noticed is False
 
 
+# ------------------------------------------------------------------ origins
+def test_origins_round_trip_compactly_and_survive_a_claim() -> None:
+    origins = (
+        Origin(delivery="900", message="41", user="7"),
+        Origin(message="1700000000.000100", user="U1", interaction=True, replayable=False),
+        Origin(),
+    )
+    m = full_marker().with_changes(origins=origins)
+    text = marker_json_text(m)
+    assert json.loads(text) == m.to_json()
+    assert json.loads(text)["origins"] == [
+        {"delivery": "900", "message": "41", "user": "7"},
+        {"message": "1700000000.000100", "user": "U1", "interaction": True, "replayable": False},
+        {},
+    ]
+    assert Marker.from_json(json.loads(text)) == m
+    assert m.claimed_by("other", 5.0).origins == origins
+    assert not m.replayable
+
+
+def test_a_record_of_the_previous_version_has_no_origins_and_is_replayable() -> None:
+    data = full_marker().to_json()
+    assert "origins" not in data
+    assert '"origins"' not in marker_json_text(full_marker())
+    parsed = Marker.from_json(data)
+    assert (parsed.origins, parsed.replayable) == ((), True)
+
+
+def test_a_record_with_too_many_origins_keeps_the_latest() -> None:
+    data = full_marker().to_json()
+    data["origins"] = [{"message": str(i)} for i in range(MAX_ORIGINS + 5)]
+    parsed = Marker.from_json(data)
+    assert [o.message for o in parsed.origins] == [str(i) for i in range(5, MAX_ORIGINS + 5)]
+
+
+def test_bounded_origins_merges_one_turns_handlers_and_keeps_unsafe_turns() -> None:
+    turn = Origin(delivery="1", message="10", user="7")
+    merged = bounded_origins(
+        [turn, Origin("2", "11", "8"), Origin("1", "10", "7", replayable=False)]
+    )
+    assert merged == (Origin("1", "10", "7", replayable=False), Origin("2", "11", "8"))
+
+    unsafe = Origin(message="0", replayable=False)
+    many = [unsafe] + [Origin(message=str(i)) for i in range(1, MAX_ORIGINS + 10)]
+    kept = bounded_origins(many)
+    assert len(kept) == MAX_ORIGINS
+    assert kept[0] == unsafe  # the oldest, but the one that forbids replay
+    assert [o.message for o in kept[1:]] == [str(i) for i in range(11, MAX_ORIGINS + 10)]
+
+
 def test_marker_age_and_with_changes() -> None:
     m = full_marker()
     assert m.age(now=m.started_at + 12) == pytest.approx(12)
@@ -205,6 +261,11 @@ _DELETE = object()
         (_corrupt(phase="exploded"), "'exploded' is not a valid Phase"),
         (_corrupt(noticed="yes"), "noticed is not a boolean"),
         (_corrupt(noticed=1), "noticed is not a boolean"),
+        (_corrupt(origins={"user": "1"}), "origins is not a list"),
+        (_corrupt(origins=["1"]), "origin is not a JSON object"),
+        (_corrupt(origins=[{"user": 1}]), "origin id is not a string"),
+        (_corrupt(origins=[{"interaction": "yes"}]), "origin flag is not a boolean"),
+        (_corrupt(origins=[{"replayable": 0}]), "origin flag is not a boolean"),
         (_corrupt(conversation={"platform": "telegram"}), "conversation record lacks 'chat'"),
         (_corrupt(conversation="telegram:1"), "conversation record lacks"),
         ([], "not a JSON object"),

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from restart_guard import DirectoryStore, Guard, Marker, Phase, Settings
+from restart_guard import DirectoryStore, Guard, Marker, Origin, Phase, Settings
 from restart_guard.testing.wait import eventually
 
-from .conftest import FlakyStore, conv, journals, leave_markers, marker, stored
+from .conftest import FlakyStore, claim_fresh, conv, journals, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
 
@@ -185,10 +185,7 @@ def test_after_seal_ending_runs_keeps_their_markers(
     settle(guard)
     assert set(stored(guard.store)) == {a.key, b.key}
     guard.close()
-    next_start = DirectoryStore(marker_dir)
-    next_start.open("next")
-    assert {m.key for m in next_start.claim()} == {a.key, b.key}
-    next_start.close()
+    assert set(claim_fresh(marker_dir)) == {a.key, b.key}
 
 
 def test_end_not_completed_keeps_the_marker(make_guard: MakeGuard, marker_dir: Path) -> None:
@@ -200,10 +197,7 @@ def test_end_not_completed_keeps_the_marker(make_guard: MakeGuard, marker_dir: P
     assert c.key in stored(guard.store)
     assert [m.key for m in guard.markers()] == [c.key]
     guard.close()
-    leftover = DirectoryStore(marker_dir)
-    leftover.open("next")
-    assert [m.key for m in leftover.claim()] == [c.key]
-    leftover.close()
+    assert list(claim_fresh(marker_dir)) == [c.key]
 
 
 def test_close_after_everything_ended_leaves_an_empty_directory(
@@ -227,10 +221,7 @@ def test_close_with_runs_in_flight_keeps_them_for_the_next_start(
     c = conv(1)
     guard.begin(c)
     guard.close()  # no pre_mark, no drain: the pending write-ahead is still flushed
-    nxt = DirectoryStore(marker_dir)
-    nxt.open("next")
-    assert [m.key for m in nxt.claim()] == [c.key]
-    nxt.close()
+    assert list(claim_fresh(marker_dir)) == [c.key]
 
 
 # ------------------------------------------------------------------ claimed markers
@@ -329,6 +320,38 @@ def test_payloads_are_stored_with_replay(make_guard: MakeGuard) -> None:
     guard.end(first)
     guard.end(twin)
     eventually(gone(guard, c.key))
+
+
+# ------------------------------------------------------------------ origins
+def test_origins_are_recorded_per_run_without_replay_and_dropped_when_it_ends(
+    make_guard: MakeGuard,
+) -> None:
+    guard = make_guard(Settings(replay=False))
+    c = conv(1)
+    first = guard.begin(c, None, Origin(delivery="1", message="10", user="7"))
+    second = guard.begin(c, None, Origin(delivery="2", message="11", user="8"))
+    eventually(lambda: len(stored(guard.store).get(c.key, marker()).origins) == 2)
+    assert [o.user for o in stored(guard.store)[c.key].origins] == ["7", "8"]
+    guard.end(first)  # its turn is done: no longer the notice's business
+    eventually(lambda: [o.user for o in stored(guard.store)[c.key].origins] == ["8"])
+    guard.end(second)
+    eventually(gone(guard, c.key))
+
+
+def test_hold_keeps_the_claimed_markers_origins(make_guard: MakeGuard, marker_dir: Path) -> None:
+    origins = (Origin(message="10", user="7", replayable=False),)
+    leave_markers(marker_dir, [marker(1).with_changes(origins=origins)])
+    guard = make_guard(start=False)
+    [claimed] = guard.start()
+    held = guard.hold(claimed)
+    handler = guard.begin(claimed.conversation, None, Origin(message="11", user="8"))
+    [now] = guard.markers()
+    assert now.origins == (*origins, Origin(message="11", user="8"))
+    guard.end(handler)
+    [now] = guard.markers()
+    assert now.origins == origins
+    guard.end(held)
+    guard.close()
 
 
 def test_an_unencodable_payload_does_not_block_other_markers(make_guard: MakeGuard) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from restart_guard import Conversation, Marker, Phase
+from restart_guard import Conversation, Marker, Origin, Phase
 from restart_guard.stores.base import OperatorStore, Store, StoreError
 from restart_guard.stores.directory import DirectoryStore
 from restart_guard.stores.fallback import FallbackStore
@@ -311,4 +311,23 @@ def test_noticed_survives_commit_and_claim(store_factory: StoreFactory) -> None:
         told.key: True,
         untold.key: False,
     }
+    store.close()
+
+
+def test_origins_survive_commit_and_claim(store_factory: StoreFactory) -> None:
+    origins = (
+        Origin(delivery="7", message="41", user="1001"),
+        Origin(message="42", user="é\u2028", interaction=True, replayable=False),
+        Origin(),  # a run with nothing known about it: stored as {}
+    )
+    rich, old_style = marker(1, "dead", origins=origins), marker(2, "dead")
+    dead_owner(store_factory, "dead", [rich, old_style])
+    seen = {s.marker.key: s.marker for s in store_factory().load()}
+    assert (seen[rich.key].origins, seen[old_style.key].origins) == (origins, ())
+    assert seen[rich.key].to_json() == rich.to_json()
+    store = opened(store_factory, "alive")
+    claimed = {m.key: m for m in store.claim()}
+    assert (claimed[rich.key].origins, claimed[old_style.key].origins) == (origins, ())
+    assert not claimed[rich.key].replayable
+    assert claimed[old_style.key].replayable
     store.close()

@@ -45,6 +45,13 @@ async def work(message: Message, command: CommandObject) -> None:
     await message.reply(f"done: {seconds:g}s of work finished")
 
 
+@router.message(Command("charge"))
+@restart_guard.no_replay
+async def charge(message: Message, command: CommandObject) -> None:
+    """``/work`` that must never run twice (a payment): never replayed after a restart."""
+    await work(message, command)
+
+
 @router.message(Command("crash"))
 async def crash(message: Message) -> None:
     """Bring the whole process down mid-turn, as an OOM kill would."""

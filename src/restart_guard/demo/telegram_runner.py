@@ -21,7 +21,6 @@ from typing import Any
 from .._registry import TELEGRAM, AdapterSpec
 from ._narration import (
     begin_round,
-    bot_argv,
     run_rounds,
     say,
     say_hello,
@@ -29,6 +28,7 @@ from ._narration import (
     stop_timeout_kill,
     transcript,
 )
+from ._options import bot_argv
 
 __all__ = ["TelegramFramework", "run_demo", "run_telegram_demo"]
 

@@ -1,16 +1,12 @@
-"""The Bot API's wire format as the Telegram stand-in speaks it: errors, parameters, polls."""
+"""The getUpdates side of the Telegram stand-in: update ids, long polls, conflicts."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiohttp import web
-
-_Json = dict[str, Any]
 
 _FIRST_UPDATE_ID = 100_000
 # How often a waiting long poll looks whether its client has gone away. aiohttp
@@ -25,41 +21,6 @@ _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
-# python-telegram-bot sends str values raw and everything else JSON-encoded, so
-# a text "42" or "true" would decode to a number or bool; these stay strings.
-_STRING_PARAMS = frozenset(
-    {
-        "text",
-        "caption",
-        "parse_mode",
-        "business_connection_id",
-        "title",
-        "description",
-        "short_description",
-        "name",
-        "first_name",
-        "last_name",
-        "url",
-        "question",
-        "explanation",
-        "emoji",
-        "callback_query_id",
-        "inline_message_id",
-        "message_effect_id",
-        "secret_token",
-        "ip_address",
-    }
-)
-
-
-class _ApiError(Exception):
-    """A Bot API error answer (``ok: false``) raised inside a method handler."""
-
-    def __init__(self, status: int, description: str, parameters: _Json | None = None) -> None:
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.parameters = parameters
 
 
 @dataclass(eq=False)
@@ -75,32 +36,6 @@ class _Poll:
     def alive(self) -> bool:
         transport = self.request.transport
         return not self.conflict and transport is not None and not transport.is_closing()
-
-
-def _error_body(status: int, description: str, parameters: _Json | None = None) -> _Json:
-    body: _Json = {"ok": False, "error_code": status, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return body
-
-
-def _decode_value(name: str, value: str) -> Any:
-    if name in _STRING_PARAMS:
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def _int_param(params: _Json, name: str, default: int) -> int:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise _ApiError(400, f"Bad Request: wrong parameter {name}") from None
 
 
 def _utf16_len(text: str) -> int:

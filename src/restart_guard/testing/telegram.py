@@ -86,16 +86,17 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
+from ._telegram_api import ApiError as _ApiError
+from ._telegram_api import error_body, read_params
+from ._telegram_api import int_param as _int_param
+from ._telegram_buttons import Buttons, inline_keyboard
+from ._telegram_html import HtmlError, parse_html
 from ._telegram_webhook import Attempt, WebhookDelivery
 from ._telegram_wire import (
     _CONFLICT,
     _DISCONNECT_CHECK,
     _FIRST_UPDATE_ID,
     _WEBHOOK_ACTIVE,
-    _ApiError,
-    _decode_value,
-    _error_body,
-    _int_param,
     _Poll,
     _utf16_len,
 )
@@ -106,7 +107,7 @@ _T = TypeVar("_T")
 _Json = dict[str, Any]
 
 
-class TelegramStandIn(StandIn):
+class TelegramStandIn(Buttons, StandIn):
     """Loopback Telegram Bot API for one bot token.
 
     ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
@@ -117,6 +118,9 @@ class TelegramStandIn(StandIn):
     ``with TelegramStandIn.running() as api:`` in a thread of its own; every
     public method is thread-safe.
     """
+
+    # A poll's client can vanish without a state change to wake a waiter.
+    _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
         self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
@@ -162,7 +166,14 @@ class TelegramStandIn(StandIn):
             "setwebhook": self._set_webhook,
             "getwebhookinfo": self._get_webhook_info,
             "sendmessage": self._send_message,
+            "answercallbackquery": self._answer_callback_query,
+            "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
         }
+        # Callback queries delivered and not answered yet, and the answers given.
+        self._open_queries: dict[str, float] = {}
+        self._query_answers: dict[str, _Json] = {}
+        self._next_query = 1
 
     # ------------------------------------------------------------------ identity
     @property
@@ -277,6 +288,11 @@ class TelegramStandIn(StandIn):
             self._messages[(key, message["message_id"])] = message
         return self.inject_update({kind: message})
 
+    def last_message_id(self, chat_id: int | str) -> int:
+        """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
+        with self._lock:
+            return self._message_ids.get(str(chat_id), 0)
+
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
 
@@ -294,6 +310,9 @@ class TelegramStandIn(StandIn):
                 )
             self._next_update_id = update_id + 1
             self._updates.append(update)
+            query = update.get("callback_query")
+            if isinstance(query, dict) and query.get("id") is not None:
+                self._open_queries[str(query["id"])] = time.monotonic()
             self._changed.notify_all()
         self._wake_polls()
         self._notify_async()
@@ -319,7 +338,7 @@ class TelegramStandIn(StandIn):
         the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
         confirmation state.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_confirmed(update_id),
             timeout,
             lambda: self._describe_confirmation(update_id, timeout),
@@ -343,7 +362,7 @@ class TelegramStandIn(StandIn):
         restart: only polls that began at or after it count. Raises
         ``TimeoutError``.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
         )
 
@@ -363,16 +382,10 @@ class TelegramStandIn(StandIn):
     ) -> list[SentMessage]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
 
-        def check() -> list[SentMessage] | None:
-            hits = [m for m in self._sent if predicate is None or predicate(m)]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._sent_matching(predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
-            ),
+            lambda: self._describe_sent_wait(timeout, count),
         )
 
     async def wait_for_call_async(
@@ -384,19 +397,10 @@ class TelegramStandIn(StandIn):
     ) -> list[dict[str, Any]]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
 
-        def check() -> list[dict[str, Any]] | None:
-            hits = [
-                p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-            ]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._calls_matching(method, predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                f"{[m for m, _ in self._calls]!r}"
-            ),
+            lambda: self._describe_call_wait(method, timeout, count),
         )
 
     # --------------------------------------------------------- failure injection
@@ -462,7 +466,7 @@ class TelegramStandIn(StandIn):
             Failure(
                 method=method,
                 status=status,
-                body=_error_body(status, description, parameters),
+                body=error_body(status, description, parameters),
                 chat=None if chat_id is None else str(chat_id),
                 times=times,
             )
@@ -475,20 +479,20 @@ class TelegramStandIn(StandIn):
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if not path.startswith("/bot"):
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         token, _, method = path[len("/bot") :].partition("/")
         if token != self._token:
-            return web.json_response(_error_body(401, "Unauthorized"), status=401)
+            return web.json_response(error_body(401, "Unauthorized"), status=401)
         if not method or "/" in method:
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         try:
-            params = await self._read_params(request)
+            params = await read_params(request)
         except ConnectionError:
             # The client gave up before its request was read; nobody hears an answer.
             return web.Response(status=499)
         except ValueError:
             return web.json_response(
-                _error_body(400, "Bad Request: can't parse request body"), status=400
+                error_body(400, "Bad Request: can't parse request body"), status=400
             )
         self._record_call(method, params)
         chat = self._chat_key(params.get("chat_id"))
@@ -501,29 +505,9 @@ class TelegramStandIn(StandIn):
             result = True if handler is None else await handler(params, request)
         except _ApiError as err:
             return web.json_response(
-                _error_body(err.status, err.description, err.parameters), status=err.status
+                error_body(err.status, err.description, err.parameters), status=err.status
             )
         return web.json_response({"ok": True, "result": result})
-
-    @staticmethod
-    async def _read_params(request: web.Request) -> _Json:
-        params: _Json = {k: _decode_value(k, v) for k, v in request.query.items()}
-        if not request.body_exists:
-            return params
-        if request.content_type == "application/json":
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("JSON body is not an object")
-            params.update(body)
-            return params
-        form = await request.post()
-        for name, value in form.items():
-            if isinstance(value, web.FileField):
-                # An upload: what was sent matters to a test, not the bytes.
-                params[name] = {"filename": value.filename, "content_type": value.content_type}
-            else:
-                params[name] = _decode_value(name, str(value))
-        return params
 
     @staticmethod
     def _chat_key(chat_id: Any) -> str | None:
@@ -616,7 +600,7 @@ class TelegramStandIn(StandIn):
             self._changed.notify_all()
         self._notify_async()
         if poll is None:
-            return batch
+            return self._hand_out(batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -629,7 +613,7 @@ class TelegramStandIn(StandIn):
                     stopping = self._stopping
                 left = deadline - loop.time()
                 if batch or stopping or left <= 0 or not poll.alive():
-                    return batch
+                    return self._hand_out(batch)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(poll.event.wait(), min(left, _DISCONNECT_CHECK))
         finally:
@@ -638,6 +622,11 @@ class TelegramStandIn(StandIn):
                     self._polls.remove(poll)
                 self._changed.notify_all()
             self._notify_async()
+
+    def _hand_out(self, batch: list[_Json]) -> list[_Json]:
+        for update in batch:
+            self._handed_out(update)
+        return batch
 
     async def _send_message(self, params: _Json, request: web.Request) -> Any:
         chat_id = params.get("chat_id")
@@ -653,6 +642,14 @@ class TelegramStandIn(StandIn):
         thread = params.get("message_thread_id")
         business = params.get("business_connection_id")
         reply = params.get("reply_parameters")
+        entities = params.get("entities")
+        if params.get("parse_mode") == "HTML":
+            try:
+                text, entities = parse_html(text)
+            except HtmlError as exc:
+                raise _ApiError(400, str(exc)) from None
+        elif params.get("parse_mode") not in (None, ""):
+            raise _ApiError(400, f"Bad Request: unsupported parse_mode {params['parse_mode']!r}")
         with self._lock:
             chat_obj = dict(self._chats.get(chat) or self._unknown_chat(chat, chat_id))
             if thread is not None and chat_obj["type"] == "supergroup":
@@ -669,16 +666,31 @@ class TelegramStandIn(StandIn):
                 message["is_topic_message"] = True
             if business:
                 message["business_connection_id"] = str(business)
-            if isinstance(params.get("entities"), list):
-                message["entities"] = params["entities"]
+            markup = inline_keyboard(params.get("reply_markup"))
+            if markup is not None:
+                message["reply_markup"] = markup
+            if isinstance(entities, list) and entities:
+                message["entities"] = entities
+            reply_to = None
+            notified: list[str] = [
+                str(e["user"]["id"])
+                for e in (entities if isinstance(entities, list) else ())
+                if isinstance(e, dict) and e.get("type") == "text_mention"
+            ]
             if isinstance(reply, dict) and reply.get("message_id") is not None:
                 reply_id = int(reply["message_id"])
                 replied = self._messages.get((chat, reply_id))
-                if replied is None:
-                    replied = {"message_id": reply_id, "date": message["date"], "chat": chat_obj}
-                message["reply_to_message"] = {
-                    k: v for k, v in replied.items() if k != "reply_to_message"
-                }
+                if replied is None and not reply.get("allow_sending_without_reply"):
+                    # Telegram's answer to a reply to a message it does not have.
+                    raise _ApiError(400, "Bad Request: message to be replied not found")
+                if replied is not None:
+                    reply_to = str(reply_id)
+                    author = (replied.get("from") or {}).get("id")
+                    if author is not None and str(author) != str(self._bot_user["id"]):
+                        notified.append(str(author))  # Telegram notifies whom it answers
+                    message["reply_to_message"] = {
+                        k: v for k, v in replied.items() if k != "reply_to_message"
+                    }
             self._messages[(chat, message["message_id"])] = message
         self._record(
             SentMessage(
@@ -686,6 +698,9 @@ class TelegramStandIn(StandIn):
                 thread=None if thread is None else str(thread),
                 text=text,
                 params=dict(params),
+                id=str(message["message_id"]),
+                reply_to=reply_to,
+                mentions=tuple(dict.fromkeys(notified)),
             )
         )
         return message
@@ -798,21 +813,6 @@ class TelegramStandIn(StandIn):
             f"waited {timeout}s for a getUpdates long poll; calls so far: "
             f"{[m for m, _ in self._calls]!r}"
         )
-
-    def _wait(
-        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
-    ) -> _T:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                result = check()
-                if result is not None:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(describe())
-                # A poll's client can vanish without a state change to wake us.
-                self._changed.wait(min(left, _DISCONNECT_CHECK * 2))
 
     async def _wait_async(
         self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]

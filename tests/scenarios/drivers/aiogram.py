@@ -27,6 +27,7 @@ class AiogramDriver(TelegramDriver):
     concurrent_mode = "polling"  # every update is a task of its own
     module = "restart_guard.demo.aiogram_bot"
     ready_log = None  # no line both modes log once they serve
+    has_buttons = False  # the aiogram link sets can_ask = False: no replay="ask" buttons yet
 
     port = 0  # webhook: the port the bot listens on
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 from restart_guard.testing._standin import SentMessage, StandIn
 from restart_guard.testing.markers import markers_in, wait_for_markers
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually as wait_for
 
 #: Words of the resume notices (the bot's own replies never contain them).
 NOTICE = "restarted"
@@ -66,10 +67,16 @@ class Place:
 
 @dataclass(frozen=True)
 class Said:
-    """A message a user sent: where the bot answers it, and the platform's handle of it."""
+    """A message a user sent: where the bot answers it, and the platform's handle of it.
+
+    ``message`` is the platform's id of the message (Telegram message_id,
+    Discord message id, Slack ts) and ``user`` its author's id.
+    """
 
     place: Place
     handle: Any = None
+    message: str | None = None
+    user: str | None = None
 
 
 class Driver(abc.ABC):
@@ -95,6 +102,8 @@ class Driver(abc.ABC):
     deletable_threads: ClassVar[bool] = False
     #: What the log says when a notice is rate limited (None: the framework waits it out).
     rate_limit_log: ClassVar[str | None] = "rate limited"
+    #: Two users' ids (the first is who :meth:`say` speaks as by default).
+    users: ClassVar[tuple[str, str]]
 
     api: Any  # the platform's stand-in, once :meth:`running` entered
 
@@ -105,6 +114,8 @@ class Driver(abc.ABC):
         self.tmp_path = tmp_path
         self.marker_dir = tmp_path / "markers"
         self.bots: list[BotProcess] = []
+        self.said: list[Said] = []  # every turn :meth:`start_work` started, in order
+        self._started = 0  # bots ever started: names their log files
 
     # ------------------------------------------------------------ the platform
     @abc.abstractmethod
@@ -132,8 +143,16 @@ class Driver(abc.ABC):
         """Block until the bot serves: start-up recovery (the notices) is over by then."""
 
     @abc.abstractmethod
-    def say(self, place: Place, text: str) -> Said:
-        """A user posts ``text`` in ``place``."""
+    def new_place(self, n: int) -> Place:
+        """A chat nobody used yet (the ``n``-th of a series), where the bot may post."""
+
+    @abc.abstractmethod
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        """A user (default ``users[0]``) posts ``text`` in ``place``."""
+
+    def reply_target(self, said: Said) -> str | None:
+        """What a notice answering ``said`` points at (``SentMessage.reply_to``): the message."""
+        return said.message
 
     @abc.abstractmethod
     def wait_delivered(self, said: Said) -> None:
@@ -160,6 +179,26 @@ class Driver(abc.ABC):
     def rate_limit(self, place: Place, times: int) -> None:
         """The next ``times`` posts into ``place`` are answered "429, retry after ~1 s"."""
 
+    # Buttons (replay="ask"), pressed as one of :attr:`users`.
+    #: Whether this driver can press buttons (the ``replay="ask"`` scenarios need it).
+    has_buttons: ClassVar[bool] = False
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        """The labels of the buttons ``message`` carries now (after any edit)."""
+        raise NotImplementedError
+
+    def text_now(self, message: SentMessage) -> str:
+        """``message``'s text now (after any edit)."""
+        raise NotImplementedError
+
+    def press(self, message: SentMessage, label: str, user: str) -> Any:
+        """``user`` presses button ``label`` under ``message``; returns a handle of the press."""
+        raise NotImplementedError
+
+    def private_answer(self, pressed: Any) -> str:
+        """Block until the bot answered a press privately (only the presser sees it); its text."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------- shared
     @contextlib.contextmanager
     def running(self) -> Iterator[Driver]:
@@ -181,7 +220,8 @@ class Driver(abc.ABC):
         argv = [sys.executable, "-m", self.module, "--marker-dir", str(self.marker_dir)]
         argv += [*self._bot_args(), *args]
         before = self._before_start()
-        log_path = self.tmp_path / f"bot-{len(self.bots) + 1}.log"
+        self._started += 1
+        log_path = self.tmp_path / f"bot-{self._started}.log"
         bot = BotProcess.start(argv, env=self._bot_env(), log_path=log_path)
         self.bots.append(bot)
         if wait_ready:
@@ -192,16 +232,32 @@ class Driver(abc.ABC):
         """The text of a demo-bot command: ``command("work", 60)`` -> ``"/work 60"``."""
         return " ".join([f"{self.command_prefix}{name}", *(format(a, "g") for a in args)])
 
-    def start_work(self, place: Place, seconds: float, durable: bool = True) -> Place:
+    def start_work(
+        self,
+        place: Place,
+        seconds: float,
+        durable: bool = True,
+        *,
+        user: str | None = None,
+        command: str = "work",
+    ) -> Place:
         """Start a turn of ``seconds`` in ``place``; return where its replies land.
 
         Returns once the handler runs and the platform will not redeliver the
         message; with ``durable``, also once its marker is on disk (a SIGKILL
         is covered only after the write-ahead, which a loaded machine delays).
         A short turn passes ``durable=False``: it may be over before the wait.
+        ``user`` says it as another user; ``command="charge"`` runs the demo
+        bot's ``@no_replay`` twin of ``work``. The turn is kept in :attr:`said`.
         """
-        said = self.say(place, self.command("work", seconds))
-        self.api.wait_for_sent(lambda m: said.place.holds(m) and m.text.startswith("working"))
+
+        def working(m: SentMessage) -> bool:
+            return place.holds(m) and m.text.startswith("working")
+
+        answered = len([m for m in self.api.sent if working(m)])  # earlier turns here
+        said = self.say(place, self.command(command, seconds), user)
+        self.said.append(said)
+        self.api.wait_for_sent(working, count=answered + 1)
         self.wait_delivered(said)
         if durable:
             wait_for_markers(self.marker_dir, self._marks(said.place))
@@ -213,18 +269,30 @@ class Driver(abc.ABC):
         self.api.wait_for_sent(lambda m: said.place.holds(m) and m.text == f"echo: {text}")
 
     def posted(self, place: Place) -> list[SentMessage]:
-        """What the bot posted in ``place``, oldest first."""
-        return [m for m in self.api.sent if place.holds(m)]
+        """What the bot posted in ``place`` for everyone to see, oldest first (no edits)."""
+        return [m for m in self.api.sent if place.holds(m) and _new_and_public(m)]
 
     def notices(self, place: Place | None = None) -> list[SentMessage]:
         """Resume and give-up notices posted in ``place`` (None: anywhere)."""
-        sent = self.api.sent if place is None else self.posted(place)
+        sent = (
+            [m for m in self.api.sent if _new_and_public(m)]
+            if place is None
+            else self.posted(place)
+        )
         return [m for m in sent if NOTICE in m.text or GIVE_UP in m.text]
 
     def wait_notice(self, place: Place, words: str = NOTICE) -> SentMessage:
         """Block until a notice containing ``words`` is posted in ``place``; return it."""
         [notice] = self.api.wait_for_sent(lambda m: place.holds(m) and words in m.text)
         return notice
+
+    def wait_edited(self, message: SentMessage, words: str, timeout: float = 30.0) -> str:
+        """Block until ``message`` was edited to contain ``words``; its text."""
+        return wait_for(
+            lambda: self.text_now(message) if words in self.text_now(message) else None,
+            timeout,
+            what=lambda: f"{words!r} in {self.text_now(message)!r}",
+        )
 
     def markers(self) -> list[tuple[str, str | None]]:
         """``(chat, thread)`` of every marker in the marker directory."""
@@ -233,3 +301,8 @@ class Driver(abc.ABC):
     @staticmethod
     def _marks(place: Place) -> Callable[[Any], bool]:
         return lambda m: (m.conversation.chat, m.conversation.thread) == place.conversation
+
+
+def _new_and_public(message: SentMessage) -> bool:
+    """A new message everyone sees: not an edit (Discord, Slack record those), not ephemeral."""
+    return not (message.params.get("edit") or message.params.get("ephemeral"))

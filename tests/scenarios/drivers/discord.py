@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.discord import CREATE_MESSAGE, DiscordStandIn
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
 
@@ -23,6 +26,8 @@ class DiscordDriver(Driver):
     ready_log = READY
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
+    has_buttons = True
+    users = ("4001", "4002")
     api: DiscordStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
@@ -45,8 +50,13 @@ class DiscordDriver(Driver):
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         bot.wait_for_log(READY, timeout=30)
 
-    def say(self, place: Place, text: str) -> Said:
-        return Said(place, self.api.inject_message(int(place.chat), text))
+    def new_place(self, n: int) -> Place:
+        return Place(str(self.api.add_channel(self.api.guild_id, name=f"new-{n}")))
+
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        user = user or self.users[0]
+        message = self.api.inject_message(int(place.chat), text, author_id=int(user))
+        return Said(place, message, str(message), user)
 
     def wait_delivered(self, said: Said) -> None:
         pass  # the gateway has no acknowledgement: a dispatched event is never sent again
@@ -69,3 +79,32 @@ class DiscordDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(int(place.chat), retry_after=0.3, times=times)
+
+    def _components(self, message: SentMessage) -> list[dict[str, Any]]:
+        assert message.id is not None
+        now = self.api.message(int(message.id)) or {}
+        return [c for row in now.get("components") or [] for c in row.get("components", [])]
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        return [str(c.get("label")) for c in self._components(message)]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        return str((self.api.message(int(message.id)) or {}).get("content", ""))
+
+    def press(self, message: SentMessage, label: str, user: str) -> int:
+        assert message.id is not None
+        [custom_id] = [c["custom_id"] for c in self._components(message) if c.get("label") == label]
+        self.api.add_user(int(user))  # a member who has not said anything yet
+        return self.api.inject_component(custom_id, message_id=int(message.id), user_id=int(user))
+
+    def private_answer(self, pressed: object) -> str:
+        [answer] = eventually(
+            lambda: [
+                m
+                for m in self.api.sent
+                if m.params.get("interaction_id") == str(pressed) and m.params.get("ephemeral")
+            ],
+            what="an ephemeral answer to the press",
+        )
+        return answer.text

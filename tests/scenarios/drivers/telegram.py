@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
 
@@ -28,6 +30,8 @@ class TelegramDriver(Driver):
     module = "restart_guard.demo.telegram_bot"
     ready_log = READY
     deletable_threads = True
+    has_buttons = True
+    users = ("1001", "1002")
     api: TelegramStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[TelegramStandIn]:
@@ -49,9 +53,17 @@ class TelegramDriver(Driver):
         bot.wait_for_log(READY, timeout=30)
         self.api.wait_for_poll(timeout=30, since=before)
 
-    def say(self, place: Place, text: str) -> Said:
+    def new_place(self, n: int) -> Place:
+        return Place(str(-1002000000000 - n))
+
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
         thread = None if place.thread is None else int(place.thread)
-        return Said(place, self.api.inject_message(int(place.chat), text, message_thread_id=thread))
+        user = user or self.users[0]
+        update_id = self.api.inject_message(
+            int(place.chat), text, message_thread_id=thread, user_id=int(user)
+        )
+        message = str(self.api.last_message_id(place.chat))  # says nothing else meanwhile
+        return Said(place, update_id, message, user)
 
     def wait_delivered(self, said: Said) -> None:
         self.api.wait_until_confirmed(said.handle)
@@ -76,3 +88,23 @@ class TelegramDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(place.chat, retry_after=1, times=times)
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        assert message.id is not None
+        return [text for text, _ in self.api.buttons(message.chat, int(message.id))]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        now = self.api.message(message.chat, int(message.id))
+        assert now is not None
+        return str(now["text"])
+
+    def press(self, message: SentMessage, label: str, user: str) -> str:
+        assert message.id is not None
+        [data] = [d for t, d in self.api.buttons(message.chat, int(message.id)) if t == label]
+        return self.api.press_button(message.chat, int(message.id), data, user_id=int(user))
+
+    def private_answer(self, pressed: object) -> str:
+        answer = eventually(lambda: self.api.callback_answer(str(pressed)), what="the answer")
+        assert answer.get("show_alert") is True  # an alert only the presser sees
+        return str(answer["text"])
