@@ -29,6 +29,15 @@ for it that overrides public methods only —
 - ``stop()``: every conversation in flight is durably marked in one batch,
   *then* the framework's drain runs, bounded by ``drain_timeout``.
 
+Redelivery: Telegram hands an update the killed process never confirmed to
+the next one. Each marker keeps its turns' ``update_id`` s
+(:attr:`restart_guard.Origin.delivery`); an update the queue receives is
+checked with ``Lifecycle.redelivered`` — with replay on it is skipped (the
+replay re-runs that turn), without replay it runs and stands in for the
+notice. Before the notices, ``getUpdates`` without an offset (which
+confirms nothing) tells the resume step which updates are still pending
+(:meth:`_Link.pending_deliveries`); see :mod:`restart_guard._redelivery`.
+
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
 into ``stop()``, so all three are covered. The user's ``post_init``,
 ``post_stop`` and ``post_shutdown`` are untouched.
@@ -42,7 +51,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Run, Settings
+from restart_guard import Conversation, Marker, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
 from restart_guard._registry import TELEGRAM
@@ -56,7 +65,7 @@ from restart_guard.errors import (
 
 try:
     from telegram import Update
-    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
@@ -93,6 +102,17 @@ def conversation_of(update: object) -> Conversation | None:
     return Conversation(PLATFORM, str(chat.id), thread, business)
 
 
+def origin_of(update: Update) -> Origin:
+    """The platform ids of ``update``'s turn: its ``update_id`` (what Telegram redelivers)."""
+    message = update.effective_message
+    user = update.effective_user
+    return Origin(
+        delivery=str(update.update_id),
+        message=None if message is None else str(message.message_id),
+        user=None if user is None else str(user.id),
+    )
+
+
 @dataclass
 class BotState:
     """Per-application state; lives on the application's own subclass (slots forbid attrs)."""
@@ -101,9 +121,7 @@ class BotState:
     original_class: type
     original_queue_class: type
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
-    # update_ids re-run by replay: Telegram redelivers an update the killed
-    # process never confirmed, and the turn must not run twice.
-    replayed: set[int] = field(default_factory=set)
+    # An update fed back by our own replay: not a redelivery by Telegram.
     replaying: bool = False
 
     def payload(self, update: object) -> Any:
@@ -126,16 +144,14 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
         if isinstance(item, Update):
-            if not state.replaying and item.update_id in state.replayed:
-                log.info(
-                    "restart-guard: update %d was redelivered by Telegram and already "
-                    "replayed; skipped",
-                    item.update_id,
-                )
+            lifecycle = state.lifecycle
+            # Polling and webhook both pass here. Replay on: a claimed turn Telegram
+            # delivers again is skipped (the replay re-runs it); off, it runs.
+            if not state.replaying and lifecycle.redelivered(str(item.update_id)):
                 return
             conversation = conversation_of(item)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(item))
+                run = lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
                     state.queued[id(item)] = (item, run)
         super().put_nowait(item)
@@ -160,7 +176,8 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         if run is None:
             conversation = conversation_of(update)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(update))
+                origin = origin_of(update) if isinstance(update, Update) else None
+                run = state.lifecycle.begin(conversation, state.payload(update), origin)
         if run is None:
             await super().process_update(update)
             return
@@ -182,7 +199,8 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
         if conversation is not None:
-            run = state.lifecycle.begin(conversation, state.payload(update))
+            origin = origin_of(update) if isinstance(update, Update) else None
+            run = state.lifecycle.begin(conversation, state.payload(update), origin)
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
         return super().create_task(_tracked(run, coroutine), update=update, name=name)
@@ -202,9 +220,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
             self._restart_guard_forget()
 
     def _restart_guard_forget(self) -> None:
-        state = _state(self)
-        state.queued.clear()
-        state.replayed.clear()
+        _state(self).queued.clear()
 
 
 async def _tracked(run: Run, coroutine: Any) -> Any:
@@ -249,13 +265,26 @@ class _Link:
             # Chat not found, user deactivated, text rejected: retrying cannot help.
             raise ConversationGone(f"rejected by Telegram: {exc.message}") from exc
 
+    async def pending_deliveries(self) -> set[str] | None:
+        """``update_id`` s Telegram still holds for this bot (None: cannot tell).
+
+        ``getUpdates`` without an offset confirms nothing: these updates go
+        to the first poll after start-up all the same. With a webhook set
+        Telegram refuses the call (409): None, every notice goes out.
+        """
+        try:
+            updates = await self.app.bot.get_updates(timeout=0, limit=100)
+        except TelegramError as exc:
+            log.info("restart-guard: cannot look at the pending updates: %s", exc)
+            return None
+        return {str(update.update_id) for update in updates}
+
     async def replay(self, marker: Marker) -> None:
         state = _state(self.app)
         for raw in marker.payload or ():
             update = Update.de_json(raw, self.app.bot)
             if update is None:
                 continue
-            state.replayed.add(update.update_id)
             state.replaying = True
             try:
                 self.app.update_queue.put_nowait(update)  # unbounded queue: never full

@@ -41,7 +41,7 @@ from slack_bolt.request import BoltRequest
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
-from restart_guard import Conversation, Run
+from restart_guard import Conversation, Origin, Run
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
 
 from ._state import PLATFORM, BotState
@@ -79,6 +79,21 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
         return None
 
 
+def origin_of(request: AnyRequest) -> Origin:
+    """The platform ids of ``request``'s turn: its ``event_id`` is what Slack retries."""
+    body = request.body
+    event = body.get("event")
+    event_id = body.get("event_id")
+    ts = event.get("ts") if isinstance(event, dict) else None
+    user = request.context.get("user_id")
+    return Origin(
+        delivery=event_id if isinstance(event_id, str) else None,
+        message=ts if isinstance(ts, str) else None,
+        user=user if isinstance(user, str) else None,
+        interaction=event is None,  # slash commands, shortcuts, actions
+    )
+
+
 def _thread_root(body: dict[str, Any]) -> str | None:
     event = body.get("event")
     if isinstance(event, dict):
@@ -105,7 +120,7 @@ def _begin(state: BotState, request: AnyRequest) -> bool:
     conversation = conversation_of(request)
     if conversation is None:
         return False
-    run = lifecycle.begin(conversation, _payload(state, request))
+    run = lifecycle.begin(conversation, _payload(state, request), origin_of(request))
     if run is None:
         return False
     runs = request.__dict__.get(_RUNS)
@@ -133,7 +148,7 @@ def _begin_lazy(state: BotState, request: AnyRequest) -> Run | None:
     conversation = conversation_of(request) if lifecycle.guard is not None else None
     if conversation is None:
         return None
-    return lifecycle.begin(conversation, _payload(state, request))
+    return lifecycle.begin(conversation, _payload(state, request), origin_of(request))
 
 
 def _payload(state: BotState, request: AnyRequest) -> dict[str, Any] | None:
