@@ -189,12 +189,13 @@ class _WebhookControls:
     async def _confirmation_arrives(self, offset: int, request: web.Request) -> bool:
         """Hold a confirming ``getUpdates`` while confirmations are held; False: client gone."""
         while True:
-            with self._lock:
-                if not self._holding or offset <= self._confirmed_offset:
-                    return True
+            # The client first: a bot killed while held never confirms, released or not.
             transport = request.transport
             if transport is None or transport.is_closing():
                 return False
+            with self._lock:
+                if not self._holding or offset <= self._confirmed_offset:
+                    return True
             await asyncio.sleep(_HOLD_CHECK)
 
     def _next_webhook_update(self) -> dict[str, Any] | None:
