@@ -22,12 +22,24 @@ for it that overrides public methods only —
 - ``update_queue`` (same object, tracking subclass): an update is *in flight*
   from the moment the updater fetches it, because python-telegram-bot
   confirms fetched updates to Telegram when it stops;
+- the bot's ``get_updates()`` (the updater's bot, class swapped the same
+  way): the ``offset`` that confirms fetched updates to Telegram is sent
+  only once their markers are durable, so a kill at any moment leaves an
+  update either marked or still at Telegram, which delivers it again;
+- ``await update_queue.put()`` from a webhook (``run_webhook``'s handler, or
+  your own web server's): returns once the update's marker is durable, so
+  the HTTP answer that makes Telegram forget the update comes after it;
 - ``process_update()`` and ``create_task()``: a conversation stays marked
   until its update and every ``block=False`` task it started have finished —
   including tasks started during the drain, which python-telegram-bot itself
   no longer awaits;
 - ``stop()``: every conversation in flight is durably marked in one batch,
-  *then* the framework's drain runs, bounded by ``drain_timeout``.
+  *then* the framework's drain runs, bounded by ``drain_timeout``; a drain
+  that does not finish cancels the handler runs still going (their
+  conversations stay marked) so that the loop closes with nothing pending;
+- ``shutdown()`` without a ``stop()`` (a signal during ``initialize()``):
+  the notice in flight is let finish and recorded before the bot's HTTP
+  client closes.
 
 Redelivery: Telegram hands an update the killed process never confirmed to
 the next one. Each marker keeps its turns' ``update_id`` s
@@ -39,21 +51,27 @@ confirms nothing) tells the resume step which updates are still pending
 (:meth:`_Link.pending_deliveries`); see :mod:`restart_guard._redelivery`.
 
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
-into ``stop()``, so all three are covered. The user's ``post_init``,
-``post_stop`` and ``post_shutdown`` are untouched.
+into ``stop()``, so all three are covered: their signal handler (which
+raises ``SystemExit``) is extended so that the first signal durably marks
+what is in flight at once and a second one during the drain means "stop
+now" — the drain ends, unfinished turns stay marked, the store is closed.
+The user's ``post_init``, ``post_stop`` and ``post_shutdown`` are untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dtm
+import html
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Origin, Run, Settings
+from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
-from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
+from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import (
     AdapterNotAvailable,
@@ -64,13 +82,13 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import Update
+    from telegram import Bot, ReplyParameters, Update
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
-__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of"]
+__all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of", "origin_of"]
 
 PLATFORM = TELEGRAM.platform
 log = logging.getLogger("restart_guard")
@@ -78,6 +96,9 @@ log = logging.getLogger("restart_guard")
 #: Telegram allows about 30 messages per second per bot; stay under it.
 NOTICES_PER_SECOND = 20.0
 _THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
+#: What a mention of an asker shows in a group (names are never stored: ids only);
+#: Telegram links it to the user, who is notified.
+MENTION_LABEL = "👤"
 
 
 def conversation_of(update: object) -> Conversation | None:
@@ -102,15 +123,21 @@ def conversation_of(update: object) -> Conversation | None:
     return Conversation(PLATFORM, str(chat.id), thread, business)
 
 
-def origin_of(update: Update) -> Origin:
-    """The platform ids of ``update``'s turn: its ``update_id`` (what Telegram redelivers)."""
-    message = update.effective_message
+def origin_of(update: object) -> Origin | None:
+    """The ids a notice needs to answer ``update``: its update, message and sender.
+
+    A callback query (a button press) is an interaction: its message is the
+    bot's own, so the notice mentions the user instead of replying to it.
+    """
+    if not isinstance(update, Update):
+        return None
     user = update.effective_user
-    return Origin(
-        delivery=str(update.update_id),
-        message=None if message is None else str(message.message_id),
-        user=None if user is None else str(user.id),
-    )
+    user_id = None if user is None else str(user.id)
+    if update.callback_query is not None:
+        return Origin(str(update.update_id), None, user_id, interaction=True)
+    message = update.effective_message
+    message_id = None if message is None else str(message.message_id)
+    return Origin(str(update.update_id), message_id, user_id)
 
 
 @dataclass
@@ -120,9 +147,28 @@ class BotState:
     lifecycle: Lifecycle
     original_class: type
     original_queue_class: type
+    # The updater's bot (whose get_updates confirms updates) and its own class.
+    fetching_bot: Any = None
+    original_bot_class: type | None = None
     queued: dict[int, tuple[Update, Run]] = field(default_factory=dict)
+    # Tasks running a guarded handler run: cancelled when the drain does not finish
+    # (run_polling closes its loop without cancelling what is left).
+    running: dict[asyncio.Future[Any], int] = field(default_factory=dict)
     # An update fed back by our own replay: not a redelivery by Telegram.
     replaying: bool = False
+
+    def enter(self) -> asyncio.Future[Any] | None:
+        """The current task runs a handler run (until :meth:`leave`)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running[task] = self.running.get(task, 0) + 1
+        return task
+
+    def leave(self, task: asyncio.Future[Any] | None) -> None:
+        if task is not None:
+            left = self.running.pop(task, 1) - 1
+            if left:
+                self.running[task] = left
 
     def payload(self, update: object) -> Any:
         """What a marker keeps to replay ``update`` (only with replay on)."""
@@ -136,10 +182,23 @@ def _state(obj: Any) -> BotState:
     return state
 
 
+#: Set in a task once it called getUpdates: the updates it puts into the queue are
+#: confirmed by its own next getUpdates, which waits for their markers itself.
+_POLLING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "restart_guard_telegram_polling", default=False
+)
+
+
 class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     """``update_queue`` that marks an update in flight the moment it is fetched."""
 
     _restart_guard: BotState
+
+    async def put(self, item: Any) -> None:
+        await super().put(item)  # unbounded: put_nowait() below, which begins the run
+        if not _POLLING.get():
+            # A webhook answers Telegram when this returns: only once the marker is durable.
+            await _state(self).lifecycle.durable()
 
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
@@ -176,18 +235,20 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         if run is None:
             conversation = conversation_of(update)
             if conversation is not None:
-                origin = origin_of(update) if isinstance(update, Update) else None
-                run = state.lifecycle.begin(conversation, state.payload(update), origin)
+                run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             await super().process_update(update)
             return
         cut_off = False
+        task = state.enter()
         try:
-            await super().process_update(update)
+            with running(run):  # a @no_replay callback flags this run's turn
+                await super().process_update(update)
         except CUT_OFF:
             cut_off = True
             raise
         finally:
+            state.leave(task)
             Lifecycle.end(run, cut_off=cut_off)
 
     def create_task(
@@ -199,38 +260,74 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         # The task carries the update too, so a replay can re-run it after its run ended.
         run = None
         if conversation is not None:
-            origin = origin_of(update) if isinstance(update, Update) else None
-            run = state.lifecycle.begin(conversation, state.payload(update), origin)
+            run = state.lifecycle.begin(conversation, state.payload(update), origin_of(update))
         if run is None:
             return super().create_task(coroutine, update=update, name=name)
-        return super().create_task(_tracked(run, coroutine), update=update, name=name)
+        return super().create_task(_tracked(state, run, coroutine), update=update, name=name)
 
     async def stop(self) -> None:
         # Durable before the drain, which SIGKILL may cut short; drain bounded by drain_timeout.
+        state = _state(self)
         try:
-            await _state(self).lifecycle.stop(super().stop)
+            await state.lifecycle.stop(super().stop, handler_tasks=lambda: list(state.running))
         finally:
             self._restart_guard_forget()
 
     async def shutdown(self) -> None:
+        if not self.running:
+            # initialize() then shutdown() without a stop — run_polling after a signal
+            # during initialize(): the notice in flight finishes and is recorded
+            # before super().shutdown() closes the bot's HTTP client under it.
+            await _state(self).lifecycle.stop()
         try:
             await super().shutdown()
         finally:
-            _state(self).lifecycle.close()  # initialize() then shutdown() without a stop
             self._restart_guard_forget()
 
+    def _raise_system_exit(self) -> None:  # type: ignore[override]
+        # run_polling/run_webhook's handler of SIGTERM, SIGINT and SIGABRT (a loop
+        # callback). First signal: durable at once, then PTB's own way out
+        # (SystemExit → stop()). During the drain: stop now.
+        lifecycle = _state(self).lifecycle
+        if lifecycle.stage is Stage.STOPPING:
+            if not lifecycle.stop_now("a second stop signal"):
+                log.info("restart-guard: stop signal ignored: already stopping")
+            return
+        lifecycle.pre_mark()
+        raise SystemExit
+
     def _restart_guard_forget(self) -> None:
-        _state(self).queued.clear()
+        state = _state(self)
+        state.queued.clear()
+        state.running.clear()
 
 
-async def _tracked(run: Run, coroutine: Any) -> Any:
+class _ConfirmingBot(Bot):
+    """The updater's bot: ``getUpdates`` confirms the last batch only once it is marked."""
+
+    __slots__ = ()
+    _restart_guard: BotState
+
+    async def get_updates(self, *args: Any, **kwargs: Any) -> Any:
+        # The offset of this call confirms every update fetched before: their markers
+        # (begun as they were queued) must be durable first. One fsync per batch of
+        # up to 100 updates, on the writer thread; nothing when nothing was fetched.
+        _POLLING.set(True)
+        await _state(self).lifecycle.durable()
+        return await super().get_updates(*args, **kwargs)
+
+
+async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     cut_off = False
+    task = state.enter()
     try:
-        return await coroutine
+        with running(run):
+            return await coroutine
     except CUT_OFF:
         cut_off = True
         raise
     finally:
+        state.leave(task)
         Lifecycle.end(run, cut_off=cut_off)
 
 
@@ -242,9 +339,19 @@ class _Link:
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        """Reply to the interrupted message; in a group, mention the askers (HTML)."""
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
+        conversation, text = notice.conversation, notice.text
         kwargs: dict[str, Any] = {}
+        if notice.reply_to is not None and notice.reply_to.isdigit():
+            # A deleted message must not keep the notice from going out.
+            kwargs["reply_parameters"] = ReplyParameters(
+                int(notice.reply_to), allow_sending_without_reply=True
+            )
+        if not _is_private(conversation) and notice.askers:
+            text = notice.addressed(_mention, html.escape(text, quote=False))
+            kwargs["parse_mode"] = "HTML"
         if conversation.thread is not None:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
@@ -272,11 +379,16 @@ class _Link:
         to the first poll after start-up all the same. With a webhook set
         Telegram refuses the call (409): None, every notice goes out.
         """
+        polling = _POLLING.get()
         try:
             updates = await self.app.bot.get_updates(timeout=0, limit=100)
         except TelegramError as exc:
             log.info("restart-guard: cannot look at the pending updates: %s", exc)
             return None
+        finally:
+            # A look, not a poll: _ConfirmingBot.get_updates must not leave this task
+            # (and the replays it starts) counted as the polling one.
+            _POLLING.set(polling)
         return {str(update.update_id) for update in updates}
 
     async def replay(self, marker: Marker) -> None:
@@ -290,6 +402,15 @@ class _Link:
                 self.app.update_queue.put_nowait(update)  # unbounded queue: never full
             finally:
                 state.replaying = False
+
+
+def _is_private(conversation: Conversation) -> bool:
+    # Users (private chats) have positive ids; groups, supergroups and channels negative.
+    return not conversation.chat.startswith("-")
+
+
+def _mention(user: str) -> str:
+    return f'<a href="tg://user?id={html.escape(user)}">{MENTION_LABEL}</a>'
 
 
 class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
@@ -313,6 +434,21 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         queue.__class__ = type(
             type(queue).__name__, (_TrackingQueue, type(queue)), {"_restart_guard": state}
         )
+        fetching = bot.updater.bot if bot.updater is not None else None
+        if isinstance(fetching, Bot) and not isinstance(fetching, _ConfirmingBot):
+            state.fetching_bot, state.original_bot_class = fetching, type(fetching)
+            fetching.__class__ = type(
+                type(fetching).__name__,
+                (_ConfirmingBot, type(fetching)),
+                {"__slots__": (), "_restart_guard": state, "__module__": type(fetching).__module__},
+            )
+        elif fetching is not None and not isinstance(fetching, _ConfirmingBot):
+            log.warning(
+                "restart-guard: the updater's bot is a %s, not a telegram.Bot: updates are "
+                "confirmed to Telegram without waiting for their markers (a kill in the "
+                "first milliseconds of a handler may lose its conversation)",
+                type(fetching).__qualname__,
+            )
         return bot
 
     def _uninstall(self, bot: Application) -> Application:  # type: ignore[type-arg]
@@ -321,6 +457,8 @@ class TelegramAdapter(Adapter[Application]):  # type: ignore[type-arg]
         state = _state(bot)
         bot.__class__ = state.original_class
         bot.update_queue.__class__ = state.original_queue_class
+        if state.fetching_bot is not None and state.original_bot_class is not None:
+            state.fetching_bot.__class__ = state.original_bot_class
         return bot
 
     def conversation_of(self, event: object) -> Conversation | None:

@@ -1,17 +1,28 @@
 """What the benchmarks share: fsync counting, scratch directories, result tables.
 
+The framework benchmarks (``bench_discord.py``, ``bench_slack.py``) also share
+the whole measurement: :func:`measure_overhead` times a guarded and an
+unguarded handler alternately, :func:`print_report` prints the run, and
+:func:`overhead_main` is their command line.
+
 Imported as a sibling module (``import _common``): each benchmark runs as
 ``python bench/bench_X.py``, which puts this directory on ``sys.path``.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import gc
+import logging
 import os
+import platform
 import shutil
 import statistics
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +105,17 @@ class DiscardingStore:
 Timing = tuple[float, float]  # (wall-clock, this thread's CPU) seconds per handler run
 
 
+class Stopwatch:
+    """Started when made: wall-clock and this thread's CPU time, read per handler run."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.thread_time()
+
+    def per_run(self, runs: int) -> Timing:
+        """The time since this was made, divided over ``runs`` handler runs."""
+        return (time.perf_counter() - self.wall) / runs, (time.thread_time() - self.cpu) / runs
+
+
 @dataclass
 class Result:
     what: str
@@ -146,3 +168,85 @@ def print_overhead_table(
             )
         )
     print_table(header, rows)
+
+
+TimeBatch = Callable[[Any, list[Any]], Awaitable[Timing]]
+
+
+async def measure_overhead(
+    what: str,
+    guard: Any,
+    pair: tuple[Any, Any],
+    timed: TimeBatch,
+    warm: list[Any],
+    batches: Iterable[list[Any]],
+) -> Result:
+    """Time ``pair`` (guarded, unguarded) on each batch in turn; summarise as ``what``.
+
+    ``timed(handler, batch)`` runs one batch and returns the time per run;
+    ``guard`` is the guarded handler's ``Guard``. Many short repetitions,
+    finely interleaved: a burst of load from elsewhere on the machine then
+    spoils a few pairs, which the median ignores. The writer's last flush runs
+    inside the fsync counter on a thread of its own, so the handler thread's
+    count must stay 0 while the writer's shows the markers reached the disk.
+    """
+    guarded, plain = pair
+    await timed(plain, warm)
+    await timed(guarded, warm)
+    pairs = []
+    batches_before = guard.writer.batches
+    with FsyncCounter() as counter:
+        for rep, batch in enumerate(batches):
+            gc.collect()
+            # Alternate which goes first so neither always runs on a warmer cache.
+            if rep % 2:
+                g, u = await timed(guarded, batch), await timed(plain, batch)
+            else:
+                u, g = await timed(plain, batch), await timed(guarded, batch)
+            pairs.append((g, u))
+        await asyncio.get_running_loop().run_in_executor(None, guard.flush)
+    assert guard.in_flight == 0
+    return summarise(what, pairs, counter, guard.writer.batches - batches_before)
+
+
+def print_report(
+    title: str,
+    framework: str,
+    medians: str,
+    results: Sequence[Result],
+    target: float,
+    started: float,
+    **columns: str,
+) -> None:
+    """The machine and ``framework``, the run's ``medians`` line, the table
+    (``columns`` as for :func:`print_overhead_table`), the time since ``started``."""
+    print(
+        f"restart-guard {title} — nproc {os.cpu_count()}, Python "
+        f"{platform.python_version()} ({platform.python_implementation()}), "
+        f"{platform.system()} {platform.release()}, {framework}"
+    )
+    print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(medians)
+    print()
+    print_overhead_table(results, target, **columns)
+    print()
+    print(f"total benchmark time {time.monotonic() - started:.0f} s")
+
+
+def overhead_main(
+    doc: str,
+    prefix: str,
+    run_all: Callable[[Path], list[Result]],
+    report: Callable[[list[Result], float], None],
+    argv: list[str] | None = None,
+) -> int:
+    """The command line of a framework benchmark: ``--dir``; run, then report."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=None, help="where the marker directory goes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    started = time.monotonic()
+    with scratch_dir(args.dir, prefix=prefix) as path:
+        results = run_all(path)
+    report(results, started)
+    return 0

@@ -29,33 +29,25 @@ This is a benchmark, not a test: nothing here fails a build.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
-import logging
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import discord
 from _common import (
     DiscardingStore,
-    FsyncCounter,
     Result,
+    Stopwatch,
     Timing,
-    print_overhead_table,
-    scratch_dir,
-    summarise,
+    measure_overhead,
+    overhead_main,
+    print_report,
 )
 
 import restart_guard
 from restart_guard.testing.discord import DiscordStandIn, point_discord_at
 
-# Many short repetitions, finely interleaved: a burst of load from elsewhere on
-# the machine then spoils a few pairs, which the median ignores.
 REPS = 41  # repetitions (odd: the median is one of them)
 RUNS = 500  # events per repetition and client
 CHANNELS = 50
@@ -79,37 +71,12 @@ class Counting(discord.Client):
             self.reached.set()
 
 
-def raw_messages(api: DiscordStandIn, channels: list[int], n: int, first: int) -> list[Any]:
-    """``n`` MESSAGE_CREATE payloads from a user, spread over ``channels``."""
-    author = {
-        "id": str(api.user_id),
-        "username": "tester",
-        "discriminator": "0",
-        "global_name": "tester",
-        "avatar": None,
-        "bot": False,
-    }
+def raw_messages(
+    template: dict[str, Any], channels: list[int], n: int, first: int
+) -> list[dict[str, Any]]:
+    """``n`` copies of the stand-in's MESSAGE_CREATE ``template``, spread over ``channels``."""
     return [
-        {
-            "id": str(first + i),
-            "channel_id": str(channels[i % len(channels)]),
-            "guild_id": str(api.guild_id),
-            "author": author,
-            "member": {"roles": [], "joined_at": "2025-01-01T00:00:00+00:00", "deaf": False},
-            "content": "hello",
-            "timestamp": "2025-01-01T00:00:00+00:00",
-            "edited_timestamp": None,
-            "tts": False,
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
-            "attachments": [],
-            "embeds": [],
-            "components": [],
-            "pinned": False,
-            "type": 0,
-            "flags": 0,
-        }
+        {**template, "id": str(first + i), "channel_id": str(channels[i % len(channels)])}
         for i in range(n)
     ]
 
@@ -118,14 +85,13 @@ async def timed(client: Counting, batch: list[Any]) -> Timing:
     parse = client._connection.parsers["MESSAGE_CREATE"]
     client.target = client.handled + len(batch)
     client.reached.clear()
-    started, cpu = time.perf_counter(), time.thread_time()
+    clock = Stopwatch()
     for data in batch:
         parse(data)
     # Tasks run in order, and the guard ends a run as its handler returns: when
     # the last handler has run, every run is over.
     await client.reached.wait()
-    n = len(batch)
-    return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
+    return clock.per_run(len(batch))
 
 
 async def online(client: discord.Client) -> asyncio.Task[None]:
@@ -141,38 +107,25 @@ async def offline(client: discord.Client, connect: asyncio.Task[None]) -> None:
 
 
 async def bench(
-    api: DiscordStandIn, channels: list[int], marker_dir: Path, what: str, **options: Any
+    template: dict[str, Any], channels: list[int], marker_dir: Path, what: str, **options: Any
 ) -> Result:
     plain = Counting()
     guarded = restart_guard.protect(marker_dir=marker_dir, **options)(Counting())
     connections = [await online(plain), await online(guarded)]
     state = guarded.__dict__["_restart_guard"]
-    guard = state.lifecycle.guard
-    assert guard is not None
     first = 10**15
-    warm = raw_messages(api, channels, 500, first)
-    await timed(plain, warm)
-    await timed(guarded, warm)
-    pairs = []
-    batches_before = guard.writer.batches
-    with FsyncCounter() as counter:
-        for rep in range(REPS):
-            batch = raw_messages(api, channels, RUNS, first + (rep + 1) * RUNS)
-            gc.collect()
-            # Alternate which goes first so neither always runs on a warmer cache.
-            if rep % 2:
-                g, u = await timed(guarded, batch), await timed(plain, batch)
-            else:
-                u, g = await timed(plain, batch), await timed(guarded, batch)
-            pairs.append((g, u))
-        # Let the writer catch up inside the counter, on its own thread.
-        await asyncio.get_running_loop().run_in_executor(None, guard.flush)
-    batches = guard.writer.batches - batches_before
-    assert guard.in_flight == 0
+    result = await measure_overhead(
+        what,
+        state.lifecycle.guard,
+        (guarded, plain),
+        timed,
+        raw_messages(template, channels, 500, first),
+        (raw_messages(template, channels, RUNS, first + (rep + 1) * RUNS) for rep in range(REPS)),
+    )
     assert not state.active
     await offline(guarded, connections[1])
     await offline(plain, connections[0])
-    return summarise(what, pairs, counter, batches)
+    return result
 
 
 async def run_all(path: Path) -> list[Result]:
@@ -180,6 +133,10 @@ async def run_all(path: Path) -> list[Result]:
         with point_discord_at(api):
             channels = [api.add_channel(api.guild_id, name=f"c{i}") for i in range(CHANNELS)]
             channels.append(api.thread_id)
+            # Injected before any client connects, so no one receives it: the
+            # stand-in builds the payload (author, member, guild) as Discord does.
+            template = api.message(api.inject_message(channels[0], "hello"))
+            assert template is not None
             results = []
             for what, options in (
                 ("on_message, DirectoryStore", {}),
@@ -188,44 +145,30 @@ async def run_all(path: Path) -> list[Result]:
             ):
                 print(f"{what.strip()} …", file=sys.stderr, flush=True)
                 results.append(
-                    await bench(api, channels, path / str(len(results)), what, **options)
+                    await bench(template, channels, path / str(len(results)), what, **options)
                 )
             return results
 
 
 def report(results: list[Result], started: float) -> None:
-    print(
-        f"restart-guard discord.py benchmark — nproc {os.cpu_count()}, Python "
-        f"{platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}, discord.py {discord.__version__}"
-    )
-    print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(
+    print_report(
+        "discord.py benchmark",
+        f"discord.py {discord.__version__}",
         f"Medians over {REPS} repetitions × {RUNS:,} events each, over {CHANNELS} channels and "
-        "a thread; guarded and unguarded clients alternate in the same run."
-    )
-    print()
-    print_overhead_table(
+        "a thread; guarded and unguarded clients alternate in the same run.",
         results,
         TARGET,
+        started,
         run="event handler run",
         cpu="of which loop-thread CPU",
         fsync="fsync on the loop thread",
     )
-    print()
-    print(f"total benchmark time {time.monotonic() - started:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=None, help="where the marker directory goes")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    started = time.monotonic()
-    with scratch_dir(args.dir, prefix="rg-bench-discord-") as path:
-        results = asyncio.run(run_all(path))
-    report(results, started)
-    return 0
+    return overhead_main(
+        __doc__, "rg-bench-discord-", lambda path: asyncio.run(run_all(path)), report, argv
+    )
 
 
 if __name__ == "__main__":

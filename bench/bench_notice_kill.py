@@ -36,6 +36,7 @@ from pathlib import Path
 from _common import print_table, scratch_dir
 
 from restart_guard import Conversation, DirectoryStore, Marker
+from restart_guard.demo._options import bot_argv
 from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
@@ -79,18 +80,9 @@ def leave_marker(marker_dir: Path) -> None:
 
 
 def start_bot(api: TelegramStandIn, marker_dir: Path, log: Path) -> BotProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "restart_guard.demo.telegram_bot",
-        "--api-url",
-        api.base_url,
-        "--token",
-        api.token,
-        "--marker-dir",
-        str(marker_dir),
-    ]
-    return BotProcess.start(argv, log_path=log)
+    module = "restart_guard.demo.telegram_bot"
+    options = ("--api-url", api.base_url, "--token", api.token)
+    return BotProcess.start(bot_argv(module, *options, marker_dir=marker_dir), log_path=log)
 
 
 def notices(api: TelegramStandIn) -> int:

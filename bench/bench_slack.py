@@ -34,25 +34,20 @@ This is a benchmark, not a test: nothing here fails a build.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
-import logging
-import os
-import platform
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import slack_bolt
 from _common import (
     DiscardingStore,
-    FsyncCounter,
     Result,
+    Stopwatch,
     Timing,
-    print_overhead_table,
-    scratch_dir,
-    summarise,
+    measure_overhead,
+    overhead_main,
+    print_report,
 )
 from restart_guard.adapters import slack as slack_guard
 from slack_bolt import App, BoltRequest
@@ -64,8 +59,6 @@ from slack_sdk.web.async_client import AsyncWebClient
 import restart_guard
 from restart_guard.testing.slack import SlackStandIn
 
-# Many short repetitions, finely interleaved: a burst of load from elsewhere on
-# the machine then spoils a few pairs, which the median ignores.
 REPS = 41  # repetitions (odd: the median is one of them)
 RUNS = 500  # dispatches per repetition and app
 TARGET = 25e-6  # seconds added per listener run (issue 4)
@@ -76,73 +69,78 @@ def bodies(api: SlackStandIn, n: int) -> list[dict[str, Any]]:
     return [api.event_callback(api.message_event(f"C{i % 50:04d}", "hi")) for i in range(n)]
 
 
-# ---------------------------------------------------------------------- sync
-def sync_app(api: SlackStandIn) -> App:
-    app = App(
-        client=WebClient(token=api.bot_token, base_url=api.api_url),
+def measure(api: SlackStandIn, what: str, guarded: Any, plain: Any, timed: Any) -> Any:
+    """:func:`measure_overhead` of the two apps on fresh bodies (a coroutine)."""
+    state = slack_guard.state_of(guarded)
+    assert state is not None
+    return measure_overhead(
+        what,
+        state.lifecycle.guard,
+        (guarded, plain),
+        timed,
+        bodies(api, 500),  # also the one auth.test each app's middleware caches
+        (bodies(api, RUNS) for _ in range(REPS)),
+    )
+
+
+def listening_app(api: SlackStandIn, app_class: Any, client_class: Any, listener: Any) -> Any:
+    """An ``App`` or ``AsyncApp`` on the stand-in whose ``message`` listener is ``listener``.
+
+    ``process_before_response=True``: the listener, and with it the guard's whole
+    bracket, runs inside the dispatch the benchmark times.
+    """
+    app = app_class(
+        client=client_class(token=api.bot_token, base_url=api.api_url),
         signing_secret=api.signing_secret,
         process_before_response=True,
     )
+    app.event("message")(listener)
+    return app
 
-    @app.event("message")
+
+# ---------------------------------------------------------------------- sync
+def sync_app(api: SlackStandIn) -> App:
     def listener() -> None:
         pass
 
+    app: App = listening_app(api, App, WebClient, listener)
     return app
+
+
+async def timed_sync(app: App, batch: list[dict[str, Any]]) -> Timing:
+    # A plain loop of app.dispatch() on this thread: the coroutine only lets
+    # measure_overhead() drive it, and nothing awaited falls inside the timing.
+    dispatch = app.dispatch
+    clock = Stopwatch()
+    for body in batch:
+        dispatch(BoltRequest(body=body, mode="socket_mode"))
+    return clock.per_run(len(batch))
 
 
 def bench_sync(api: SlackStandIn, marker_dir: Path, what: str, store: Any = None) -> Result:
     plain = sync_app(api)
     guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(sync_app(api))
     slack_guard.startup(guarded)
-
-    def timed(app: App, batch: list[dict[str, Any]]) -> Timing:
-        dispatch = app.dispatch
-        started, cpu = time.perf_counter(), time.thread_time()
-        for body in batch:
-            dispatch(BoltRequest(body=body, mode="socket_mode"))
-        n = len(batch)
-        return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
-
-    warm = bodies(api, 500)
-    timed(plain, warm)
-    timed(guarded, warm)
-    pairs = []
-    state = slack_guard.state_of(guarded)
-    assert state is not None
-    assert state.lifecycle.guard is not None
-    batches_before = state.lifecycle.guard.writer.batches
-    with FsyncCounter() as counter:
-        for rep in range(REPS):
-            batch = bodies(api, RUNS)
-            gc.collect()
-            # Alternate which goes first so neither always runs on a warmer cache.
-            if rep % 2:
-                g, u = timed(guarded, batch), timed(plain, batch)
-            else:
-                u, g = timed(plain, batch), timed(guarded, batch)
-            pairs.append((g, u))
-    # Outside the counter: this flush commits on this thread on purpose.
-    state.lifecycle.guard.flush()
-    batches = state.lifecycle.guard.writer.batches - batches_before
-    assert state.lifecycle.guard.in_flight == 0
+    result: Result = asyncio.run(measure(api, what, guarded, plain, timed_sync))
     slack_guard.shutdown(guarded)
-    return summarise(what, pairs, counter, batches)
+    return result
 
 
 # ---------------------------------------------------------------------- async
 def async_app(api: SlackStandIn) -> AsyncApp:
-    app = AsyncApp(
-        client=AsyncWebClient(token=api.bot_token, base_url=api.api_url),
-        signing_secret=api.signing_secret,
-        process_before_response=True,
-    )
-
-    @app.event("message")
     async def listener() -> None:
         pass
 
+    app: AsyncApp = listening_app(api, AsyncApp, AsyncWebClient, listener)
     return app
+
+
+async def timed_async(app: AsyncApp, batch: list[dict[str, Any]]) -> Timing:
+    dispatch = app.async_dispatch
+    clock = Stopwatch()
+    for body in batch:
+        await dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
+    return clock.per_run(len(batch))
 
 
 async def bench_async(marker_dir: Path, what: str, store: Any = None) -> Result:
@@ -150,89 +148,47 @@ async def bench_async(marker_dir: Path, what: str, store: Any = None) -> Result:
         plain = async_app(api)
         guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(async_app(api))
         await slack_guard.startup_async(guarded)
-
-        async def timed(app: AsyncApp, batch: list[dict[str, Any]]) -> Timing:
-            dispatch = app.async_dispatch
-            started, cpu = time.perf_counter(), time.thread_time()
-            for body in batch:
-                await dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
-            n = len(batch)
-            return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
-
-        warm = bodies(api, 500)  # also the one auth.test each app's middleware caches
-        await timed(plain, warm)
-        await timed(guarded, warm)
-        pairs = []
-        state = slack_guard.state_of(guarded)
-        assert state is not None
-        assert state.lifecycle.guard is not None
-        batches_before = state.lifecycle.guard.writer.batches
-        with FsyncCounter() as counter:
-            for rep in range(REPS):
-                batch = bodies(api, RUNS)
-                gc.collect()
-                if rep % 2:
-                    g, u = await timed(guarded, batch), await timed(plain, batch)
-                else:
-                    u, g = await timed(plain, batch), await timed(guarded, batch)
-                pairs.append((g, u))
-        # Outside the counter: this flush commits on this thread on purpose.
-        state.lifecycle.guard.flush()
-        batches = state.lifecycle.guard.writer.batches - batches_before
-        assert state.lifecycle.guard.in_flight == 0
+        result: Result = await measure(api, what, guarded, plain, timed_async)
         await slack_guard.shutdown_async(guarded)
-    return summarise(what, pairs, counter, batches)
+    return result
 
 
 # ---------------------------------------------------------------------- report
+def run_all(path: Path) -> list[Result]:
+    results = []
+    print("sync App …", file=sys.stderr, flush=True)
+    with SlackStandIn.running() as api:
+        results.append(bench_sync(api, path / "sync", "sync App.dispatch()"))
+        results.append(
+            bench_sync(api, path / "sync-null", "  same, store keeps nothing", DiscardingStore())
+        )
+    print("async AsyncApp …", file=sys.stderr, flush=True)
+    results.append(asyncio.run(bench_async(path / "async", "async AsyncApp.async_dispatch()")))
+    results.append(
+        asyncio.run(
+            bench_async(path / "async-null", "  same, store keeps nothing", DiscardingStore())
+        )
+    )
+    return results
+
+
 def report(results: list[Result], started: float) -> None:
-    print(
-        f"restart-guard slack-bolt benchmark — nproc {os.cpu_count()}, Python "
-        f"{platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}"
-    )
-    print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(
+    print_report(
+        "slack-bolt benchmark",
+        f"slack-bolt {slack_bolt.version.__version__}",
         f"Medians over {REPS} repetitions × {RUNS:,} dispatches each; every dispatch is a new "
-        "conversation; guarded and unguarded apps alternate in the same run."
-    )
-    print()
-    print_overhead_table(
+        "conversation; guarded and unguarded apps alternate in the same run.",
         results,
         TARGET,
+        started,
         run="listener run through",
         cpu="of which listener-thread CPU",
         fsync="fsync on listener thread",
     )
-    print()
-    print(f"total benchmark time {time.monotonic() - started:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=None, help="where the marker directory goes")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    started = time.monotonic()
-    results = []
-    with scratch_dir(args.dir, prefix="rg-bench-slack-") as path:
-        print("sync App …", file=sys.stderr, flush=True)
-        with SlackStandIn.running() as api:
-            results.append(bench_sync(api, path / "sync", "sync App.dispatch()"))
-            results.append(
-                bench_sync(
-                    api, path / "sync-null", "  same, store keeps nothing", DiscardingStore()
-                )
-            )
-        print("async AsyncApp …", file=sys.stderr, flush=True)
-        results.append(asyncio.run(bench_async(path / "async", "async AsyncApp.async_dispatch()")))
-        results.append(
-            asyncio.run(
-                bench_async(path / "async-null", "  same, store keeps nothing", DiscardingStore())
-            )
-        )
-    report(results, started)
-    return 0
+    return overhead_main(__doc__, "rg-bench-slack-", run_all, report, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The example bots the documentation shows run, and resume after a SIGKILL.
+"""What the documentation shows runs as a user runs it: example bots, demos, the test example.
 
-The telegram and discord examples are run by their adapters' tests
-(tests/testing/test_fixtures.py, tests/discord_adapter/test_example_and_demo.py);
-these cover the Slack ones, each against the loopback Slack stand-in.
+The telegram and discord example bots are run by their adapters' tests
+(tests/testing/test_fixtures.py, tests/discord_adapter/test_example.py); the
+Slack ones run here, each against the loopback Slack stand-in. The README's
+first command, ``restart-guard demo`` (Telegram), is tests/telegram_adapter/test_demo.py.
 """
 
 from __future__ import annotations
@@ -66,17 +67,36 @@ def test_slack_example_tells_the_thread_after_a_sigkill(tmp_path: Path, example:
             bot.stop()
 
 
+def run_to_success(argv: list[str], timeout: float) -> str:
+    """Run ``argv`` as a user would; it must exit 0. Returns what it printed."""
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("platform", "framework", "told"),
+    [
+        ("discord", "discord", "told the user in the right thread"),
+        ("slack", "slack_bolt", "the user was told in its thread"),
+    ],
+)
+def test_demo_shows_the_loss_then_the_notice(platform: str, framework: str, told: str) -> None:
+    pytest.importorskip(framework)
+    shown = run_to_success(
+        [sys.executable, "-m", "restart_guard.cli", "demo", "--platform", platform], 60
+    )
+    assert "was silently lost" in shown
+    assert told in shown
+    assert "as expected" in shown
+
+
 def test_the_documented_bot_test_passes_as_a_bot_author_runs_it() -> None:
     # examples/testing is what docs/testing.md shows: a conftest.py and a test
     # file, run by pytest the way a bot author runs their own suite.
     pytest.importorskip("telegram")
     folder = Path(__file__).parents[1] / "examples" / "testing"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    shown = run_to_success(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder)], 300
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout
+    assert "1 passed" in shown

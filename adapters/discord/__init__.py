@@ -1,4 +1,4 @@
-"""discord.py (2.3 – 2.7) adapter.
+"""discord.py (2.6 and newer 2.x; see docs/supported-versions.md) adapter.
 
 Usage — the only change to a bot is the import and the decorator::
 

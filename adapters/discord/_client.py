@@ -11,7 +11,8 @@ and its ``run()`` turns SIGINT into cancelling every task, handlers
 included. Start-up asks the client's ``Lifecycle`` to handle both on the
 client's loop: the first signal durably marks everything in flight of every
 guarded client on that loop, then closes them — and a guarded client's
-``close()`` drains before it closes.
+``close()`` drains before it closes; a second signal during the drain stops
+now (the unfinished turns stay marked).
 """
 
 from __future__ import annotations
@@ -100,9 +101,12 @@ async def _stop_then_close(state: BotState, close_client: Callable[[], Awaitable
                 state.refused,
                 state.refused_marked,
             )
+    outcome = "drain complete"
+    if not drained:
+        outcome = "drain cut short" if lifecycle.cut_short else "drain timed out"
     log.info(
         "restart-guard: %s after %.1fs; closing the discord client",
-        "drain complete" if drained else "drain timed out",
+        outcome,
         time.monotonic() - lifecycle.stop_started,
     )
     await close_client()

@@ -24,11 +24,18 @@ from typing import Any
 import discord
 from discord.ext.commands import Context
 
-from restart_guard import Conversation
+from restart_guard import Conversation, Origin
 
 from ._state import PLATFORM
 
-__all__ = ["conversation_of", "conversation_of_event", "conversation_of_interaction_data"]
+__all__ = [
+    "conversation_of",
+    "conversation_of_event",
+    "conversation_of_interaction_data",
+    "origin_of_event",
+    "origin_of_interaction",
+    "origin_of_interaction_data",
+]
 
 _THREAD_TYPES = frozenset({10, 11, 12})  # news, public and private thread
 _PRIVATE_TYPES = frozenset({1, 3})  # DM, group DM
@@ -115,8 +122,11 @@ _BASE_EXTRACTORS: tuple[tuple[type, _Extractor], ...] = (
     (discord.Reaction, lambda o, c: _of_reaction(o)),
     (discord.RawMessageUpdateEvent, lambda o, c: _of_raw_update(o)),
     (discord.RawReactionActionEvent, _of_raw_channel),
-    (discord.RawPollVoteActionEvent, _of_raw_channel),
 )
+# Poll votes arrived in discord.py 2.4; on 2.3 there is no such event to track.
+_POLL_VOTE: type | None = getattr(discord, "RawPollVoteActionEvent", None)
+if _POLL_VOTE is not None:
+    _BASE_EXTRACTORS += ((_POLL_VOTE, _of_raw_channel),)
 # Exact type -> extractor (None: not a conversation), filled in as types are met,
 # so the common case is one dict lookup.
 _BY_TYPE: dict[type, _Extractor | None] = dict(_BASE_EXTRACTORS)
@@ -167,3 +177,41 @@ def conversation_of_interaction_data(data: dict[str, Any]) -> Conversation | Non
         int(parent) if parent is not None else None,
         int(guild_id) if guild_id is not None else None,
     )
+
+
+# ------------------------------------------------------------------ origins
+def _of_author(message: discord.Message) -> Origin:
+    return Origin(None, str(message.id), str(message.author.id))
+
+
+def origin_of_interaction(interaction: discord.Interaction[Any]) -> Origin:
+    """A slash command, context menu, component or modal: mention its user (the token expires)."""
+    return Origin(None, None, str(interaction.user.id), interaction=True)
+
+
+def origin_of_event(args: Sequence[Any]) -> Origin | None:
+    """The ids a notice needs to answer the event with these arguments (ids only).
+
+    A message (or a command's) is replied to; an interaction mentions its
+    user; a reaction mentions who reacted (the message is not theirs).
+    """
+    first = args[0] if args else None
+    if isinstance(first, discord.Message):
+        return _of_author(first)
+    if isinstance(first, Context):
+        return _of_author(first.message)
+    if isinstance(first, discord.Interaction):
+        return origin_of_interaction(first)
+    if isinstance(first, discord.Reaction) and len(args) > 1:
+        user = getattr(args[1], "id", None)
+        return Origin(user=str(user)) if isinstance(user, int) else None
+    if isinstance(first, discord.RawReactionActionEvent):
+        return Origin(user=str(first.user_id))
+    return None
+
+
+def origin_of_interaction_data(data: dict[str, Any]) -> Origin:
+    """The origin of a raw INTERACTION_CREATE payload (its views' and modals' runs)."""
+    user = (data.get("member") or {}).get("user") or data.get("user") or {}
+    ident = user.get("id")
+    return Origin(None, None, None if ident is None else str(ident), interaction=True)

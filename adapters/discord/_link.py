@@ -7,7 +7,7 @@ from typing import Any
 
 import discord
 
-from restart_guard import Conversation, Marker
+from restart_guard import Conversation, Marker, Notice
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
 from ._state import NOTICES_PER_SECOND
@@ -61,6 +61,10 @@ def _retry_after(exc: discord.HTTPException) -> float:
         return 1.0
 
 
+def _mention(user: str) -> str:
+    return f"<@{user}>" if user.isdigit() else ""
+
+
 class Link:
     """Posts notices through the client's own HTTP session; replays through its parser."""
 
@@ -72,13 +76,21 @@ class Link:
         #: then, or the gateway it waits for would never connect.
         self.gateway_wanted = asyncio.Event()
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
-        """Post ``text`` in the conversation's thread or channel (works before the gateway).
+    async def send_notice(self, notice: Notice) -> None:
+        """Post the notice in the conversation's thread or channel (works before the gateway).
+
+        It replies to the interrupted message (``fail_if_not_exists=False``: a
+        deleted one does not block it), which notifies its author; other
+        askers, and the users of interrupted slash commands and components
+        (whose tokens have expired), are mentioned — in a server, where a
+        channel has more than one reader. Only they are pinged: never
+        ``@everyone`` or a role, whatever the text says.
 
         With ``nonce`` discord.py (2.5 and later) also sends ``enforce_nonce``:
         Discord then answers a repeat of this notice (re-sent after a kill)
         with the message it already created, for a few minutes.
         """
+        conversation, nonce = notice.conversation, notice.nonce
         guild_id = int(conversation.scope) if conversation.scope is not None else None
         if conversation.thread is not None:
             target, kind = int(conversation.thread), discord.ChannelType.public_thread
@@ -86,8 +98,31 @@ class Link:
             target = int(conversation.chat)
             kind = discord.ChannelType.text if guild_id is not None else discord.ChannelType.private
         channel = self.client.get_partial_messageable(target, guild_id=guild_id, type=kind)
+        reference = None
+        if notice.reply_to is not None and notice.reply_to.isdigit():
+            reference = discord.MessageReference(
+                message_id=int(notice.reply_to),
+                channel_id=target,
+                guild_id=guild_id,
+                fail_if_not_exists=False,
+            )
+        mentioned: list[str] = []
+        text = notice.text
+        if guild_id is not None:
+            leave_out = notice.replied_user if reference is not None else None
+            text = notice.addressed(_mention, leave_out=leave_out)
+            mentioned = [u for u in notice.askers if u != leave_out and u.isdigit()]
+        allowed = discord.AllowedMentions(
+            everyone=False,
+            roles=False,
+            users=[discord.Object(int(u)) for u in mentioned],
+            replied_user=True,
+        )
         try:
-            await channel.send(text, nonce=nonce)
+            if reference is None:
+                await channel.send(text, nonce=nonce, allowed_mentions=allowed)
+            else:
+                await channel.send(text, nonce=nonce, reference=reference, allowed_mentions=allowed)
         except discord.RateLimited as exc:  # only with Client(max_ratelimit_timeout=...)
             raise RateLimited(exc.retry_after, str(exc)) from exc
         except discord.HTTPException as exc:

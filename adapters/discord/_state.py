@@ -7,8 +7,9 @@ import contextvars
 import logging
 from typing import Any
 
-from restart_guard import Conversation, Run, Settings
+from restart_guard import Conversation, Origin, Run, Settings
 from restart_guard._lifecycle import Lifecycle
+from restart_guard._policy import CURRENT_RUN
 from restart_guard._registry import DISCORD
 
 __all__ = [
@@ -64,6 +65,8 @@ class BotState:
         #: The conversation of the INTERACTION_CREATE being parsed right now
         #: (view and modal callbacks are scheduled synchronously inside it).
         self.interaction: Conversation | None = None
+        #: ... and who sent it.
+        self.interaction_origin: Origin | None = None
         #: Events not handled because they arrived during the drain, and how
         #: many of those were marked for a notice.
         self.refused = 0
@@ -79,7 +82,13 @@ class BotState:
             return True
         return key is not None and lifecycle.guard is not None and key in self.active
 
-    def refuse(self, conversation: Conversation | None, addressed: bool, ident: int | None) -> None:
+    def refuse(
+        self,
+        conversation: Conversation | None,
+        addressed: bool,
+        ident: int | None,
+        origin: Origin | None = None,
+    ) -> None:
         """An event arrived during the drain and will not run.
 
         When it was addressed to the bot (an interaction, a DM, a mention) its
@@ -92,7 +101,7 @@ class BotState:
         self.refused += 1
         run = None
         if addressed and conversation is not None:
-            run = self.lifecycle.begin(conversation)
+            run = self.lifecycle.begin(conversation, None, origin)
         if run is None:
             log.debug("restart-guard: event in %s not handled: the bot is stopping", conversation)
             return
@@ -140,6 +149,7 @@ class Tracked:
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         IN_HANDLER.set(True)
+        CURRENT_RUN.set(self.run)  # a @no_replay command inside on_message flags this run
         cut_off = False
         try:
             return await self.coro(*args, **kwargs)

@@ -24,13 +24,24 @@ when the task is done — their ``on_error`` included).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import discord
 from discord import app_commands
 
-from ._keys import conversation_of, conversation_of_event, conversation_of_interaction_data
+from restart_guard import Origin
+from restart_guard._policy import CURRENT_RUN, is_no_replay
+
+from ._keys import (
+    conversation_of,
+    conversation_of_event,
+    conversation_of_interaction_data,
+    origin_of_event,
+    origin_of_interaction,
+    origin_of_interaction_data,
+)
 from ._link import replay_payload
 from ._state import IN_HANDLER, SWAPPED_CLASS, BotState, Tracked, above, log, state_of
 
@@ -69,12 +80,15 @@ def schedule_event(
         None if conversation is None else conversation.key
     ):
         addressed, ident = _addressed(client, event_name, args)
-        state.refuse(conversation, addressed, ident)
+        state.refuse(conversation, addressed, ident, origin_of_event(args))
         return schedule(_skipped, event_name)
     run = None
     if conversation is not None:
         payload = state.raw_message if event_name == "on_message" else None
-        run = lifecycle.begin(conversation, payload)
+        origin = origin_of_event(args)
+        if is_no_replay(coro):  # known before it runs: flagged in the write-ahead itself
+            origin = dataclasses.replace(origin or Origin(), replayable=False)
+        run = lifecycle.begin(conversation, payload, origin)
     if run is None:
         return schedule(coro, event_name, *args, **kwargs)
     return schedule(Tracked(state, run, coro), event_name, *args, **kwargs)
@@ -108,7 +122,7 @@ def _tree_from_interaction(self: Any, interaction: discord.Interaction[Any]) -> 
         conversation = conversation_of(interaction)
     run = None
     if state is not None and conversation is not None:
-        run = state.lifecycle.begin(conversation)
+        run = state.lifecycle.begin(conversation, None, origin_of_interaction(interaction))
     if state is None or run is None:
         above(self)._from_interaction(interaction)
         return
@@ -124,6 +138,7 @@ async def _invoke_app_command(
     # CommandTree._from_interaction's own task body (discord.py 2.0–2.7): the
     # tree does not hand out its task, so it is started here to be tracked.
     IN_HANDLER.set(True)
+    CURRENT_RUN.set(tracked.run)
     cut_off = False
     try:
         await tree._call(interaction)
@@ -143,7 +158,7 @@ def _view_store_add_task(self: Any, task: asyncio.Task[None]) -> None:
     state = state_of(self._state._get_client())
     if state is None or state.interaction is None:
         return
-    run = state.lifecycle.begin(state.interaction)
+    run = state.lifecycle.begin(state.interaction, None, state.interaction_origin)
     if run is not None:
         Tracked(state, run).attach(task)
 
@@ -219,13 +234,16 @@ def ensure_hooks(client: discord.Client, state: BotState) -> None:
                     conversation,
                     data.get("type") in _REQUEST_TYPES,
                     int(ident) if ident is not None else None,
+                    origin_of_interaction_data(data),
                 )
                 return
             state.interaction = conversation
+            state.interaction_origin = origin_of_interaction_data(data)
             try:
                 original_interaction(data)
             finally:
                 state.interaction = None
+                state.interaction_origin = None
 
         parsers[_INTERACTION_CREATE] = interaction_create
     if state.lifecycle.settings.replay and _MESSAGE_CREATE not in state.parsers:

@@ -62,6 +62,9 @@ What happens, in order:
    listener completion handler runs; the conversation (team, channel,
    thread; a top-level message's own ``ts`` is the thread root) is marked
    write-ahead in the background, with no disk I/O on the listener's path.
+   Bolt's acknowledgement (the Socket Mode envelope ack, the HTTP 200) is
+   sent once that marker is durable — one fsync, a few ms of Slack's 3 s —
+   so an event is either marked or retried by Slack, never neither.
 3. **Stop**: every conversation in flight is durably marked in one batch,
    intake stops, running listeners get up to ``drain_timeout``; a completed
    drain clears this process's markers and exits 0; a timed-out one leaves

@@ -118,10 +118,11 @@ class _GuardedApp(App):
         http_server_logger_enabled: bool = True,
     ) -> None:
         state = self._restart_guard
-        start(self, state)  # notices go out before the server binds its port
+        # Before the notices: a SIGTERM during them stops like one during the drain.
         # Requests arriving during the drain are answered 503 (Slack retries them);
         # after the drain SystemExit(0) leaves serve_forever().
         _handle_signals(state)
+        start(self, state)  # notices go out before the server binds its port
         super().start(port=port, path=path, http_server_logger_enabled=http_server_logger_enabled)
 
 
@@ -194,10 +195,10 @@ def _wrap_connect(original: Any) -> Any:
         if state is None:
             original(self)
             return
-        start(self.app, state)  # notices before the connection takes events
         if self not in state.handlers:
             state.handlers.append(self)
-        _handle_signals(state)
+        _handle_signals(state)  # before the notices: a SIGTERM during them stops cleanly
+        start(self.app, state)  # notices before the connection takes events
         original(self)
 
     return connect
@@ -211,16 +212,17 @@ def _wrap_connect_async(original: Any) -> Any:
         if state is None:
             await original(self)
             return
-        if isinstance(app, AsyncApp):
-            await start_async(app, state)
-        else:
-            await asyncio.to_thread(start, app, state)
         if self not in state.handlers:
             state.handlers.append(self)
+        # Before the notices, so that a SIGTERM during them stops cleanly.
         # AsyncSocketModeHandler.start_async() waits forever: leave the loop once stopped.
         state.lifecycle.handle_signals(
             lambda: stop_async(state), how_to_stop=SHUTDOWN_ASYNC_HINT, exit_when_stopped=True
         )
+        if isinstance(app, AsyncApp):
+            await start_async(app, state)
+        else:
+            await asyncio.to_thread(start, app, state)
         await original(self)
 
     return connect_async

@@ -109,7 +109,8 @@ def stop(state: BotState) -> bool:
         return lifecycle.stop_blocking()
     finally:
         state.forget()
-        closer.join(_CLOSE_WAIT)
+        # Stop now (a second signal) does not wait for the connections to close.
+        closer.join(0 if lifecycle.cut_short else _CLOSE_WAIT)
 
 
 async def stop_async(state: BotState) -> bool:
@@ -124,7 +125,7 @@ async def stop_async(state: BotState) -> bool:
     finally:
         state.forget()
         if closing:
-            await asyncio.wait(closing, timeout=_CLOSE_WAIT)
+            await asyncio.wait(closing, timeout=0 if lifecycle.cut_short else _CLOSE_WAIT)
 
 
 def _close_sync_handlers(handlers: Sequence[Any]) -> None:
@@ -152,7 +153,8 @@ def aiohttp_signal_handler(
 
     def on_signal(signum: int) -> None:
         if state.lifecycle.stage is not Stage.RUNNING:
-            log.info("restart-guard: %s ignored: the drain is running", signal_name(signum))
+            if not state.lifecycle.stop_now(signal_name(signum)):  # a second signal: stop now
+                log.info("restart-guard: %s ignored: already stopping", signal_name(signum))
             return
         log.info("restart-guard: %s received; stopping the slack app", signal_name(signum))
         state.lifecycle.pre_mark()

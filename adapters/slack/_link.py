@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from slack_bolt import App
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request import BoltRequest
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from restart_guard import Conversation, Marker
+from restart_guard import Conversation, Marker, Notice
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
 from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, log
@@ -43,6 +46,21 @@ def delivery_error(exc: SlackApiError) -> Exception:
     return exc
 
 
+def addressed(notice: Notice) -> str:
+    """The notice's text, mentioning the askers (``<@U…>``) outside direct messages.
+
+    The notice already goes to the interrupted message's thread (the
+    conversation's ``thread`` is its thread root, or the message itself).
+    """
+    if notice.conversation.chat.startswith("D"):  # a DM has one reader
+        return notice.text
+    return notice.addressed(_mention)
+
+
+def _mention(user: str) -> str:
+    return f"<@{user}>"
+
+
 def _retry_after(response: Any) -> float:
     headers = getattr(response, "headers", None) or {}
     for name, value in headers.items():
@@ -67,8 +85,34 @@ def _client_for_token(client: Any, cls: type[T], token: str) -> T:
         ssl=client.ssl,
         proxy=client.proxy,
         headers=client.headers,
-        logger=client.logger,
+        logger=getattr(client, "logger", None) or client._logger,  # older slack-sdk: _logger only
     )
+
+
+@contextlib.contextmanager
+def _delivery_errors() -> Iterator[None]:
+    """Raise a Slack API error as the delivery error it means (gone, rate limited ...)."""
+    try:
+        yield
+    except SlackApiError as exc:
+        mapped = delivery_error(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
+
+
+def _bot_token(bot: Any, conversation: Conversation) -> str:
+    """The token of the installation found for ``conversation``'s team (None: uninstalled)."""
+    if bot is None or not bot.bot_token:
+        raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
+    return str(bot.bot_token)
+
+
+def _check_replayed(body: dict[str, Any], response: BoltResponse) -> None:
+    if response.status != 200:
+        log.warning(
+            "restart-guard: replayed event %s answered %s", body.get("event_id"), response.status
+        )
 
 
 class SyncLink:
@@ -80,33 +124,26 @@ class SyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
         # chat.postMessage has no idempotency key: ``nonce`` is not used.
-        post = functools.partial(self._post, conversation, text)
+        post = functools.partial(self._post, notice.conversation, addressed(notice))
         await asyncio.get_running_loop().run_in_executor(None, post)
 
     def _post(self, conversation: Conversation, text: str) -> None:
         client = self.app.client
         if client.token is None:
             client = _client_for_token(client, WebClient, self._installed_token(conversation))
-        try:
+        with _delivery_errors():
             client.chat_postMessage(
                 channel=conversation.chat, thread_ts=conversation.thread, text=text
             )
-        except SlackApiError as exc:
-            mapped = delivery_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
 
     def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
         bot = None
         if store is not None:
             bot = store.find_bot(enterprise_id=conversation.parent, team_id=conversation.scope)
-        if bot is None or not bot.bot_token:
-            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
-        return str(bot.bot_token)
+        return _bot_token(bot, conversation)
 
     async def replay(self, marker: Marker) -> None:
         loop = asyncio.get_running_loop()
@@ -116,12 +153,7 @@ class SyncLink:
                 continue
             request = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
             response = await loop.run_in_executor(None, self.app.dispatch, request)
-            if response.status != 200:
-                log.warning(
-                    "restart-guard: replayed event %s answered %s",
-                    body.get("event_id"),
-                    response.status,
-                )
+            _check_replayed(body, response)
 
 
 class AsyncLink:
@@ -133,21 +165,17 @@ class AsyncLink:
         self.app = app
         self.state = state
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
         # chat.postMessage has no idempotency key: ``nonce`` is not used.
+        conversation, text = notice.conversation, addressed(notice)
         client = self.app.client
         if client.token is None:
             token = await self._installed_token(conversation)
             client = _client_for_token(client, AsyncWebClient, token)
-        try:
+        with _delivery_errors():
             await client.chat_postMessage(
                 channel=conversation.chat, thread_ts=conversation.thread, text=text
             )
-        except SlackApiError as exc:
-            mapped = delivery_error(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
 
     async def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
@@ -156,9 +184,7 @@ class AsyncLink:
             bot = await store.async_find_bot(
                 enterprise_id=conversation.parent, team_id=conversation.scope
             )
-        if bot is None or not bot.bot_token:
-            raise ConversationGone(f"the app is no longer installed in team {conversation.scope}")
-        return str(bot.bot_token)
+        return _bot_token(bot, conversation)
 
     async def replay(self, marker: Marker) -> None:
         for raw in marker.payload or ():
@@ -167,9 +193,4 @@ class AsyncLink:
                 continue
             request = AsyncBoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
             response = await self.app.async_dispatch(request)
-            if response.status != 200:
-                log.warning(
-                    "restart-guard: replayed event %s answered %s",
-                    body.get("event_id"),
-                    response.status,
-                )
+            _check_replayed(body, response)

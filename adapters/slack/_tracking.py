@@ -10,6 +10,11 @@ Where a run begins and ends:
 - **lazy listeners** begin in ``lazy_listener_runner.start()`` and end when
   the lazy function returns.
 
+``listener_runner.run()`` returns the response Bolt sends as the
+acknowledgement (the Socket Mode envelope ack, the HTTP 200): the tracking
+runner returns it only once the run's marker is durable, so an event Slack
+stops retrying is always marked. A few milliseconds; Slack allows 3 s.
+
 The runner's class is swapped for a subclass made for it (public methods
 only), and its ``listener_completion_handler`` and ``lazy_listener_runner``
 become properties that wrap whatever is assigned, so a user who sets their
@@ -43,10 +48,11 @@ from slack_bolt.response import BoltResponse
 
 from restart_guard import Conversation, Origin, Run
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._policy import is_no_replay
 
 from ._state import PLATFORM, BotState
 
-__all__ = ["conversation_of", "track", "untrack"]
+__all__ = ["conversation_of", "origin_of", "track", "untrack"]
 
 # Attribute names on a request / runner instance (``__dict__`` keys).
 _RUNS = "_restart_guard_runs"
@@ -70,7 +76,7 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
     channel = context.get("channel_id")
     if not channel:
         return None
-    thread = context.get("thread_ts") or _thread_root(request.body)
+    thread = context.get("thread_ts") or _thread_ts(request.body) or _thread_root(request.body)
     try:
         return Conversation(
             PLATFORM, channel, thread, context.get("team_id"), context.get("enterprise_id")
@@ -79,19 +85,45 @@ def conversation_of(request: AnyRequest) -> Conversation | None:
         return None
 
 
-def origin_of(request: AnyRequest) -> Origin:
-    """The platform ids of ``request``'s turn: its ``event_id`` is what Slack retries."""
+def origin_of(request: AnyRequest, replayable: bool = True) -> Origin:
+    """The ids a notice needs to answer ``request``: event id, message ts and user (ids only).
+
+    Slash commands and interactivity (buttons, menus) are interactions: the
+    notice mentions their user. A reaction's message is not the reactor's.
+    """
     body = request.body
-    event = body.get("event")
-    event_id = body.get("event_id")
-    ts = event.get("ts") if isinstance(event, dict) else None
+    delivery = body.get("event_id")
     user = request.context.get("user_id")
+    event = body.get("event")
+    message = None
+    interaction = not isinstance(event, dict)
+    if isinstance(event, dict) and event.get("type") in ("message", "app_mention"):
+        nested = event.get("message")  # message_changed: the edited message
+        ts = nested.get("ts") if isinstance(nested, dict) else event.get("ts")
+        message = None if ts is None else str(ts)
     return Origin(
-        delivery=event_id if isinstance(event_id, str) else None,
-        message=ts if isinstance(ts, str) else None,
-        user=user if isinstance(user, str) else None,
-        interaction=event is None,  # slash commands, shortcuts, actions
+        delivery if isinstance(delivery, str) else None,
+        message,
+        user if isinstance(user, str) else None,
+        interaction,
+        replayable,
     )
+
+
+def _thread_ts(payload: Any) -> str | None:
+    # What Bolt 1.21+ puts in the context as "thread_ts"; older Bolt does not,
+    # and a reply in a thread would be keyed by its own ts instead.
+    while isinstance(payload, dict):
+        found = payload.get("thread_ts")
+        if found is not None:
+            return str(found)
+        payload = next(
+            (payload[k] for k in _THREAD_CARRIERS if isinstance(payload.get(k), dict)), None
+        )
+    return None
+
+
+_THREAD_CARRIERS = ("event", "assistant_thread", "message", "previous_message")
 
 
 def _thread_root(body: dict[str, Any]) -> str | None:
@@ -113,14 +145,18 @@ def _thread_root(body: dict[str, Any]) -> str | None:
 
 
 # ------------------------------------------------------------------ brackets
-def _begin(state: BotState, request: AnyRequest) -> bool:
+def _begin(state: BotState, request: AnyRequest, listener: Any) -> bool:
     lifecycle = state.lifecycle
     if lifecycle.guard is None or request.lazy_only:
         return False
     conversation = conversation_of(request)
     if conversation is None:
         return False
-    run = lifecycle.begin(conversation, _payload(state, request), origin_of(request))
+    # Bolt runs the listener later (in its thread pool): a @no_replay one is
+    # known now, and flagged in the write-ahead itself.
+    functions = [getattr(listener, "ack_function", None), *getattr(listener, "lazy_functions", ())]
+    replayable = not any(is_no_replay(f) for f in functions)
+    run = lifecycle.begin(conversation, _payload(state, request), origin_of(request, replayable))
     if run is None:
         return False
     runs = request.__dict__.get(_RUNS)
@@ -143,12 +179,13 @@ def _end(request: AnyRequest, cut_off: bool = False) -> None:
     Lifecycle.end(run, cut_off=cut_off)
 
 
-def _begin_lazy(state: BotState, request: AnyRequest) -> Run | None:
+def _begin_lazy(state: BotState, request: AnyRequest, function: Any) -> Run | None:
     lifecycle = state.lifecycle
     conversation = conversation_of(request) if lifecycle.guard is not None else None
     if conversation is None:
         return None
-    return lifecycle.begin(conversation, _payload(state, request), origin_of(request))
+    origin = origin_of(request, not is_no_replay(function))
+    return lifecycle.begin(conversation, _payload(state, request), origin)
 
 
 def _payload(state: BotState, request: AnyRequest) -> dict[str, Any] | None:
@@ -214,7 +251,7 @@ class _TrackingLazyRunner(LazyListenerRunner):
         self.logger = inner.logger
 
     def start(self, function: Callable[..., None], request: BoltRequest) -> None:
-        run = _begin_lazy(self.state, request)
+        run = _begin_lazy(self.state, request, function)
         if run is None:
             self.inner.start(function, request)
             return
@@ -234,7 +271,7 @@ class _TrackingLazyRunner(LazyListenerRunner):
             raise
 
     def run(self, function: Callable[..., None], request: BoltRequest) -> None:
-        run = _begin_lazy(self.state, request)
+        run = _begin_lazy(self.state, request, function)
         try:
             self.inner.run(function, request)
         finally:
@@ -264,14 +301,17 @@ class _TrackingThreadRunner(ThreadListenerRunner):
         listener: Listener,
         starting_time: float | None = None,
     ) -> BoltResponse | None:
-        if not _begin(self._restart_guard, request):
+        if not _begin(self._restart_guard, request, listener):
             return super().run(request, response, listener_name, listener, starting_time)
         try:
-            return super().run(request, response, listener_name, listener, starting_time)
+            acked = super().run(request, response, listener_name, listener, starting_time)
         except BaseException:
             # Never handed to the thread pool: no completion handler will end it.
             _end(request)
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            self._restart_guard.lifecycle.durable_blocking()
+        return acked
 
 
 # ----------------------------------------------------------- async runner
@@ -302,7 +342,7 @@ class _TrackingAsyncLazyRunner(AsyncLazyListenerRunner):
         self.logger = inner.logger
 
     def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
-        run = _begin_lazy(self.state, request)
+        run = _begin_lazy(self.state, request, function)
         if run is None:
             self.inner.start(function, request)
             return
@@ -327,7 +367,7 @@ class _TrackingAsyncLazyRunner(AsyncLazyListenerRunner):
     async def run(
         self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest
     ) -> None:
-        run = _begin_lazy(self.state, request)
+        run = _begin_lazy(self.state, request, function)
         cut_off = False
         try:
             await self.inner.run(function, request)
@@ -363,13 +403,16 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
         listener: AsyncListener,
         starting_time: float | None = None,
     ) -> BoltResponse | None:
-        if not _begin(self._restart_guard, request):
+        if not _begin(self._restart_guard, request, listener):
             return await super().run(request, response, listener_name, listener, starting_time)
         try:
-            return await super().run(request, response, listener_name, listener, starting_time)
+            acked = await super().run(request, response, listener_name, listener, starting_time)
         except BaseException as exc:
             _end(request, isinstance(exc, CUT_OFF))
             raise
+        if request.__dict__.get(_RUNS):  # still running: Slack must not forget it unmarked
+            await self._restart_guard.lifecycle.durable()
+        return acked
 
 
 # ------------------------------------------------------------ install

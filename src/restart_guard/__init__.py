@@ -14,6 +14,8 @@ from __future__ import annotations
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker, Origin, Phase
+from ._notice import Notice
+from ._policy import no_replay
 from ._protect import protect, unprotect
 from ._resume import PlatformLink, Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
@@ -24,6 +26,7 @@ from .errors import (
     DeliveryError,
     RateLimited,
     ThreadGone,
+    UnsupportedFrameworkVersion,
 )
 from .stores.base import Store, StoredMarker, StoreError
 from .stores.directory import DirectoryStore
@@ -38,6 +41,7 @@ __all__ = [
     "DirectoryStore",
     "Guard",
     "Marker",
+    "Notice",
     "Origin",
     "Phase",
     "PlatformLink",
@@ -49,8 +53,10 @@ __all__ = [
     "StoreError",
     "StoredMarker",
     "ThreadGone",
+    "UnsupportedFrameworkVersion",
     "default_marker_dir",
     "make_store",
+    "no_replay",
     "protect",
     "unprotect",
 ]

@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from ._conversation import Conversation
@@ -115,6 +116,7 @@ class Guard:
         self._tokens = itertools.count(1)
         self._state = _GuardState.NEW
         self._idle = threading.Condition(self._lock)
+        self._stop_waiting = False
         self._async_idle: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         #: Counters for ``protect(metrics=...)``; None when not asked for.
         self.metrics = make_metrics(settings.metrics, self)
@@ -202,6 +204,25 @@ class Guard:
         if dirty:
             self.writer.mark(key)
         return Run(self, entry, token, True)
+
+    def forbid_replay(self, run: Run) -> bool:
+        """The turn of ``run`` ran a ``no_replay`` handler; True if that changed its marker.
+
+        Call :meth:`flush` (or :meth:`flush_async`) before the handler goes
+        on when replay is on, so that a kill during it cannot replay it.
+        """
+        entry = run.entry
+        with self._lock:
+            if entry.origins is None:
+                entry.origins = {}
+            before = entry.origins.get(run.token, (Origin(),))
+            if not any(origin.replayable for origin in before):
+                return False
+            entry.origins[run.token] = tuple(replace(o, replayable=False) for o in before)
+            if self._entries.get(entry.conversation.key) is not entry:
+                return True  # ended or moved meanwhile: nothing to write
+        self.writer.mark(entry.conversation.key)
+        return True
 
     def hold(self, marker: Marker) -> Run:
         """Hold a claimed marker's conversation while it is being resumed.
@@ -366,23 +387,41 @@ class Guard:
                     self._async_idle.remove((loop, future))
 
     def wait_idle_blocking(self, timeout: float | None) -> bool:
-        """Thread version of :meth:`wait_idle`."""
+        """Thread version of :meth:`wait_idle`; :meth:`stop_waiting` ends it early (False)."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._handler_runs == 0, timeout)
+            self._idle.wait_for(lambda: self._handler_runs == 0 or self._stop_waiting, timeout)
+            return self._handler_runs == 0
 
-    def seal(self) -> None:
-        """The drain timed out: everything still marked stays marked for the next start."""
+    def stop_waiting(self) -> None:
+        """End :meth:`wait_idle_blocking` now (a second stop signal: stop now)."""
+        with self._idle:
+            self._stop_waiting = True
+            self._idle.notify_all()
+
+    def unfinished(self) -> list[str]:
+        """The conversations with a run still going, for a log line."""
+        with self._lock:
+            return [str(e.conversation) for e in self._entries.values() if e.runs]
+
+    def seal(self, *, report: bool = True) -> None:
+        """The drain is over unfinished: everything still marked stays marked for the next start.
+
+        ``report``: log the timed-out drain (one WARNING); False when the
+        caller said why already (a second signal cut the drain short).
+        """
         with self._lock:
             if self._state is _GuardState.CLOSED:
                 return
             self._state = _GuardState.SEALED
-            left = [str(e.conversation) for e in self._entries.values() if e.runs]
+        if not report:
+            return
+        left = self.unfinished()
         log.warning(
             "restart-guard: drain timed out after %.1fs; %d conversation(s) stay marked "
-            "and will be resumed on the next start: %s",
+            "and will be resumed on the next start%s",
             self.settings.drain_timeout,
             len(left),
-            ", ".join(left[:10]) + (" …" if len(left) > 10 else ""),
+            listed(left),
         )
 
     def close(self) -> None:
@@ -462,3 +501,10 @@ class Guard:
 def _resolve_future(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def listed(conversations: list[str]) -> str:
+    """``": a, b, c"`` (at most ten), or nothing for none: the tail of a log line."""
+    if not conversations:
+        return ""
+    return ": " + ", ".join(conversations[:10]) + (" …" if len(conversations) > 10 else "")

@@ -6,15 +6,23 @@ The sequence that keeps conversations through a restart::
               their notices (at most STARTUP_NOTICE_WAIT, the rest in the
               background) ─► READY=1 to systemd ─► stage RUNNING
     runs:     begin(conversation) ... end(run)      (write-ahead, group commit)
-    stop():   pre_mark() ── every conversation in flight durable, intake off,
-              STOPPING=1 ──► cancel the resume step ──► the framework's drain
-              + the guard's idle wait, bounded by drain_timeout ──► seal if it
-              timed out ──► close ──► stage STOPPED (start() may run again)
+              durable() before the platform's acknowledgement of the update
+    stop():   pre_mark() ── every conversation in flight durably marked, intake
+              off, STOPPING=1 ──► cancel the resume step (a notice in flight
+              may finish) ──► the framework's drain + the guard's idle wait,
+              bounded by drain_timeout ──► if it did not finish: seal, cancel
+              what still runs (bounded) ──► close ──► stage STOPPED (start()
+              may run again)
+    stop_now(): a second stop signal during the drain — the drain ends at
+              once as if it had timed out (one log line), the turns still
+              running stay marked, the store is closed.
 
 Stages: ``NEW → STARTING → RUNNING → STOPPING → STOPPED → STARTING ...``.
 ``pre_mark`` is the stop request: signal handlers call it first, before
 anything else can run, and ``stop`` calls it again (idempotent), so the
-drain is bounded from the moment the stop was asked for.
+drain is bounded from the moment the stop was asked for. A stop asked for
+before the store is open (a signal during start-up) makes ``start`` open
+nothing.
 
 Two forms: ``start`` / ``stop`` run on the bot's event loop; ``start_blocking``
 / ``stop_blocking`` are for frameworks whose handlers run in threads
@@ -34,18 +42,27 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from ._conversation import Conversation
-from ._guard import Guard, Run
+from ._guard import Guard, Run, listed
 from ._marker import Marker, Origin
 from ._resume import PlatformLink, Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
 from ._systemd import notify_ready, notify_stopping
+from ._writer import ACK_WAIT
 
-__all__ = ["CUT_OFF", "STARTUP_NOTICE_WAIT", "Lifecycle", "LoopThread", "Stage"]
+__all__ = [
+    "ACK_WAIT",
+    "CUT_OFF",
+    "CUT_OFF_WAIT",
+    "STARTUP_NOTICE_WAIT",
+    "Lifecycle",
+    "LoopThread",
+    "Stage",
+]
 
 log = logging.getLogger("restart_guard")
 
@@ -57,6 +74,9 @@ STARTUP_NOTICE_WAIT = 5.0
 # Bounds on the blocking form's calls into its loop thread.
 _LOOP_THREAD_MARGIN = 5.0
 _CANCEL_WAIT = 5.0
+#: How long handler runs cancelled after an unfinished drain may take to end:
+#: a loop closed under them prints "Task was destroyed but it is pending".
+CUT_OFF_WAIT = 2.0
 
 
 class Stage(enum.Enum):
@@ -119,6 +139,9 @@ class Lifecycle:
         self.drained: bool | None = None
         #: ``time.monotonic()`` of the stop request: the drain is bounded from there.
         self.stop_started = 0.0
+        #: What cut the last drain short (``"SIGINT"``), None if nothing did.
+        self.cut_short: str | None = None
+        self._cut_waiter: asyncio.Future[None] | None = None
         self._lock = threading.Lock()
         self._loop_thread: LoopThread | None = None
         self._starting: asyncio.Future[None] | None = None
@@ -163,6 +186,8 @@ class Lifecycle:
         try:
             if callable(identity):
                 identity = await identity() if _identity_needed(self.settings) else ""
+            if self._stopped_while_starting():
+                return
             claimed = self._open(identity, link)
         except BaseException:
             self._enter(previous)
@@ -187,6 +212,8 @@ class Lifecycle:
             try:
                 if callable(identity):
                     identity = identity() if _identity_needed(self.settings) else ""
+                if self._stopped_while_starting():
+                    return
                 claimed = self._open(identity, link)
             except BaseException:
                 self._enter(previous)
@@ -205,6 +232,10 @@ class Lifecycle:
         assert self.resumer is not None
         return await _resume_first(self.resumer, claimed, None)
 
+    def _stopped_while_starting(self) -> bool:
+        """A stop came before the store was opened (see :meth:`pre_mark`): open nothing."""
+        return self.stage is not Stage.STARTING
+
     def _open(self, identity: str, link: PlatformLink) -> list[Marker]:
         guard = Guard(
             self.platform, make_store(self.settings, self.platform, identity), self.settings
@@ -214,6 +245,7 @@ class Lifecycle:
         self.guard = guard
         self.resumer = Resumer(guard, link)
         self.drained = None
+        self.cut_short = None
         return claimed
 
     def _started(self, claimed: Sequence[Marker], identity: str, done: bool) -> None:
@@ -268,6 +300,30 @@ class Lifecycle:
             return False
         return resumer.redelivered(delivery)
 
+    async def durable(self, timeout: float = ACK_WAIT) -> bool:
+        """Wait until every conversation begun so far is durably marked; True if it is.
+
+        Hold the platform's acknowledgement of an update on this (Telegram's
+        next ``getUpdates``, a webhook's answer, Slack's envelope ack or HTTP
+        200): the update is then either redelivered or marked, never
+        neither. Costs one batch's fsync — done by the writer thread, never
+        on this loop — and nothing when every mark is already durable. A
+        failing store returns False at once and a hung one after
+        ``timeout`` (logged once): the platform is then acknowledged anyway,
+        as it would otherwise redeliver, or give up on, every update.
+        """
+        guard = self.guard
+        if guard is None:
+            return True
+        return await guard.writer.durable(timeout)
+
+    def durable_blocking(self, timeout: float = ACK_WAIT) -> bool:
+        """:meth:`durable` for a framework thread (slack-bolt's ``App``)."""
+        guard = self.guard
+        if guard is None:
+            return True
+        return guard.writer.durable_blocking(timeout)
+
     @staticmethod
     def end(run: Run, *, cut_off: bool = False) -> None:
         """The run is over. ``cut_off``: it ended by cancellation (:data:`CUT_OFF`).
@@ -286,6 +342,9 @@ class Lifecycle:
         a SIGKILL may follow at any moment.
         """
         guard = self.guard
+        if guard is None and self.stage is Stage.STARTING:
+            self._enter(Stage.STOPPED)  # the store is not open yet: start() opens nothing
+            return
         if guard is None or self.stage in (Stage.STOPPING, Stage.STOPPED):
             return
         self._enter(Stage.STOPPING)  # from here on new events are turned away
@@ -293,7 +352,12 @@ class Lifecycle:
         guard.pre_mark()
         notify_stopping()  # systemd (Type=notify): the drain begins now
 
-    async def stop(self, drain: Callable[[], Awaitable[object]] | None = None) -> bool:
+    async def stop(
+        self,
+        drain: Callable[[], Awaitable[object]] | None = None,
+        *,
+        handler_tasks: Callable[[], Iterable[asyncio.Future[Any]]] | None = None,
+    ) -> bool:
         """Pre-mark, cancel the resume step, drain (bounded), seal or close; True if drained.
 
         ``drain`` is the framework's own drain (its stop coroutine); the
@@ -301,6 +365,12 @@ class Lifecycle:
         from the stop request. Errors of ``drain`` surface here as they would
         unguarded (after the close), unless the drain timed out. Concurrent
         callers share one stop. Not started: runs ``drain`` and returns.
+
+        When the drain does not finish (timed out, or :meth:`stop_now`), the
+        markers are sealed, then ``drain`` is cancelled together with
+        ``handler_tasks()`` — the tasks running handler runs that the
+        framework would otherwise leave pending when it closes its loop —
+        and given :data:`CUT_OFF_WAIT` to end; then the store is closed.
         """
         if self._stopping is not None and not self._stopping.done():
             return await asyncio.shield(self._stopping)
@@ -308,29 +378,80 @@ class Lifecycle:
             if drain is not None:
                 await drain()
             return self.drained is not False
-        self._stopping = asyncio.ensure_future(self._stop(self.guard, drain))
+        self._stopping = asyncio.ensure_future(self._stop(self.guard, drain, handler_tasks))
         return await asyncio.shield(self._stopping)
 
-    async def _stop(self, guard: Guard, drain: Callable[[], Awaitable[object]] | None) -> bool:
+    async def _stop(
+        self,
+        guard: Guard,
+        drain: Callable[[], Awaitable[object]] | None,
+        handler_tasks: Callable[[], Iterable[asyncio.Future[Any]]] | None,
+    ) -> bool:
         self.pre_mark()
+        cut = self._cut_waiter = asyncio.get_running_loop().create_future()
+        if self.cut_short is not None:
+            cut.set_result(None)
         drained = False
-        framework: asyncio.Future[None] | None = None
+        waiting: asyncio.Future[Any] | None = None
         try:
-            await self._cancel_resumer()
+            await self._cancel_resumer()  # bounded by the resumer's send grace
             if drain is None:
-                drained = await guard.wait_idle(self._left())
+                waiting = asyncio.ensure_future(guard.wait_idle(None))
             else:
-                framework = asyncio.ensure_future(_drain_then_idle(drain, guard))
-                done, _ = await asyncio.wait({framework}, timeout=self._left())
-                drained = bool(done)
+                waiting = asyncio.ensure_future(_drain_then_idle(drain, guard))
+            done, _ = await asyncio.wait(
+                {waiting, cut}, timeout=self._left(), return_when=asyncio.FIRST_COMPLETED
+            )
+            drained = waiting in done
         finally:
+            self._cut_waiter = None
+            if not drained:
+                # Sealed first: nothing the cancellation ends is taken for finished.
+                guard.seal(report=self.cut_short is None)
+                tasks: list[asyncio.Future[Any]] = [waiting] if waiting is not None else []
+                if handler_tasks is not None:
+                    tasks.extend(handler_tasks())
+                await _cut_off(tasks)
             self._close(drained)
-        if framework is not None and drained:
-            framework.result()
+        if drain is not None and drained and waiting is not None:
+            waiting.result()
         return drained
+
+    def stop_now(self, why: str) -> bool:
+        """A second stop request during the drain (``why``: ``"SIGINT"``): stop now.
+
+        The drain ends at once as if it had timed out: the turns still
+        running stay marked for the next start, the store is closed, and the
+        stop returns False. One WARNING line says so. Returns False, doing
+        nothing, when no drain is running or it was cut short already.
+        Thread-safe; from a signal handler only through the loop or a thread
+        (it logs and takes the guard's lock).
+        """
+        guard = self.guard
+        if guard is None or self.stage is not Stage.STOPPING or self.cut_short is not None:
+            return False
+        self.cut_short = why
+        left = guard.unfinished()
+        log.warning(
+            "restart-guard: %s during the drain: stop now (after %.1fs); %d conversation(s) "
+            "stay marked and will be resumed on the next start%s",
+            why,
+            time.monotonic() - self.stop_started,
+            len(left),
+            listed(left),
+        )
+        guard.stop_waiting()  # stop_blocking
+        waiter = self._cut_waiter  # stop
+        if waiter is not None:
+            waiter.get_loop().call_soon_threadsafe(_resolve, waiter)
+        return True
 
     def stop_blocking(self) -> bool:
         """:meth:`stop` for a bot whose handlers run in threads (no framework drain)."""
+        if self.stage is Stage.STOPPING:
+            # A stop during start-up: end the notices now, or start_blocking would
+            # hold the lock until they are all out.
+            self._cancel_resumer_blocking()
         with self._lock:
             guard = self.guard
             if guard is None or self.stage is Stage.STOPPED:
@@ -341,13 +462,10 @@ class Lifecycle:
                 self._cancel_resumer_blocking()
                 drained = guard.wait_idle_blocking(self._left())
             finally:
+                if not drained:
+                    guard.seal(report=self.cut_short is None)
                 self._close(drained)
             return drained
-
-    def close(self) -> None:
-        """Release the store without a drain (the framework shut down without a stop)."""
-        if self.guard is not None:
-            self._close(True)
 
     def _left(self) -> float:
         return max(self.settings.drain_timeout - (time.monotonic() - self.stop_started), 0.0)
@@ -370,8 +488,6 @@ class Lifecycle:
         self.guard = None
         self.resumer = None
         if guard is not None:
-            if not drained:
-                guard.seal()
             # Markers first: once the drain is over, a SIGKILL must not find stale ones.
             guard.close()
         if self._loop_thread is not None:
@@ -395,7 +511,8 @@ class Lifecycle:
 
         For frameworks that leave the signals alone (or turn SIGINT into
         cancelling every task). The first signal pre-marks every bot on the
-        loop, then runs their ``stop``; later ones are logged and ignored.
+        loop, then runs their ``stop``; a second one during the drain is
+        :meth:`stop_now`.
         ``how_to_stop`` completes the warning when the loop cannot take
         handlers (not the main thread). ``exit_when_stopped``: then raise
         ``SystemExit(0)`` out of the loop (for runners that never return).
@@ -414,6 +531,34 @@ class Lifecycle:
         signals = process_signals()
         signals.register(self, stop, how_to_stop)
         self._signals.append(signals.unregister)
+
+
+async def _cut_off(tasks: list[asyncio.Future[Any]]) -> None:
+    """Cancel what still runs after an unfinished drain; wait up to CUT_OFF_WAIT for it."""
+    current = asyncio.current_task()
+    pending = [t for t in tasks if t is not current and not t.done()]
+    if not pending:
+        return
+    # One turn of the loop first: a task cancelled before its first step never
+    # runs at all (a framework's stop would not even mark itself stopped).
+    await asyncio.sleep(0)
+    for task in pending:
+        task.cancel()
+    _, still = await asyncio.wait(pending, timeout=CUT_OFF_WAIT)
+    for task in pending:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: ended while cut off, nothing to report
+    if still:
+        log.info(
+            "restart-guard: %d task(s) still running %.0fs after they were cancelled",
+            len(still),
+            CUT_OFF_WAIT,
+        )
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _drain_then_idle(drain: Callable[[], Awaitable[object]], guard: Guard) -> None:

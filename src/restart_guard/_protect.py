@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from ._adapter import Adapter
+from ._compat import check_framework, refuse_fork_object
+from ._marker import Marker
 from ._registry import SUPPORTED, AdapterSpec, spec_for_class
 from ._settings import DEFAULT, NoticeOption, OnResume, Settings
 from .errors import AdapterNotAvailable
@@ -22,6 +24,7 @@ T = TypeVar("T")
 
 def _load(spec: AdapterSpec) -> Adapter[Any]:
     """The ``ADAPTER`` of ``spec``'s module; AdapterNotAvailable names the pip command."""
+    check_framework(spec.platform)  # before the import: a moved internal may break it
     try:
         module = importlib.import_module(spec.module)
     except AdapterNotAvailable:
@@ -47,7 +50,7 @@ def protect(
     notice: NoticeOption = ...,
     giveup_notice: NoticeOption = ...,
     on_resume: OnResume | None = ...,
-    replay: bool = ...,
+    replay: bool | Callable[[Marker], Any] = ...,
     max_attempts: int = ...,
     max_age: float = ...,
     metrics: MetricsHook | Any | None = ...,
@@ -64,7 +67,7 @@ def protect(
     notice: NoticeOption = DEFAULT,
     giveup_notice: NoticeOption = DEFAULT,
     on_resume: OnResume | None = None,
-    replay: bool = False,
+    replay: bool | Callable[[Marker], Any] = False,
     max_attempts: int = 3,
     max_age: float = 24 * 3600.0,
     metrics: MetricsHook | Any | None = None,
@@ -96,7 +99,10 @@ def protect(
       (``{attempts}`` is filled in), or a callable, or None.
     - ``on_resume``: ``async def on_resume(marker)`` called after the notice.
     - ``replay``: re-run the interrupted update after the notice (default
-      False). Only then is message text stored in a marker.
+      False). Only then is message text stored in a marker. A callable
+      ``(marker) -> bool`` decides per marker (a bot-wide rule; text is
+      stored as with True). Turns that ran a handler marked
+      :func:`restart_guard.no_replay` are never replayed.
     - ``max_attempts``: resumed turns cut off this many times are given up
       (default 3).
     - ``max_age``: seconds (or a timedelta); older markers are dropped with a
@@ -125,6 +131,7 @@ def protect(
 
 
 def _apply(target: Any, *, settings: Settings) -> Any:
+    refuse_fork_object(target)
     if isinstance(target, type):
         spec = spec_for_class(target)
         if spec is None:
@@ -160,6 +167,7 @@ def _wrap_factory(factory: Callable[..., Any], settings: Settings) -> Callable[.
 
 
 def _apply_to_product(product: Any, factory: Any, settings: Settings) -> Any:
+    refuse_fork_object(product)
     if spec_for_class(type(product)) is None:
         raise TypeError(
             f"{getattr(factory, '__qualname__', factory)!r} returned {type(product).__qualname__}, "

@@ -10,14 +10,14 @@ envelope or HTTP request was not acknowledged (``retry_attempt``,
 delivers an event twice. Run both and the turn runs twice: a second answer,
 a second charge. Run neither and it is lost. So exactly one wins:
 
-- **replay on: restart-guard's replay wins.** A delivery whose id is in a
+- **replay on (True or a rule): restart-guard's replay wins.** A delivery whose id is in a
   claimed marker's :attr:`~restart_guard.Origin.delivery` is skipped (and
   acknowledged, so the platform stops). The replay carries what the
   platform's copy cannot: the attempt count, made durable before the turn
   re-runs, and with it the crash-loop guard — a turn that kills the bot
   every time is given up after ``max_attempts`` instead of being
   redelivered forever. A marker that will not be replayed (give-up, stale,
-  a ``no_replay`` handler, no payload) gets its notice, and the platform's
+  a ``no_replay`` handler, refused by the rule, no payload) gets its notice, and the platform's
   copy is skipped all the same: with replay on, restart-guard alone decides
   whether a claimed turn runs again.
 - **replay off: the platform's copy wins.** It simply runs again, as it

@@ -21,9 +21,18 @@ __all__ = [
     "SUPPORTED",
     "TELEGRAM",
     "AdapterSpec",
+    "Requirement",
     "spec_for_class",
     "spec_for_platform",
 ]
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A distribution and the range of its releases CI tests (``">=A,<B"``)."""
+
+    distribution: str
+    supported: str
 
 
 @dataclass(frozen=True)
@@ -34,10 +43,11 @@ class AdapterSpec:
     platform: str
     #: The framework's name as users know it, for messages.
     framework: str
-    #: The distribution to look up with ``importlib.metadata.version()``.
-    distribution: str
-    #: The versions the adapter is tested with (the pin of its pip extra).
-    supported: str
+    #: The framework's top-level import name; a fork may install itself under it too.
+    import_name: str
+    #: The distributions it needs and the releases CI tests (the pins of its pip extra),
+    #: checked by ``protect()`` before the adapter is imported (``_compat``).
+    requirements: tuple[Requirement, ...]
     #: ``pip install "restart-guard[<extra>]"`` installs the framework.
     extra: str
     #: The adapter module; it exposes ``ADAPTER``.
@@ -48,6 +58,16 @@ class AdapterSpec:
     objects: str
     #: The ``restart-guard demo --platform`` runner module, None without a demo.
     demo: str | None = None
+
+    @property
+    def distribution(self) -> str:
+        """The framework's own distribution (the first requirement)."""
+        return self.requirements[0].distribution
+
+    @property
+    def supported(self) -> str:
+        """The framework's tested range (the first requirement's)."""
+        return self.requirements[0].supported
 
     def pip_install(self, *more_extras: str) -> str:
         """The command that installs this framework (and ``more_extras``) for restart-guard."""
@@ -65,8 +85,10 @@ class AdapterSpec:
 TELEGRAM = AdapterSpec(
     platform="telegram",
     framework="python-telegram-bot",
-    distribution="python-telegram-bot",
-    supported=">=21,<23",
+    import_name="telegram",
+    # 21.1 is the first release whose reply_text() in a forum topic stays in the topic;
+    # on 21.0 a bot's own replies land in the general chat (the adapter's tests use them).
+    requirements=(Requirement("python-telegram-bot", ">=21.1,<23"),),
     extra="telegram",
     module="restart_guard.adapters.telegram",
     classes=(("telegram.ext._application", "Application"),),
@@ -76,8 +98,10 @@ TELEGRAM = AdapterSpec(
 DISCORD = AdapterSpec(
     platform="discord",
     framework="discord.py",
-    distribution="discord.py",
-    supported=">=2.3,<3",
+    import_name="discord",
+    # 2.6 is the first release whose ViewStore.add_task sees every view and
+    # modal callback task; on 2.3–2.5 those callbacks would run untracked.
+    requirements=(Requirement("discord.py", ">=2.6,<3"),),
     extra="discord",
     module="restart_guard.adapters.discord",
     classes=(("discord.client", "Client"),),
@@ -87,8 +111,8 @@ DISCORD = AdapterSpec(
 SLACK = AdapterSpec(
     platform="slack",
     framework="slack-bolt",
-    distribution="slack-bolt",
-    supported=">=1.18,<2",
+    import_name="slack_bolt",
+    requirements=(Requirement("slack-bolt", ">=1.18,<2"), Requirement("slack-sdk", ">=3.26,<4")),
     extra="slack",
     module="restart_guard.adapters.slack",
     classes=(("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),

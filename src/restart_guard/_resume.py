@@ -48,6 +48,8 @@ from typing import Any, Protocol
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker
+from ._notice import Notice
+from ._policy import replay_choice
 from ._redelivery import REDELIVERY_WAIT, PendingDeliveries, Redeliveries
 from ._settings import DEFAULT, NoticeOption
 from .errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
@@ -100,13 +102,16 @@ class PlatformLink(Protocol):
     #: Notices per second the platform tolerates from one bot.
     notices_per_second: float
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
-        """Post ``text`` in the conversation's chat and thread.
+    async def send_notice(self, notice: Notice) -> None:
+        """Post ``notice.text`` in ``notice.conversation``'s chat and thread.
 
-        ``nonce`` is the same for the same notice of the same marker at every
-        start (at most :data:`NONCE_LENGTH` characters): a platform that can
-        drop a repeated message by it (Discord's ``enforce_nonce``) should
-        pass it. Raise :class:`~restart_guard.errors.ConversationGone`,
+        Where the platform can, the notice answers ``notice.reply_to`` (the
+        interrupted message) and mentions ``notice.askers`` where a reply
+        alone would not tell them. ``notice.nonce`` is the same for the same
+        notice of the same marker at every start (at most
+        :data:`NONCE_LENGTH` characters): a platform that can drop a
+        repeated message by it (Discord's ``enforce_nonce``) should pass
+        it. Raise :class:`~restart_guard.errors.ConversationGone`,
         :class:`~restart_guard.errors.ThreadGone`,
         :class:`~restart_guard.errors.ConversationMoved` or
         :class:`~restart_guard.errors.RateLimited` where the platform says
@@ -128,6 +133,7 @@ class _Job:
     conversation: Conversation = field(compare=False)
     text: str | None = field(compare=False, default=None)
     giving_up: bool = field(compare=False, default=False)
+    replay: bool = field(compare=False, default=False)  # decided once, at the first look
     backoff: float = field(compare=False, default=0.0)  # the last wait after a failure
     moves: int = field(compare=False, default=0)
     # Waiting (until ``due``) for the platform's pending copy of the turn: no notice yet.
@@ -404,7 +410,12 @@ class Resumer:
             return
         try:
             await self.link.send_notice(
-                job.conversation, job.text, nonce=notice_nonce(job.marker, job.giving_up)
+                Notice(
+                    job.conversation,
+                    job.text,
+                    notice_nonce(job.marker, job.giving_up),
+                    job.marker,
+                )
             )
         except Exception as exc:
             self._refused(job, exc)
@@ -431,13 +442,14 @@ class Resumer:
                 self._gave_up(job, told=False)
                 return False
             return True
+        job.replay = self._will_replay(marker)
         if marker.noticed:
             log.info(
                 "restart-guard: %s was told before the last restart; not posting its notice again",
                 marker.conversation,
             )
             return True  # job.text stays None: straight to what follows the notice
-        default = DEFAULT_REPLAY_NOTICE if self._will_replay(marker) else DEFAULT_NOTICE
+        default = DEFAULT_REPLAY_NOTICE if job.replay else DEFAULT_NOTICE
         job.text = self._text(self.settings.notice, default, marker)
         return True
 
@@ -462,7 +474,7 @@ class Resumer:
         marker = job.marker
         self.delivered += 1
         self._count("resumed")
-        if self.settings.on_resume is None and not self._will_replay(marker):
+        if self.settings.on_resume is None and not job.replay:
             if sent:
                 log.info(
                     "restart-guard: notified %s (interrupted %.0fs ago)",
@@ -492,7 +504,7 @@ class Resumer:
                     await self.settings.on_resume(marker)
                 except Exception:
                     log.exception("restart-guard: on_resume failed for %s", where)
-            if self._will_replay(marker):
+            if job.replay:
                 try:
                     await self.link.replay(marker)
                 except Exception:
@@ -571,7 +583,14 @@ class Resumer:
         self._drop(job.run, "gave_up")
 
     def _will_replay(self, marker: Marker) -> bool:
-        return self.settings.replay and bool(marker.payload)
+        choice = replay_choice(self.settings.replay, marker)
+        if marker.payload and not marker.replayable:
+            log.info(
+                "restart-guard: %s ran a no_replay handler; not replaying it",
+                marker.conversation,
+            )
+        # "ask" (replay after the user says so) is decided by the notice's buttons.
+        return choice is True
 
     def _drop(self, run: Run, reason: str = "dropped") -> None:
         self.dropped += 1

@@ -44,7 +44,8 @@ class Settings:
     notice: NoticeOption = DEFAULT
     giveup_notice: NoticeOption = DEFAULT
     on_resume: OnResume | None = None
-    replay: bool = False
+    #: True, False, or a rule ``(marker) -> bool | "ask"`` (see :mod:`restart_guard._policy`).
+    replay: bool | Callable[[Marker], Any] = False
     max_attempts: int = 3
     max_age: float = 24 * 3600.0
     #: A :data:`~restart_guard.metrics.MetricsHook` or a prometheus_client registry.
@@ -73,6 +74,10 @@ class Settings:
             value = getattr(self, name)
             if not (value is None or value is DEFAULT or isinstance(value, str) or callable(value)):
                 raise TypeError(f"{name} must be text, a callable or None, got {value!r}")
+        if not (isinstance(self.replay, bool) or callable(self.replay)):
+            raise TypeError(
+                f"replay must be True, False or a callable (marker) -> bool, got {self.replay!r}"
+            )
         if self.on_resume is not None and not callable(self.on_resume):
             raise TypeError(f"on_resume must be an async callable, got {self.on_resume!r}")
         check_metrics_option(self.metrics)

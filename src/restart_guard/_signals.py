@@ -15,12 +15,16 @@ such frameworks ask their :class:`~restart_guard._lifecycle.Lifecycle` to
   and stops, then ends the main thread with ``SystemExit(0)`` by sending it
   the same signal again.
 
-A second signal during the drain is logged and ignored: the drain is bounded
-by ``drain_timeout``, and cutting it short is exactly the loss this prevents.
-A registration ends when its lifecycle closes; the handlers go with the last.
+A second signal during the drain means "stop now" (``Lifecycle.stop_now``):
+whoever sends it has decided not to wait for the drain. The drain ends at
+once, as if it had timed out: the turns still running stay marked for the
+next start, the store is closed, one log line says so, and the process
+exits. Further signals are ignored. A registration ends when its lifecycle
+closes; the handlers go with the last.
 
 python-telegram-bot's ``run_polling``/``run_webhook`` handle the signals
-themselves (and call the guarded ``stop()``), so its adapter uses none of this.
+themselves (and call the guarded ``stop()``), so its adapter uses none of this;
+it routes their second signal to ``Lifecycle.stop_now`` itself.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class LoopSignals:
         self._stops: dict[Lifecycle, Callable[[], Awaitable[object]]] = {}
         self._exit = False
         self.installed = False
-        #: A signal was taken; the next ones are ignored until the handlers go.
+        #: A signal was taken; the next one is "stop now", later ones are ignored.
         self.stopping = False
 
     def register(
@@ -119,9 +123,9 @@ class LoopSignals:
     def _on_signal(self, signum: int) -> None:
         name = signal_name(signum)
         if self.stopping:
-            log.info(
-                "restart-guard: %s ignored: the drain is running (at most drain_timeout)", name
-            )
+            cut = [lifecycle for lifecycle in list(self._stops) if lifecycle.stop_now(name)]
+            if not cut:
+                log.info("restart-guard: %s ignored: already stopping", name)
             return
         self.stopping = True
         stops = list(self._stops.items())
@@ -171,6 +175,7 @@ class ProcessSignals:
         self._wake = threading.Event()
         self._phase = "idle"  # idle → stopping → done (or cancelled)
         self._signum: int = signal.SIGTERM
+        self._again: int | None = None  # the second signal: stop now
         self._installed = False
 
     def register(self, lifecycle: Lifecycle, stop: Callable[[], bool], how_to_stop: str) -> None:
@@ -190,6 +195,7 @@ class ProcessSignals:
                 self._previous[sig] = signal.signal(sig, self._on_signal)
             self._installed = True
             self._phase = "idle"
+            self._again = None
             self._wake.clear()
             threading.Thread(target=self._watch, name="restart-guard-signals", daemon=True).start()
 
@@ -216,10 +222,13 @@ class ProcessSignals:
             if callable(previous) and previous is not signal.default_int_handler:
                 previous(signum, frame)
             raise SystemExit(0)
-        if self._phase != "idle":
+        if self._phase == "idle":
+            self._phase = "stopping"
+            self._signum = signum
+        elif self._phase == "stopping" and self._again is None:
+            self._again = signum  # stop now
+        else:
             return
-        self._phase = "stopping"
-        self._signum = signum
         self._wake.set()
 
     def _watch(self) -> None:
@@ -235,14 +244,23 @@ class ProcessSignals:
         )
         for lifecycle, _ in stops:
             lifecycle.pre_mark()  # every bot durable before any drain begins
-        drained = True
-        for _, stop in stops:
-            try:
-                drained = stop() and drained
-            except Exception:
-                log.exception("restart-guard: stopping a bot failed")
-                drained = False
-        if not drained:
+        # The stops run in a thread of their own: this one waits for a second signal.
+        outcome: list[bool] = []
+        stopper = threading.Thread(
+            target=self._stop_all, args=(stops, outcome), name="restart-guard-stop", daemon=True
+        )
+        stopper.start()
+        cut = False
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._again is not None and not cut:
+                cut = True
+                for lifecycle, _ in stops:
+                    lifecycle.stop_now(signal_name(self._again))
+            if outcome:
+                break
+        if not outcome[0]:
             _hard_exit(0)
         log.info("restart-guard: drain complete; exiting")
         with self._lock:
@@ -254,10 +272,26 @@ class ProcessSignals:
         if main is not None:
             signal.pthread_kill(main, self._signum)
 
+    def _stop_all(
+        self, stops: list[tuple[Lifecycle, Callable[[], bool]]], outcome: list[bool]
+    ) -> None:
+        drained = True
+        try:
+            for _, stop in stops:
+                try:
+                    drained = stop() and drained
+                except Exception:
+                    log.exception("restart-guard: stopping a bot failed")
+                    drained = False
+        finally:
+            outcome.append(drained)
+            self._wake.set()
+
 
 def _hard_exit(status: int) -> None:
     """Exit now: handler threads still running would hold up a normal exit forever."""
-    log.warning("restart-guard: exiting with the drain unfinished (status %d)", status)
+    # INFO: the WARNING that the drain did not finish was logged already, once.
+    log.info("restart-guard: exiting now; handler threads still running end with the process")
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):  # a closed stream must not keep us alive

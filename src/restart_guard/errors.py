@@ -9,6 +9,7 @@ __all__ = [
     "DeliveryError",
     "RateLimited",
     "ThreadGone",
+    "UnsupportedFrameworkVersion",
 ]
 
 
@@ -48,3 +49,19 @@ class RateLimited(DeliveryError):
     def __init__(self, retry_after: float, message: str = "") -> None:
         super().__init__(message or f"rate limited; retry after {retry_after}s")
         self.retry_after = retry_after
+
+
+class UnsupportedFrameworkVersion(AdapterNotAvailable):
+    """The installed framework release (or fork) is not one restart-guard can guard.
+
+    Raised by :func:`restart_guard.protect` before the adapter is installed; the
+    message names the framework, the version found, the supported range and
+    what to do. ``RESTART_GUARD_ALLOW_UNTESTED=1`` turns a release outside the
+    tested range into one warning; a missing hook point or a fork always raises.
+    """
+
+    def __init__(self, message: str, *, framework: str, version: str, supported: str) -> None:
+        super().__init__(message)
+        self.framework = framework
+        self.version = version
+        self.supported = supported

@@ -22,6 +22,7 @@ from restart_guard import (
     DirectoryStore,
     Guard,
     Marker,
+    Notice,
     Phase,
     Settings,
     Store,
@@ -59,12 +60,26 @@ def marker(
     )
 
 
-def leave_markers(path: Path, markers: Sequence[Marker]) -> None:
-    """Write ``markers`` as a process that then died would: committed, never removed."""
-    store = DirectoryStore(path)
-    store.open("dead-process")
+def leave_behind(store: Store, owner: str, markers: Sequence[Marker]) -> None:
+    """Write ``markers`` as a process ``owner`` that then died would: committed, never removed."""
+    store.open(owner)
     store.commit(markers, [])
     store.close()  # the lock is released exactly as the kernel does on SIGKILL
+
+
+def leave_markers(path: Path, markers: Sequence[Marker]) -> None:
+    """:func:`leave_behind` in the marker directory ``path``, by "dead-process"."""
+    leave_behind(DirectoryStore(path), "dead-process", markers)
+
+
+def claim_fresh(path: Path) -> dict[str, Marker]:
+    """Claim with a new store, as the next process would; returns the claimed markers."""
+    s = DirectoryStore(path)
+    s.open("next")
+    try:
+        return {m.key: m for m in s.claim()}
+    finally:
+        s.close()
 
 
 def stored(store: Store | FlakyStore) -> dict[str, Marker]:
@@ -153,10 +168,12 @@ class FakeLink:
         self.on_replay: Callable[[Marker], None] | None = None
         self.gate: asyncio.Event | None = None
         self.sent_at: list[float] = []
+        self.notices: list[Notice] = []  # every notice posted (not refused), whole
 
-    async def send_notice(self, conversation: Conversation, text: str, *, nonce: str) -> None:
+    async def send_notice(self, notice: Notice) -> None:
+        conversation, text = notice.conversation, notice.text
         self.calls.append(conversation)
-        self.nonces.append(nonce)
+        self.nonces.append(notice.nonce)
         if self.on_send is not None:
             self.on_send(conversation)
         if self.gate is not None:
@@ -166,6 +183,7 @@ class FakeLink:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append((conversation, text))
+        self.notices.append(notice)
         self.sent_at.append(time.monotonic())
 
     @property
@@ -177,11 +195,6 @@ class FakeLink:
         self.replayed.append(marker)
         if self.on_replay is not None:
             self.on_replay(marker)
-
-
-@pytest.fixture
-def marker_dir(tmp_path: Path) -> Path:
-    return tmp_path / "markers"
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import textwrap
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pytest
 
 from restart_guard import DirectoryStore, Marker, Phase, StoreError
 
-from .conftest import journals, leave_markers, marker, stored
+from .conftest import claim_fresh, journals, leave_markers, marker, stored
 
 JOURNAL_NAME = re.compile(r"^journal-[0-9a-f]{16}\.log(\.corrupt)?$")
 
@@ -45,24 +45,6 @@ def write_journal(directory: Path, data: bytes) -> Path:
     path = journal_path(directory)
     path.write_bytes(data)
     return path
-
-
-@pytest.fixture
-def store(marker_dir: Path) -> Iterator[DirectoryStore]:
-    s = DirectoryStore(marker_dir)
-    s.open("me")
-    yield s
-    s.close()
-
-
-def claim_fresh(path: Path) -> dict[str, Marker]:
-    """Claim with a new store, as the next process would; returns the claimed markers."""
-    s = DirectoryStore(path)
-    s.open("next")
-    try:
-        return {m.key: m for m in s.claim()}
-    finally:
-        s.close()
 
 
 # ------------------------------------------------------------------ layout and durability

@@ -18,7 +18,7 @@ import pytest
 from restart_guard import DirectoryStore, Guard, Marker, Origin, Phase, Settings
 from restart_guard.testing.wait import eventually
 
-from .conftest import FlakyStore, conv, journals, leave_markers, marker, stored
+from .conftest import FlakyStore, claim_fresh, conv, journals, leave_markers, marker, stored
 
 MakeGuard = Callable[..., Guard]
 
@@ -185,10 +185,7 @@ def test_after_seal_ending_runs_keeps_their_markers(
     settle(guard)
     assert set(stored(guard.store)) == {a.key, b.key}
     guard.close()
-    next_start = DirectoryStore(marker_dir)
-    next_start.open("next")
-    assert {m.key for m in next_start.claim()} == {a.key, b.key}
-    next_start.close()
+    assert set(claim_fresh(marker_dir)) == {a.key, b.key}
 
 
 def test_end_not_completed_keeps_the_marker(make_guard: MakeGuard, marker_dir: Path) -> None:
@@ -200,10 +197,7 @@ def test_end_not_completed_keeps_the_marker(make_guard: MakeGuard, marker_dir: P
     assert c.key in stored(guard.store)
     assert [m.key for m in guard.markers()] == [c.key]
     guard.close()
-    leftover = DirectoryStore(marker_dir)
-    leftover.open("next")
-    assert [m.key for m in leftover.claim()] == [c.key]
-    leftover.close()
+    assert list(claim_fresh(marker_dir)) == [c.key]
 
 
 def test_close_after_everything_ended_leaves_an_empty_directory(
@@ -227,10 +221,7 @@ def test_close_with_runs_in_flight_keeps_them_for_the_next_start(
     c = conv(1)
     guard.begin(c)
     guard.close()  # no pre_mark, no drain: the pending write-ahead is still flushed
-    nxt = DirectoryStore(marker_dir)
-    nxt.open("next")
-    assert [m.key for m in nxt.claim()] == [c.key]
-    nxt.close()
+    assert list(claim_fresh(marker_dir)) == [c.key]
 
 
 # ------------------------------------------------------------------ claimed markers

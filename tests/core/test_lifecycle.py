@@ -7,8 +7,11 @@ the adapters' end-to-end suites run it inside the real frameworks.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
+
+import pytest
 
 from restart_guard import Phase, Settings
 from restart_guard._lifecycle import Lifecycle, Stage
@@ -141,3 +144,84 @@ def test_the_blocking_form_drains_handler_threads(marker_dir: Path) -> None:
     assert again.guard is not None
     assert again.guard.markers() == []
     assert again.stop_blocking() is True
+
+
+async def test_stop_now_ends_the_drain_cancels_what_runs_and_keeps_it_marked(
+    marker_dir: Path,
+) -> None:
+    life = lifecycle(marker_dir, drain_timeout=60)
+    await life.start("bot", FakeLink())
+    run = life.begin(conv(9))
+    assert run is not None
+    assert life.stop_now("SIGINT") is False  # no drain running: nothing to cut short
+    drain_started = asyncio.Event()
+    handler_cancelled = asyncio.Event()
+
+    async def handler() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            handler_cancelled.set()
+            life.end(run, cut_off=True)
+            raise
+
+    task = asyncio.ensure_future(handler())
+
+    async def stuck_drain() -> None:
+        drain_started.set()
+        await asyncio.Event().wait()
+
+    stopping = asyncio.ensure_future(life.stop(stuck_drain, handler_tasks=lambda: [task]))
+    await drain_started.wait()
+    assert life.stop_now("SIGINT") is True
+    assert life.stop_now("SIGINT") is False  # once
+    assert await asyncio.wait_for(stopping, 5) is False
+    assert handler_cancelled.is_set()
+    assert task.cancelled()
+    assert life.stage is Stage.STOPPED
+    assert life.cut_short == "SIGINT"
+    link = FakeLink()
+    again = lifecycle(marker_dir)
+    await again.start("bot", link)
+    assert [c for c, _ in link.sent] == [conv(9)]
+    await again.stop()
+
+
+def test_stop_now_ends_the_blocking_drain(marker_dir: Path) -> None:
+    life = lifecycle(marker_dir, drain_timeout=60)
+    life.start_blocking("bot", FakeLink())
+    run = life.begin(conv(10))
+    assert run is not None
+    life.pre_mark()
+    threading.Timer(0.05, life.stop_now, args=("SIGTERM",)).start()
+    assert life.stop_blocking() is False  # not the 60 s drain
+    life.end(run)  # the handler thread ends later: the marker stays (sealed)
+    link = FakeLink()
+    again = lifecycle(marker_dir)
+    again.start_blocking("bot", link)
+    assert [c for c, _ in link.sent] == [conv(10)]
+    again.stop_blocking()
+
+
+async def test_a_stop_before_the_store_is_open_makes_start_open_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No marker_dir: the folder is named after the identity, so start() asks for it.
+    monkeypatch.setenv("RESTART_GUARD_DIR", str(tmp_path))
+    life = Lifecycle("telegram", Settings())
+    link = FakeLink()
+    asked = asyncio.Event()
+
+    async def identity() -> str:  # a request in flight (Slack's auth.test) when the stop comes
+        asked.set()
+        await asyncio.sleep(0.05)
+        return "bot"
+
+    starting = asyncio.ensure_future(life.start(identity, link))
+    await asked.wait()
+    life.pre_mark()
+    await starting
+    assert life.guard is None
+    assert life.stage is Stage.STOPPED
+    assert not os.listdir(tmp_path)  # no store opened, nothing claimed
+    assert await life.stop() is True

@@ -41,15 +41,6 @@ def test_every_row_matches_the_classes_it_takes(spec: AdapterSpec) -> None:
         assert spec_for_class(type(qualname, (cls,), {})) is spec  # a user's subclass
 
 
-def test_supported_ranges_are_the_pins_of_the_pip_extras() -> None:
-    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"
-    ]
-    for spec in ADAPTERS:
-        assert f"{spec.distribution}{spec.supported}" in extras[spec.extra], spec.platform
-
-
 def test_choosing_an_adapter_imports_no_framework() -> None:
     script = textwrap.dedent(
         """

@@ -29,19 +29,20 @@ def test_a_slash_command_cut_off_gets_a_plain_message_notice(driver: DiscordDriv
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_a_second_signal_does_not_cut_the_drain_short(
+def test_a_second_signal_stops_now_and_keeps_the_turn_marked(
     driver: DiscordDriver, stop_signal: int
 ) -> None:
-    # A plain discord.py bot dies at once on SIGTERM and cancels its handlers on SIGINT.
-    bot = driver.start_bot()
-    place = driver.start_work(driver.topic, 1.5, durable=False)
+    # A plain discord.py bot dies at once on SIGTERM and cancels its handlers on SIGINT;
+    # guarded, the first signal drains and a second (an impatient Ctrl-C) stops now.
+    bot = driver.start_bot("--drain-timeout", "60")
+    place = driver.start_work(driver.topic, 60)
     bot.send_signal(stop_signal)
     bot.wait_for_log("marked before the drain")
-    bot.send_signal(signal.SIGINT)  # an impatient second Ctrl-C
+    bot.send_signal(signal.SIGINT)
     assert bot.wait_exit(30) == 0
-    assert driver.posted(place)[-1].text.startswith("done")
     output = bot.log()
     assert f"{signal.Signals(stop_signal).name} received" in output
-    assert "SIGINT ignored: the drain is running" in output
-    assert "drain complete" in output
-    assert driver.markers() == []
+    assert output.count("SIGINT during the drain: stop now") == 1
+    assert "drain cut short" in output
+    assert not driver.posted(place)[-1].text.startswith("done")
+    assert driver.markers() == [place.conversation]

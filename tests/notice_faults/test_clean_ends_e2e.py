@@ -1,8 +1,6 @@
 """Clean ends (issue 9, item 7): what a stop looks like when the drain does not finish.
 
-Failing today where marked ``xfail(strict=True)``: the stop sequence is
-being rewritten into one core lifecycle (issue 10), and these tests say
-what it must do on every platform:
+On every platform:
 
 - a drain that times out exits with one WARNING summary and no asyncio
   noise ("Task was destroyed but it is pending", "Event loop is closed",
@@ -23,19 +21,10 @@ from .conftest import Driver
 
 pytestmark = pytest.mark.e2e
 
-LIFECYCLE_REWRITE = pytest.mark.xfail(strict=True, reason="lifecycle rewrite")
-#: Discord's timed-out drain is already clean; Telegram logs "Event loop is closed"
-#: and destroyed tasks, Slack likewise.
-UNCLEAN_TIMEOUT = {"telegram", "slack"}
-
 ASYNCIO_NOISE = ("Task was destroyed but it is pending", "Event loop is closed", "Traceback")
 
 
-def test_a_timed_out_drain_ends_with_one_warning_and_no_asyncio_noise(
-    driver: Driver, request: pytest.FixtureRequest
-) -> None:
-    if driver.platform in UNCLEAN_TIMEOUT:
-        request.applymarker(LIFECYCLE_REWRITE)
+def test_a_timed_out_drain_ends_with_one_warning_and_no_asyncio_noise(driver: Driver) -> None:
     since = time.monotonic()
     bot = driver.start_bot("--drain-timeout", "1")
     driver.wait_ready(bot, since)
@@ -51,7 +40,6 @@ def test_a_timed_out_drain_ends_with_one_warning_and_no_asyncio_noise(
     assert [m.conversation.chat for m in driver.markers()] == [conversation.chat]
 
 
-@LIFECYCLE_REWRITE
 @pytest.mark.parametrize("second", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_second_signal_during_the_drain_stops_now_with_the_turn_still_marked(
     driver: Driver, second: signal.Signals

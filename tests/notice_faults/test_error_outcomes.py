@@ -15,6 +15,7 @@ docs/how-it-works/guarantees-notices.md has this table in words.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from telegram.ext import ApplicationBuilder
 
-from restart_guard import Conversation
+from restart_guard import Conversation, Marker, Notice
 from restart_guard.errors import (
     ConversationGone,
     ConversationMoved,
@@ -38,6 +39,12 @@ from restart_guard.errors import (
 from restart_guard.testing.discord import DiscordStandIn, point_discord_at
 from restart_guard.testing.slack import SlackStandIn
 from restart_guard.testing.telegram import TelegramStandIn
+
+
+def _notice(where: Conversation, nonce: str) -> Notice:
+    """The notice of a marker of the previous version (no origins): today's plain post."""
+    return Notice(where, "resumed", nonce, Marker(where, time.time()))
+
 
 Outcome = tuple[str, type[Exception] | None]  # (drop/follow/retry, the error the step sees)
 DROP: Outcome = ("drop", ConversationGone)
@@ -123,7 +130,7 @@ async def test_telegram(
         error: BaseException | None = None
         async with app.bot:
             try:
-                await TelegramLink(app).send_notice(where, "resumed", nonce="n")
+                await TelegramLink(app).send_notice(_notice(where, "n"))
             except Exception as exc:
                 error = exc
         assert _outcome_of(error) == outcome
@@ -218,7 +225,7 @@ async def test_discord(case: str) -> None:
                 )
                 error: BaseException | None = None
                 try:
-                    await link.send_notice(where, "resumed", nonce="n")
+                    await link.send_notice(_notice(where, "n"))
                 except Exception as exc:
                     error = exc
             finally:
@@ -234,9 +241,9 @@ async def test_discord_notice_carries_the_nonce_and_a_repeat_makes_no_second_mes
             try:
                 link = DiscordLink(client)
                 where = Conversation("discord", str(api.channel_id), None, str(api.guild_id))
-                await link.send_notice(where, "resumed", nonce="abc123")
-                await link.send_notice(where, "resumed", nonce="abc123")  # re-sent after a kill
-                await link.send_notice(where, "resumed", nonce="other")  # another notice
+                await link.send_notice(_notice(where, "abc123"))
+                await link.send_notice(_notice(where, "abc123"))  # re-sent after a kill
+                await link.send_notice(_notice(where, "other"))  # another notice
             finally:
                 await client.close()
         assert [m.params.get("nonce") for m in api.sent] == ["abc123", "other"]

@@ -27,25 +27,7 @@ pytestmark = pytest.mark.e2e
 IN_FLIGHT = 0.5
 
 
-#: Where a stop during start-up does not reach Resumer.cancel() yet (issue 10's rewrite).
-STOP_DURING_STARTUP_GAPS = {
-    "telegram": (
-        "lifecycle rewrite: a SIGTERM during Application.initialize() goes to shutdown() "
-        "without Resumer.cancel(), and the bot's HTTP client is closed under the send in flight"
-    ),
-    "slack": (
-        "lifecycle rewrite: the Slack adapter installs its SIGTERM handler only after the "
-        "start-up notices; a SIGTERM during them ends the process at once"
-    ),
-}
-
-
-def test_a_sigterm_while_startup_notices_go_out_repeats_none(
-    driver: Driver, request: pytest.FixtureRequest
-) -> None:
-    gap = STOP_DURING_STARTUP_GAPS.get(driver.platform)
-    if gap is not None:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=gap))
+def test_a_sigterm_while_startup_notices_go_out_repeats_none(driver: Driver) -> None:
     conversations = driver.conversations(4)
     driver.leave_markers(conversations)
     bot = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ pytest.importorskip("redis")
 pytest.importorskip("telegram")
 
 from restart_guard import Conversation, Settings, make_store
+from restart_guard.demo._options import bot_argv
 from restart_guard.stores.base import StoredMarker
 from restart_guard.stores.directory import DirectoryStore
 from restart_guard.stores.redis import RedisStore
@@ -124,20 +124,12 @@ class Bots:
 
     def launch(self, api: TelegramStandIn, *args: str) -> BotProcess:
         """Start a bot without waiting for it (so that two start at the same instant)."""
-        argv = [
-            sys.executable,
-            "-m",
+        argv = bot_argv(
             "restart_guard.demo.telegram_bot",
-            "--api-url",
-            api.base_url,
-            "--token",
-            api.token,
-            "--marker-dir",
-            str(self.redis.marker_dir),
-            "--store",
-            self.redis.url,
+            *("--api-url", api.base_url, "--token", api.token, "--store", self.redis.url),
             *args,
-        ]
+            marker_dir=self.redis.marker_dir,
+        )
         bot = BotProcess.start(
             argv,
             env={"RESTART_GUARD_LEASE": LEASE, "RESTART_GUARD_RECLAIM_INTERVAL": RECLAIM_INTERVAL},

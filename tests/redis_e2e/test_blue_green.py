@@ -18,7 +18,9 @@ from collections.abc import Callable
 
 import pytest
 
+from restart_guard import Conversation
 from restart_guard.stores.base import StoredMarker
+from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
 from restart_guard.testing.wait import eventually
 
@@ -46,17 +48,25 @@ def held_by_one_live_owner(markers: list[StoredMarker]) -> bool:
     )
 
 
+def blue_green(
+    api: TelegramStandIn, redis_db: SharedRedis, bots: Bots, work: float, drain_timeout: float
+) -> tuple[BotProcess, list[Conversation], BotProcess]:
+    """An old instance with ``work`` s turns in a topic and a group, draining after its
+    SIGTERM (its turns still run), and a new instance started beside it."""
+    old = bots.start(api, "--non-blocking", "--drain-timeout", f"{drain_timeout:g}")
+    turns = [start_work(api, FORUM, work, TOPIC), start_work(api, GROUP, work)]
+    keys = {c.key for c in turns}
+    eventually(lambda: redis_db.keys() == keys, 20, "the old instance's markers in Redis")
+    sigterm_until_marked(old)
+    return old, turns, bots.start(api)
+
+
 def test_new_instance_leaves_a_draining_instances_markers_until_it_is_killed(
     redis_db: SharedRedis, standins: Callable[[], TelegramStandIn], bots: Bots
 ) -> None:
     api = standins()
-    old = bots.start(api, "--non-blocking", "--drain-timeout", "600")
-    turns = [start_work(api, FORUM, 600, TOPIC), start_work(api, GROUP, 600)]
+    old, turns, new = blue_green(api, redis_db, bots, work=600, drain_timeout=600)
     keys = {c.key for c in turns}
-    eventually(lambda: redis_db.keys() == keys, 20, "the old instance's markers in Redis")
-    sigterm_until_marked(old)  # the old instance drains: its turns still run
-
-    new = bots.start(api)
     serve_one(api, OTHER)  # the new instance serves
     # Its start-up claim and at least four background re-claims ran while the old
     # instance was alive (the claim script is the only script a running bot runs).
@@ -85,12 +95,7 @@ def test_an_old_instance_that_finishes_its_drain_leaves_nothing_to_resume(
     redis_db: SharedRedis, standins: Callable[[], TelegramStandIn], bots: Bots
 ) -> None:
     api = standins()
-    old = bots.start(api, "--non-blocking", "--drain-timeout", "60")
-    turns = [start_work(api, FORUM, 5, TOPIC), start_work(api, GROUP, 5)]
-    eventually(lambda: len(redis_db.keys()) == 2, 20, "the old instance's markers in Redis")
-    sigterm_until_marked(old)
-
-    new = bots.start(api)
+    old, turns, new = blue_green(api, redis_db, bots, work=5, drain_timeout=60)
     assert old.wait_exit(30) == 0  # drained: both turns finished
     for conversation in turns:
         replies = api.sent_to(conversation.chat, conversation.thread)

@@ -13,6 +13,7 @@ import signal
 
 import pytest
 
+from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 
 from .drivers.base import GIVE_UP, Driver, Place
@@ -230,7 +231,7 @@ def test_replay_reruns_the_interrupted_turn_once_then_clears_the_marker(driver: 
     driver.wait_notice(place)
     driver.api.wait_for_sent(lambda m: place.holds(m) and m.text.startswith("done"))
     texts = [m.text for m in driver.posted(place)]
-    assert texts[1].startswith("♻️")
+    assert "♻️ I was restarted" in texts[1]  # after the asker's mention, where there is one
     assert "Picking it up again" in texts[1]
     assert texts[2:] == ["working on it (3s)…", "done: 3s of work finished"]
     driver.serve_one()
@@ -259,4 +260,58 @@ def test_crash_loop_gives_up_after_max_attempts(driver: Driver) -> None:
     assert bot.process.poll() is None  # the turn was not replayed a third time
     assert sum("crashing" in m.text for m in driver.api.sent) == 3
     stop_gracefully(bot)
+    assert driver.markers() == []
+
+
+# ------------------------------------------------ whom the notice answers (issue 13)
+def test_the_notice_answers_the_interrupted_message_and_notifies_its_asker(driver: Driver) -> None:
+    asker = driver.users[1]
+    bot = driver.start_bot()
+    place = driver.start_work(driver.chat, 60, user=asker)  # in a group / server channel
+    said = driver.said[-1]
+    assert bot.kill() == -signal.SIGKILL
+
+    driver.start_bot()
+    notice = driver.wait_notice(place)
+    assert notice.reply_to == driver.reply_target(said)
+    assert notice.mentions == (asker,)
+    driver.serve_one()
+    assert driver.notices() == [notice]
+
+
+def test_two_askers_cut_off_in_one_conversation_get_one_notice_for_both(
+    concurrent_driver: Driver,
+) -> None:
+    d = concurrent_driver
+    first, second = d.users
+    bot = d.start_bot()
+    place = d.start_work(d.topic, 60, user=first)
+    d.start_work(d.topic, 60, user=second)
+    wait_for_markers(
+        d.marker_dir,
+        lambda m: {o.user for o in m.origins} == {first, second},
+    )
+    assert bot.kill() == -signal.SIGKILL
+
+    d.start_bot()
+    notice = d.wait_notice(place)
+    d.serve_one()
+    assert d.notices() == [notice]  # one notice for the conversation
+    assert notice.reply_to == d.reply_target(d.said[-1])  # the latest message
+    assert set(notice.mentions) == {first, second}
+
+
+def test_a_no_replay_handler_gets_the_plain_notice_under_replay(driver: Driver) -> None:
+    bot = driver.start_bot("--replay")
+    place = driver.start_work(driver.chat, 60, command="charge")
+    wait_for_markers(driver.marker_dir, lambda m: m.origins and not m.replayable)
+    assert bot.kill() == -signal.SIGKILL
+
+    driver.start_bot("--replay")
+    notice = driver.wait_notice(place)
+    assert "send it again" in notice.text  # not "picking it up again"
+    driver.serve_one()
+    working = [m for m in driver.posted(place) if m.text.startswith("working")]
+    assert len(working) == 1  # the charge never ran a second time
+    stop_gracefully(driver.bots[-1])
     assert driver.markers() == []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,8 +13,3 @@ from restart_guard.testing.slack import SlackStandIn
 def api() -> Iterator[SlackStandIn]:
     with SlackStandIn.running() as standin:
         yield standin
-
-
-@pytest.fixture
-def marker_dir(tmp_path: Path) -> Path:
-    return tmp_path / "markers"

@@ -94,7 +94,7 @@ async def test_aiohttp_hosted_app_resumes_on_startup_and_drains_on_shutdown(
 
         app = restart_guard.protect(marker_dir=marker_dir)(app)
         port = free_port()
-        runner = web.AppRunner(app.web_app(port=port), handle_signals=False)
+        runner = web.AppRunner(app.web_app(), handle_signals=False)
         await runner.setup()  # on_startup: the notice, before the site listens
         assert [(m.chat, m.thread) for m in api.sent] == [("C0WAS", "17.1")]
         site = web.TCPSite(runner, "127.0.0.1", port)

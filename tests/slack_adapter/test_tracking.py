@@ -222,18 +222,17 @@ def test_completion_handler_set_after_protect_keeps_tracking(
     assert threads(sync_app) == {}
 
 
-def test_marker_is_on_disk_within_50_ms_of_the_listener_start(
+def test_marker_is_on_disk_when_the_request_is_acknowledged(
     api: SlackStandIn, sync_app: App, marker_dir: Path
 ) -> None:
+    # The ack (dispatch's response) waits for the write-ahead: no window in which
+    # Slack holds the event as delivered and the disk holds no marker. How fast the
+    # write-ahead is gets measured in bench/, not asserted here.
     slack_guard.startup(sync_app)
-    started = time.monotonic()
     body = message_body(api, "durable")
     sync_app.dispatch(request(body))
-    on_disk = eventually(
-        lambda: [s.marker for s in DirectoryStore(marker_dir).load()], timeout=5, what="a marker"
-    )
-    assert time.monotonic() - started < 0.05
-    assert on_disk[0].conversation.thread == body["event"]["ts"]
+    on_disk = [s.marker for s in DirectoryStore(marker_dir).load()]
+    assert [m.conversation.thread for m in on_disk] == [body["event"]["ts"]]
 
 
 def test_after_shutdown_requests_are_refused_so_slack_redelivers(

@@ -9,6 +9,7 @@ port in a temporary directory, never as a system service.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -16,9 +17,9 @@ import socket
 import subprocess
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pytest
 
@@ -152,22 +153,41 @@ def redis_server(
     server.kill()
 
 
+class Killable(Protocol):
+    def kill(self) -> None: ...
+
+
+K = TypeVar("K", bound=Killable)
+
+
+def killed_at_the_end(start: Callable[..., K]) -> Iterator[Callable[..., K]]:
+    """For a fixture to ``yield from``: ``start``, and every process it started is killed
+    when the test is over."""
+    started: list[K] = []
+
+    def start_one(*args: Any, **kwargs: Any) -> K:
+        process = start(*args, **kwargs)
+        started.append(process)
+        return process
+
+    yield start_one
+    for process in started:
+        process.kill()
+
+
 @pytest.fixture
 def redis_server_factory(redis_binary: str, tmp_path: Path) -> Iterator[Any]:
     """``make(appendfsync=None)`` → a started server of this test's own, killed at the end."""
-    servers: list[RedisServer] = []
+    numbers = itertools.count()
 
     def make(appendfsync: str | None = None) -> RedisServer:
-        directory = tmp_path / f"redis-{len(servers)}"
+        directory = tmp_path / f"redis-{next(numbers)}"
         directory.mkdir()
         server = RedisServer(redis_binary, directory, appendfsync)
         server.start()
-        servers.append(server)
         return server
 
-    yield make
-    for server in servers:
-        server.kill()
+    yield from killed_at_the_end(make)
 
 
 @pytest.fixture

@@ -25,11 +25,11 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.conftest import leave_markers
 from restart_guard import Conversation, DirectoryStore, Guard, Marker, Settings, StoreError
 from restart_guard.stores import _journal, directory
 from restart_guard.stores.directory import check_marker_dir
@@ -41,14 +41,6 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a fil
 def marker(n: int | str) -> Marker:
     """The same marker (same bytes) for the same ``n``."""
     return Marker(Conversation("telegram", str(n)), 1.7e9, owner="dead-process", updated_at=1.7e9)
-
-
-def leave_markers(path: Path, markers: list[Marker]) -> None:
-    """Write ``markers`` as a process that then died would."""
-    store = DirectoryStore(path)
-    store.open("dead-process")
-    store.commit(markers, [])
-    store.close()
 
 
 def put(m: Marker) -> bytes:
@@ -74,14 +66,6 @@ def marker_dir(tmp_path: Path) -> Path:
     path = tmp_path / "markers"
     path.mkdir(mode=0o700)
     return path
-
-
-@pytest.fixture
-def store(marker_dir: Path) -> Iterator[DirectoryStore]:
-    s = DirectoryStore(marker_dir)
-    s.open("me")
-    yield s
-    s.close()
 
 
 # ------------------------------------------------------------------ bounded work on bad files

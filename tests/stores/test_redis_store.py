@@ -23,7 +23,7 @@ pytest.importorskip("redis")
 
 import redis
 
-from core.conftest import FakeLink
+from core.conftest import FakeLink, leave_behind
 from restart_guard import Conversation, Guard, Marker, Phase, Resumer, Settings, make_store
 from restart_guard.stores.base import StoreError
 from restart_guard.stores.directory import DirectoryStore
@@ -31,7 +31,7 @@ from restart_guard.stores.fallback import FallbackStore
 from restart_guard.stores.redis import RedisStore
 from restart_guard.testing.wait import eventually, eventually_async
 
-from .conftest import RedisFactory, RedisServer, free_port
+from .conftest import RedisFactory, RedisServer, free_port, killed_at_the_end
 
 pytestmark = pytest.mark.external_service
 
@@ -101,16 +101,8 @@ class Child:
 
 @pytest.fixture
 def children() -> Iterator[Callable[..., Child]]:
-    made: list[Child] = []
-
-    def spawn(*args: Any) -> Child:
-        child = Child(*args)
-        made.append(child)
-        return child
-
-    yield spawn
-    for child in made:
-        child.kill()
+    """``spawn(url, namespace, lease, owner, action)`` → a :class:`Child`, killed at the end."""
+    yield from killed_at_the_end(Child)
 
 
 @pytest.fixture
@@ -179,10 +171,11 @@ def test_claim_by_an_owner_that_then_dies_is_claimable_again(
     children: Callable[..., Child],
     stores: Callable[..., RedisStore],
 ) -> None:
-    first = stores(redis_server.url, namespace)
-    first.open("first")
-    first.commit([marker(i, "first", attempts=1) for i in range(5)], [])
-    first.close()
+    leave_behind(
+        stores(redis_server.url, namespace),
+        "first",
+        [marker(i, "first", attempts=1) for i in range(5)],
+    )
 
     lease = 0.5
     claimer = children(redis_server.url, namespace, lease, "claimer", "claim")
@@ -319,10 +312,7 @@ def test_claim_can_be_retried_after_its_reply_was_lost(
     stores: Callable[..., RedisStore],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    dead = stores(redis_server.url, namespace)
-    dead.open("dead")
-    dead.commit([marker(i, "dead") for i in range(3)], [])
-    dead.close()
+    leave_behind(stores(redis_server.url, namespace), "dead", [marker(i, "dead") for i in range(3)])
 
     store = stores(redis_server.url, namespace)
     store.open("me")
@@ -369,10 +359,8 @@ def test_other_keys_in_the_database_are_untouched(
     client.hset(f"{namespace}2:m:dead", mapping={marker(1).key: "x"})
     client.expire("session:42", 3600)
 
-    dead = stores(redis_server.url, namespace)
-    dead.open("dead")  # same owner name as in the other namespace
-    dead.commit([marker(i, "dead") for i in range(3)], [])
-    dead.close()
+    # The same owner name as in the other namespace.
+    leave_behind(stores(redis_server.url, namespace), "dead", [marker(i, "dead") for i in range(3)])
     store = stores(redis_server.url, namespace)
     store.open("me")
     store.load()
@@ -394,10 +382,7 @@ def test_unreadable_records_are_set_aside(
 ) -> None:
     factory = RedisFactory(redis_server, namespace)
     try:
-        dead = factory()
-        dead.open("dead")
-        dead.commit([marker(1, "dead")], [])
-        dead.close()
+        leave_behind(factory(), "dead", [marker(1, "dead")])
         factory.add_garbage("dead")
         store = factory()
         store.open("me")
@@ -543,10 +528,7 @@ def test_a_commit_after_redis_forgot_writes_back_what_the_bot_holds(
 def test_claimed_markers_are_held_too(
     redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
 ) -> None:
-    dead = stores(redis_server.url, namespace)
-    dead.open("dead")
-    dead.commit([marker(1, "dead")], [])
-    dead.close()
+    leave_behind(stores(redis_server.url, namespace), "dead", [marker(1, "dead")])
     store = stores(redis_server.url, namespace, 60.0)
     store.open("me")
     [claimed] = store.claim()
@@ -632,10 +614,7 @@ def test_fallback_claims_locally_when_redis_is_down_at_start(
     namespace: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     local = tmp_path / "fallback"
-    dead = DirectoryStore(local)
-    dead.open("dead")
-    dead.commit([marker(i, "dead") for i in range(2)], [])
-    dead.close()
+    leave_behind(DirectoryStore(local), "dead", [marker(i, "dead") for i in range(2)])
 
     url = f"redis://127.0.0.1:{free_port()}/0"
     guard = Guard("slack", fallback_store(url, namespace, local), Settings())
@@ -663,10 +642,7 @@ def test_fallback_claim_keeps_what_redis_handed_over_when_the_directory_fails(
     stores: Callable[..., RedisStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    dead = stores(redis_server.url, namespace)
-    dead.open("dead")
-    dead.commit([marker(1, "dead")], [])
-    dead.close()
+    leave_behind(stores(redis_server.url, namespace), "dead", [marker(1, "dead")])
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     store = fallback_store(redis_server.url, namespace, not_a_directory)
@@ -696,14 +672,12 @@ async def test_redis_down_at_start_is_one_error_and_its_markers_are_resumed_once
     # Two processes that exited with turns cut off: one wrote to Redis, one (during an
     # earlier outage) to the local directory.
     now = time.time()  # younger than max_age
-    in_redis = make_store(settings, "slack", "B1")
-    in_redis.open("dead")
-    in_redis.commit([marker(i, "dead", started_at=now) for i in range(3)], [])
-    in_redis.close()
-    in_local = DirectoryStore(local)
-    in_local.open("dead-local")
-    in_local.commit([marker(10, "dead-local", started_at=now)], [])
-    in_local.close()
+    leave_behind(
+        make_store(settings, "slack", "B1"),
+        "dead",
+        [marker(i, "dead", started_at=now) for i in range(3)],
+    )
+    leave_behind(DirectoryStore(local), "dead-local", [marker(10, "dead-local", started_at=now)])
     server.kill()
 
     guard = Guard("slack", make_store(settings, "slack", "B1"), settings)

@@ -20,7 +20,8 @@ def test_demo_loses_the_conversation_unguarded_and_tells_the_user_guarded() -> N
     assert "silently lost" in unguarded
     assert "restarted while I was working" not in unguarded
     assert "told the user in the right topic" in guarded
-    assert "bot → topic 42: ♻️ I was restarted" in guarded
+    # In a group the notice mentions the asker first (👤, a link to the user).
+    assert "bot → topic 42: 👤 ♻️ I was restarted" in guarded
     assert "as expected" in guarded
     for round_text in (unguarded, guarded):
         # Every step is narrated once and in order; the exit status follows the

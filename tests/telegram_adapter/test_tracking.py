@@ -7,7 +7,6 @@ markers are read back from the real marker directory.
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,34 +26,12 @@ from telegram.ext import (
 )
 
 import restart_guard
-from restart_guard import DirectoryStore, Phase
+from held_runs import Gate, fdatasync_threads, held_then_released, stored
+from restart_guard import Phase
 from restart_guard.testing.telegram import TelegramStandIn
 from restart_guard.testing.wait import eventually_async
 
 CHAT = -1001000000001
-
-
-def stored(marker_dir: Path) -> dict[tuple[str, str | None, str | None], Phase]:
-    return {
-        (s.marker.conversation.chat, s.marker.conversation.thread, s.marker.conversation.scope): (
-            s.marker.phase
-        )
-        for s in DirectoryStore(marker_dir).load()
-    }
-
-
-class Gate:
-    """Lets a test hold a handler in flight and release it."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-        self.count = 0
-
-    async def __call__(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        self.count += 1
-        self.entered.set()
-        await self.release.wait()
 
 
 @pytest.fixture
@@ -76,6 +53,21 @@ def build(api: TelegramStandIn, tmp_path: Path) -> Build:
     return make
 
 
+async def gated_app(
+    build: Build, *, every_update: bool = False, block: bool = True, **options: Any
+) -> tuple[Application, Gate]:  # type: ignore[type-arg]
+    """A guarded app, running, with a fresh gate as its handler of text messages (or of
+    ``every_update``); ``block`` as python-telegram-bot takes it."""
+    app = build(**options)
+    gate = Gate()
+    if every_update:
+        app.add_handler(TypeHandler(Update, gate))
+    else:
+        app.add_handler(MessageHandler(filters.TEXT, gate, block=block))
+    await running(app)
+    return app, gate
+
+
 async def running(app: Application) -> None:  # type: ignore[type-arg]
     await app.initialize()
     await app.updater.start_polling(poll_interval=0)  # type: ignore[union-attr]
@@ -91,35 +83,17 @@ async def stopped(app: Application) -> None:  # type: ignore[type-arg]
 async def test_handler_added_after_protect_is_tracked_until_it_returns(
     api: TelegramStandIn, build: Build, tmp_path: Path
 ) -> None:
-    app = build()
-    gate = Gate()
-    app.add_handler(MessageHandler(filters.TEXT, gate))  # after protect()
-    await running(app)
+    app, gate = await gated_app(build)  # after protect()
     api.inject_message(CHAT, "hi", message_thread_id=7)
-    await gate.entered.wait()
-    await eventually_async(
-        lambda: stored(tmp_path / "m") == {(str(CHAT), "7", None): Phase.IN_FLIGHT}
-    )
-    gate.release.set()
-    await eventually_async(lambda: stored(tmp_path / "m") == {})
+    await held_then_released(gate, tmp_path / "m", (str(CHAT), "7", None))
     await stopped(app)
 
 
 async def test_write_ahead_never_fsyncs_on_the_handler_thread(
     api: TelegramStandIn, build: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    syncing_threads: list[int] = []
-    real_fdatasync = os.fdatasync
-
-    def recording_fdatasync(fd: int) -> None:
-        syncing_threads.append(threading.get_ident())
-        real_fdatasync(fd)
-
-    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
-    app = build()
-    gate = Gate()
-    app.add_handler(MessageHandler(filters.TEXT, gate))
-    await running(app)
+    syncing_threads = fdatasync_threads(monkeypatch)
+    app, gate = await gated_app(build)
     api.inject_message(CHAT, "hi")
     await gate.entered.wait()
     # Durable while the handler is still blocked: nobody but the writer thread wrote it.
@@ -133,26 +107,17 @@ async def test_write_ahead_never_fsyncs_on_the_handler_thread(
 async def test_non_blocking_handler_stays_marked_until_its_task_ends(
     api: TelegramStandIn, build: Build, tmp_path: Path
 ) -> None:
-    app = build()
-    gate = Gate()
-    app.add_handler(MessageHandler(filters.TEXT, gate, block=False))
-    await running(app)
+    app, gate = await gated_app(build, block=False)
     api.inject_message(CHAT, "hi")
-    await gate.entered.wait()
     # process_update() has long returned; the task still runs.
-    await eventually_async(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
-    gate.release.set()
-    await eventually_async(lambda: stored(tmp_path / "m") == {})
+    await held_then_released(gate, tmp_path / "m", (str(CHAT), None, None))
     await stopped(app)
 
 
 async def test_concurrent_updates_are_each_tracked(
     api: TelegramStandIn, build: Build, tmp_path: Path
 ) -> None:
-    app = build(concurrent=True)
-    gate = Gate()
-    app.add_handler(MessageHandler(filters.TEXT, gate))
-    await running(app)
+    app, gate = await gated_app(build, concurrent=True)
     api.inject_message(CHAT, "one")
     api.inject_message(CHAT - 1, "two")
     api.inject_message(42, "three")
@@ -187,10 +152,7 @@ async def test_conversation_handler_states_are_tracked(
     await running(app)
     api.inject_message(CHAT, "/ask")
     api.inject_message(CHAT, "the answer")
-    await gate.entered.wait()
-    await eventually_async(lambda: (str(CHAT), None, None) in stored(tmp_path / "m"))
-    gate.release.set()
-    await eventually_async(lambda: stored(tmp_path / "m") == {})
+    await held_then_released(gate, tmp_path / "m", (str(CHAT), None, None))
     await stopped(app)
 
 
@@ -210,10 +172,7 @@ async def test_conversation_key_follows_topic_and_business_connection(
     inject: dict[str, Any],
     expected: tuple[str, str | None, str | None],
 ) -> None:
-    app = build()
-    gate = Gate()
-    app.add_handler(TypeHandler(Update, gate))
-    await running(app)
+    app, gate = await gated_app(build, every_update=True)
     api.inject_message(CHAT, "hi", **inject)
     await gate.entered.wait()
     await eventually_async(lambda: expected in stored(tmp_path / "m"))
@@ -225,10 +184,7 @@ async def test_conversation_key_follows_topic_and_business_connection(
 async def test_updates_without_a_chat_are_not_tracked(
     api: TelegramStandIn, build: Build, tmp_path: Path
 ) -> None:
-    app = build()
-    gate = Gate()
-    app.add_handler(TypeHandler(Update, gate))
-    await running(app)
+    app, gate = await gated_app(build, every_update=True)
     api.inject_update(
         {
             "inline_query": {
@@ -250,10 +206,7 @@ async def test_updates_without_a_chat_are_not_tracked(
 async def test_stop_pre_marks_everything_before_the_drain(
     api: TelegramStandIn, build: Build, tmp_path: Path
 ) -> None:
-    app = build(drain_timeout=30)
-    gate = Gate()
-    app.add_handler(MessageHandler(filters.TEXT, gate, block=False))
-    await running(app)
+    app, gate = await gated_app(build, block=False, drain_timeout=30)
     for chat in range(1, 6):
         api.inject_message(chat, "hi")
     await eventually_async(lambda: gate.count == 5)

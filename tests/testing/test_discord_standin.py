@@ -31,6 +31,7 @@ from restart_guard.testing.discord import (
     INTERACTION_CALLBACK,
     DiscordStandIn,
     SentMessage,
+    online,
     point_discord_at,
     point_discord_at_env,
 )
@@ -52,27 +53,6 @@ def make_client(**kwargs: Any) -> discord.Client:
 def make_bot(**kwargs: Any) -> commands.Bot:
     kwargs.setdefault("intents", intents())
     return commands.Bot(command_prefix="!", guild_ready_timeout=0.2, **kwargs)
-
-
-@contextlib.asynccontextmanager
-async def online(client: discord.Client, token: str = "test-token") -> AsyncIterator[None]:
-    """login → connect until ready; close and wait for connect() to return afterwards."""
-    await client.login(token)
-    connect = asyncio.create_task(client.connect())
-    ready = asyncio.create_task(client.wait_until_ready())
-    try:
-        done, _ = await asyncio.wait(
-            {connect, ready}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED
-        )
-        if ready not in done:
-            ready.cancel()
-            if connect.done():
-                connect.result()
-            raise TimeoutError("the client never became ready")
-        yield
-    finally:
-        await client.close()
-        await asyncio.wait_for(connect, DEADLINE)
 
 
 @contextlib.asynccontextmanager

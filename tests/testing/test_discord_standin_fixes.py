@@ -32,3 +32,31 @@ async def test_deleting_a_channel_deletes_its_threads() -> None:
                     await asyncio.wait_for(fetch, 10)
             finally:
                 await client.close()
+
+
+async def test_a_reply_to_a_missing_message_fails_unless_told_not_to() -> None:
+    async with DiscordStandIn() as api:
+        with point_discord_at(api):
+            asked = api.inject_message(api.channel_id, "please", author_id=4242)
+            client = discord.Client(intents=discord.Intents.default())
+            await client.login("test-token")
+            try:
+                channel = client.get_partial_messageable(api.channel_id, guild_id=api.guild_id)
+                missing = discord.MessageReference(message_id=1, channel_id=api.channel_id)
+                with pytest.raises(discord.HTTPException) as refused:
+                    await channel.send("x", reference=missing)
+                assert (refused.value.status, refused.value.code) == (400, 50035)
+                missing.fail_if_not_exists = False
+                await channel.send("y", reference=missing)
+                there = discord.MessageReference(message_id=asked, channel_id=api.channel_id)
+                await channel.send(
+                    "z <@7> <@8>",
+                    reference=there,
+                    allowed_mentions=discord.AllowedMentions(users=[discord.Object(7)]),
+                )
+            finally:
+                await client.close()
+        assert [(m.text, m.reply_to, m.mentions) for m in api.sent] == [
+            ("y", None, ()),
+            ("z <@7> <@8>", str(asked), ("7", "4242")),  # <@8> not allowed: not pinged
+        ]

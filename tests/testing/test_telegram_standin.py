@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, ReplyParameters, Update
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -495,3 +495,45 @@ def test_thread_runner_with_run_polling_in_another_thread() -> None:
                 bot.join(10)
         assert not bot.is_alive()
         assert api.pending_update_ids == []
+
+
+async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(api: TelegramStandIn) -> None:
+    asked = api.inject_message(-100555, "please", user_id=77)
+    assert asked
+    message_id = api.last_message_id(-100555)
+    async with build(api) as app:
+        with pytest.raises(BadRequest, match=r"(?i)message to be replied not found"):
+            await app.bot.send_message(-100555, "x", reply_parameters=ReplyParameters(999))
+        plain = await app.bot.send_message(
+            -100555, "y", reply_parameters=ReplyParameters(999, allow_sending_without_reply=True)
+        )
+        reply = await app.bot.send_message(
+            -100555, "z", reply_parameters=ReplyParameters(message_id)
+        )
+    assert plain.reply_to_message is None
+    assert reply.reply_to_message is not None
+    assert reply.reply_to_message.message_id == message_id
+    assert [(m.text, m.reply_to, m.mentions) for m in api.sent] == [
+        ("y", None, ()),
+        ("z", str(message_id), ("77",)),  # Telegram notifies whom it answers
+    ]
+
+
+async def test_html_parse_mode_makes_entities_and_refuses_broken_markup(
+    api: TelegramStandIn,
+) -> None:
+    async with build(api) as app:
+        sent = await app.bot.send_message(
+            -100555, '<a href="tg://user?id=5">👤</a> a &lt; b &amp; <b>c</b>', parse_mode="HTML"
+        )
+        for broken in ("a < b", "<b>open", "<blink>x</blink>", "a & b"):
+            with pytest.raises(BadRequest, match=r"(?i)can.t parse entities"):
+                await app.bot.send_message(-100555, broken, parse_mode="HTML")
+    assert sent.text == "👤 a < b & c"
+    assert [(e.type, e.offset, e.length) for e in sent.entities] == [
+        ("text_mention", 0, 2),  # UTF-16 units: the emoji is two
+        ("bold", 11, 1),
+    ]
+    assert sent.entities[0].user is not None
+    assert sent.entities[0].user.id == 5
+    assert api.sent[0].mentions == ("5",)

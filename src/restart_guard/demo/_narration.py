@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +20,6 @@ from .._registry import AdapterSpec
 
 __all__ = [
     "begin_round",
-    "bot_argv",
     "deploy_then_kill",
     "missing_framework",
     "run_rounds",
@@ -60,23 +58,6 @@ def begin_round(guarded: bool) -> str:
     label = "WITH restart-guard" if guarded else "WITHOUT restart-guard"
     say(f"\n=== {label} ===")
     return "guarded" if guarded else "unguarded"
-
-
-def bot_argv(module: str, *options: str, marker_dir: Path, guarded: bool) -> list[str]:
-    """The command line that runs the demo bot ``module`` with its platform ``options``."""
-    argv = [
-        sys.executable,
-        "-m",
-        module,
-        *options,
-        "--marker-dir",
-        str(marker_dir),
-        "--drain-timeout",
-        "20",
-    ]
-    if not guarded:
-        argv.append("--unguarded")
-    return argv
 
 
 def stop_timeout_kill(bot: Any) -> int:

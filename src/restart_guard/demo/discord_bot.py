@@ -14,7 +14,6 @@ crash-loop guard). The slash command ``/work seconds`` does the same as
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -26,6 +25,7 @@ from discord import app_commands
 from discord.ext import commands
 
 import restart_guard
+from restart_guard.demo._options import guard_from, guard_options
 from restart_guard.testing.discord import point_discord_at_env
 
 log = logging.getLogger("restart_guard.demo")
@@ -40,6 +40,7 @@ class DemoBot(commands.Bot):
         # guild_ready_timeout: the loopback stand-in sends every guild at once.
         super().__init__(command_prefix="!", intents=intents, guild_ready_timeout=0.2, **options)
         self.add_command(work)
+        self.add_command(charge)
         self.add_command(crash)
         self.tree.add_command(slash_work)
 
@@ -61,12 +62,23 @@ class DemoBot(commands.Bot):
             await message.channel.send(f"echo: {message.content}")
 
 
-@commands.command(name="work")
-async def work(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
-    """Answer at once, work for N seconds, answer again."""
+async def _work(ctx: commands.Context[DemoBot], seconds: float) -> None:
     await ctx.send(f"working on it ({seconds:g}s)…")
     await asyncio.sleep(seconds)
     await ctx.send(f"done: {seconds:g}s of work finished")
+
+
+@commands.command(name="work")
+async def work(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
+    """Answer at once, work for N seconds, answer again."""
+    await _work(ctx, seconds)
+
+
+@commands.command(name="charge")
+@restart_guard.no_replay
+async def charge(ctx: commands.Context[DemoBot], seconds: float = 5.0) -> None:
+    """``!work`` that must never run twice (a payment): never replayed after a restart."""
+    await _work(ctx, seconds)
 
 
 @commands.command(name="crash")
@@ -87,25 +99,13 @@ async def slash_work(interaction: discord.Interaction, seconds: float = 5.0) -> 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument("--token", default=os.environ.get("DISCORD_TOKEN", "demo-token"))
-    parser.add_argument("--marker-dir", required=True)
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     point_discord_at_env()  # RESTART_GUARD_DISCORD_API / _GATEWAY: the loopback stand-in
 
-    bot_class: type[DemoBot] = DemoBot
-    if not args.unguarded:
-        bot_class = restart_guard.protect(
-            marker_dir=args.marker_dir,
-            drain_timeout=args.drain_timeout,
-            max_attempts=args.max_attempts,
-            replay=args.replay,
-        )(DemoBot)
+    bot_class: type[DemoBot] = guard_from(args)(DemoBot)
     bot_class().run(args.token, log_handler=None)
     log.info("demo bot: run() returned")
 

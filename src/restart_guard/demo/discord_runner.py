@@ -17,7 +17,6 @@ from typing import Any
 from .._registry import DISCORD
 from ._narration import (
     begin_round,
-    bot_argv,
     deploy_then_kill,
     run_rounds,
     say,
@@ -25,6 +24,7 @@ from ._narration import (
     stop_and_report,
     transcript,
 )
+from ._options import bot_argv
 
 __all__ = ["run_demo"]
 

@@ -22,10 +22,10 @@ becomes the thread root).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import time
 from typing import Any
@@ -38,9 +38,14 @@ from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 import restart_guard
+from restart_guard.demo._options import guard_from, guard_options
 
 MODES = ("socket", "async-socket", "http", "async-http")
 DEFAULT_API = "https://slack.com/api/"
+
+
+#: ``charge N`` is ``work N`` that must never run twice (a payment): never replayed.
+CHARGE = re.compile(r"^charge")
 
 
 def _api_url() -> str:
@@ -66,7 +71,7 @@ def build_app(lazy: bool = False) -> App:
     def answer(event: dict[str, Any], client: WebClient) -> None:
         text = str(event.get("text", ""))
         channel, thread = event["channel"], _thread(event)
-        if text.startswith("work"):
+        if text.startswith(("work", "charge")):
             seconds = _seconds(text)
             client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=f"working on it ({seconds:g}s)…"
@@ -89,6 +94,8 @@ def build_app(lazy: bool = False) -> App:
 
         app.event("message")(ack=acknowledge, lazy=[answer])
     else:
+        # Bolt runs the first listener that matches: "charge" goes to the no_replay one.
+        app.message(CHARGE)(restart_guard.no_replay(answer))
         app.event("message")(answer)
     return app
 
@@ -103,7 +110,7 @@ def build_async_app(lazy: bool = False) -> AsyncApp:
     async def answer(event: dict[str, Any], client: AsyncWebClient) -> None:
         text = str(event.get("text", ""))
         channel, thread = event["channel"], _thread(event)
-        if text.startswith("work"):
+        if text.startswith(("work", "charge")):
             seconds = _seconds(text)
             await client.chat_postMessage(
                 channel=channel, thread_ts=thread, text=f"working on it ({seconds:g}s)…"
@@ -126,6 +133,8 @@ def build_async_app(lazy: bool = False) -> AsyncApp:
 
         app.event("message")(ack=acknowledge, lazy=[answer])
     else:
+        # Bolt runs the first listener that matches: "charge" goes to the no_replay one.
+        app.message(CHARGE)(restart_guard.no_replay(answer))
         app.event("message")(answer)
     return app
 
@@ -136,38 +145,24 @@ async def _serve_async_socket(app: AsyncApp) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument("--mode", choices=MODES, default="socket")
     parser.add_argument("--port", type=int, default=3000, help="HTTP modes: port to listen on")
-    parser.add_argument("--marker-dir", required=True)
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
     parser.add_argument("--lazy", action="store_true", help="answer in a lazy listener")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("aiohttp.access", "slack_sdk", "slack_bolt"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    guard = restart_guard.protect(
-        marker_dir=args.marker_dir,
-        drain_timeout=args.drain_timeout,
-        max_attempts=args.max_attempts,
-        replay=args.replay,
-    )
+    guard = guard_from(args)
     if args.mode.startswith("async"):
-        async_app = build_async_app(args.lazy)
-        if not args.unguarded:
-            async_app = guard(async_app)
+        async_app = guard(build_async_app(args.lazy))
         if args.mode == "async-socket":
             asyncio.run(_serve_async_socket(async_app))
         else:
             async_app.start(port=args.port, host="127.0.0.1")
         return
-    app = build_app(args.lazy)
-    if not args.unguarded:
-        app = guard(app)
+    app = guard(build_app(args.lazy))
     if args.mode == "socket":
         SocketModeHandler(app).start()  # type: ignore[no-untyped-call]
     else:

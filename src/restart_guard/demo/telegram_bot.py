@@ -13,7 +13,6 @@ guard) a second into its turn; any other text is echoed.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -30,6 +29,7 @@ from telegram.ext import (
 )
 
 import restart_guard
+from restart_guard.demo._options import guard_from, guard_options
 
 
 async def work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -40,6 +40,12 @@ async def work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await message.reply_text(f"working on it ({seconds:g}s)…")
     await asyncio.sleep(seconds)
     await message.reply_text(f"done: {seconds:g}s of work finished")
+
+
+@restart_guard.no_replay
+async def charge(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """``/work`` that must never run twice (a payment): never replayed after a restart."""
+    await work(update, context)
 
 
 async def crash(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -63,6 +69,7 @@ def build_app(api_url: str, token: str, block: bool = True) -> Application:  # t
     """The bot, unguarded."""
     app = ApplicationBuilder().token(token).base_url(api_url).build()
     app.add_handler(CommandHandler("work", work, block=block))
+    app.add_handler(CommandHandler("charge", charge, block=block))
     app.add_handler(CommandHandler("crash", crash))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, echo))
     return app
@@ -70,22 +77,17 @@ def build_app(api_url: str, token: str, block: bool = True) -> Application:  # t
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument(
         "--api-url", required=True, help="Bot API base, e.g. http://127.0.0.1:PORT/bot"
     )
     parser.add_argument("--token", default="123456:TEST-TOKEN")
-    parser.add_argument("--marker-dir", required=True)
     parser.add_argument(
         "--store",
         metavar="URL",
         help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
     )
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
     parser.add_argument("--non-blocking", action="store_true", help="run /work with block=False")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     parser.add_argument(
         "--webhook-port",
         type=int,
@@ -96,14 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     app = build_app(args.api_url, args.token, block=not args.non_blocking)
-    if not args.unguarded:
-        app = restart_guard.protect(
-            marker_dir=args.marker_dir,
-            store=args.store,
-            drain_timeout=args.drain_timeout,
-            max_attempts=args.max_attempts,
-            replay=args.replay,
-        )(app)
+    app = guard_from(args, store=args.store)(app)
     if args.webhook_port is None:
         app.run_polling(poll_interval=0.0, timeout=10)
         return

@@ -18,7 +18,6 @@ from typing import Any
 from .._registry import TELEGRAM
 from ._narration import (
     begin_round,
-    bot_argv,
     run_rounds,
     say,
     say_hello,
@@ -26,6 +25,7 @@ from ._narration import (
     stop_timeout_kill,
     transcript,
 )
+from ._options import bot_argv
 
 __all__ = ["run_demo"]
 

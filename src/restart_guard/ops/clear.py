@@ -35,11 +35,14 @@ from dataclasses import dataclass
 
 from .._marker import Marker, newer
 from ..stores.base import StoredMarker
-from .sources import OpsError, Source, add_store_options, resolve_target
+from .sources import OpsError, Source, add_store_command, resolve_target
 from .status import Found, collect, render_table
-from .timespan import parse_duration
+from .timespan import duration_argument
 
 __all__ = ["ConversationFilter", "register", "run"]
+
+#: What ``restart-guard --help`` says ``clear`` does.
+SUMMARY = "remove markers so that their conversations are not resumed"
 
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 
@@ -71,13 +74,6 @@ class ConversationFilter:
             return marker.key == self.key
         where = marker.conversation
         return where.chat == self.chat and (self.thread is None or where.thread == self.thread)
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _selector(args: argparse.Namespace, now: float) -> Callable[[Marker], bool]:
@@ -260,16 +256,10 @@ def _remove_held(source: Source, group: list[StoredMarker]) -> int:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``clear`` to the CLI's subcommands."""
-    parser = commands.add_parser(
-        "clear",
-        help="remove markers so that their conversations are not resumed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_store_options(parser)
+    parser = add_store_command(commands, "clear", run, SUMMARY, __doc__)
     parser.add_argument(
         "--older-than",
-        type=_duration,
+        type=duration_argument,
         metavar="AGE",
         help="only markers whose turn started longer ago than AGE (90s, 15m, 2h, 1d)",
     )
@@ -289,4 +279,3 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="also remove markers held by a running process (Redis stores only; see above)",
     )
-    parser.set_defaults(run=run)

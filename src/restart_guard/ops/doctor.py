@@ -42,11 +42,14 @@ from .._durable import fsync_dir, write_all
 from ..stores._trust import user_name
 from ..stores.directory import DirectoryStore, check_marker_dir
 from .mounts import existing_ancestor, mount_of
-from .sources import OpsError, Target, add_store_options, bot_folders, is_marker_dir, resolve_target
-from .timespan import format_seconds, parse_duration
+from .sources import OpsError, Target, add_store_command, bot_folders, is_marker_dir, resolve_target
+from .timespan import format_seconds, parse_duration, seconds_argument
 from .units import UnitError, UnitSettings, read_systemctl, read_unit_file, unit_of
 
 __all__ = ["Finding", "Section", "check_unit", "register", "run"]
+
+#: What ``restart-guard --help`` says ``doctor`` does.
+SUMMARY = "check the marker directory or store and the service's stop timeout"
 
 #: protect()'s default drain_timeout.
 DEFAULT_DRAIN_TIMEOUT = 20.0
@@ -590,42 +593,25 @@ def run(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError("must be a positive number of seconds")
-    return value
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``doctor`` to the CLI's subcommands."""
-    parser = commands.add_parser(
-        "doctor",
-        help="check the marker directory or store and the service's stop timeout",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_store_options(parser)
+    parser = add_store_command(commands, "doctor", run, SUMMARY, __doc__)
     unit = parser.add_mutually_exclusive_group()
     unit.add_argument("--unit", metavar="NAME", help="a systemd unit, read with systemctl show")
     unit.add_argument("--unit-file", metavar="PATH", help="a systemd unit file (and its .d/)")
     parser.add_argument(
         "--drain-timeout",
-        type=_seconds,
+        type=seconds_argument,
         default=DEFAULT_DRAIN_TIMEOUT,
         metavar="S",
         help=f"the bot's protect(drain_timeout=...) (default {DEFAULT_DRAIN_TIMEOUT:g})",
     )
     parser.add_argument(
         "--margin",
-        type=_seconds,
+        type=seconds_argument,
         default=DEFAULT_MARGIN,
         metavar="S",
         help="time to leave between the drain and SIGKILL for the framework's own shutdown "
         f"(default {DEFAULT_MARGIN:g})",
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.set_defaults(run=run)

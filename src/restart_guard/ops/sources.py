@@ -16,7 +16,7 @@ import argparse
 import importlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ __all__ = [
     "OpsError",
     "Source",
     "Target",
-    "add_store_options",
+    "add_store_command",
     "is_marker_dir",
     "resolve_target",
 ]
@@ -122,7 +122,30 @@ class Target:
             ) from exc
 
 
-def add_store_options(parser: argparse.ArgumentParser) -> None:
+def add_store_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    run: Callable[[argparse.Namespace], int],
+    summary: str,
+    doc: str | None,
+    *,
+    aliases: Sequence[str] = (),
+) -> argparse.ArgumentParser:
+    """Add the operator's command ``name``: ``summary`` in the CLI's list, its module's ``doc``
+    as its ``--help``, the options that say where the markers are; returns its parser."""
+    parser = commands.add_parser(
+        name,
+        aliases=list(aliases),
+        help=summary,
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_store_options(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
     """``--dir`` / ``--store`` / ``--namespace``, as ``protect()`` reads them."""
     group = parser.add_argument_group(
         "where markers are",

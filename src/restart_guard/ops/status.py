@@ -20,10 +20,13 @@ from typing import Any
 
 from .._marker import Phase
 from ..stores.base import StoredMarker
-from .sources import OpsError, Source, Target, add_store_options, resolve_target
+from .sources import OpsError, Source, Target, add_store_command, resolve_target
 from .timespan import format_age
 
 __all__ = ["Found", "collect", "marker_json", "register", "render_table", "run"]
+
+#: What ``restart-guard --help`` says ``status`` does.
+SUMMARY = "show the pending markers: which conversations would be resumed"
 
 #: How each phase reads in a table: marked when the handler started, again
 #: just before the drain, or claimed by a starting process.
@@ -181,18 +184,10 @@ def run(args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``status`` and its alias ``list`` to the CLI's subcommands."""
-    parser = commands.add_parser(
-        "status",
-        aliases=["list"],
-        help="show the pending markers: which conversations would be resumed",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_store_options(parser)
+    parser = add_store_command(commands, "status", run, SUMMARY, __doc__, aliases=["list"])
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument(
         "--show-payload",
         action="store_true",
         help="also print the stored updates (message text; present only with replay=True)",
     )
-    parser.set_defaults(run=run)

@@ -2,15 +2,23 @@
 
 ``parse_duration`` reads the CLI's ``--older-than``/``--drain-timeout`` and
 systemd's time spans (``TimeoutStopSec=1min 30s``, ``TimeoutStopUSec=1min
-30s`` in ``systemctl show``). ``format_age`` writes ages for a table.
+30s`` in ``systemctl show``); ``duration_argument`` and ``seconds_argument``
+are its argparse types. ``format_age`` writes ages for a table.
 """
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 
-__all__ = ["format_age", "format_seconds", "parse_duration"]
+__all__ = [
+    "duration_argument",
+    "format_age",
+    "format_seconds",
+    "parse_duration",
+    "seconds_argument",
+]
 
 # systemd.time(7): every unit systemd accepts, in seconds.
 _UNITS = {
@@ -73,6 +81,22 @@ def parse_duration(text: str, default_unit: float = 1.0) -> float:
         while position < len(text) and text[position].isspace():
             position += 1
     return total
+
+
+def duration_argument(text: str) -> float:
+    """:func:`parse_duration` as an argparse ``type``: a bad duration is a usage error."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def seconds_argument(text: str) -> float:
+    """:func:`duration_argument` that is also positive and finite (a timeout, a margin)."""
+    value = duration_argument(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
 
 
 def format_seconds(seconds: float) -> str:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,9 +22,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-__all__ = ["Failure", "SentMessage", "StandIn"]
+__all__ = ["Failure", "KillOnHandOut", "SentMessage", "StandIn"]
 
 _S = TypeVar("_S", bound="StandIn")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,11 @@ class SentMessage:
 
     ``chat`` is the chat/channel id as a string, ``thread`` the forum topic,
     thread channel or thread_ts (None for the main thread), ``params`` the
-    request as the stand-in decoded it.
+    request as the stand-in decoded it. ``reply_to`` is the message it
+    answers (Telegram ``reply_parameters``, Discord ``message_reference``,
+    Slack's ``thread_ts``) and ``mentions`` the ids of the users the
+    platform notifies: mentioned, or (Telegram, Discord) the author of the
+    message it replies to.
     """
 
     chat: str
@@ -39,6 +46,8 @@ class SentMessage:
     text: str
     params: dict[str, Any] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    reply_to: str | None = None
+    mentions: tuple[str, ...] = ()
 
 
 @dataclass
@@ -59,6 +68,23 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class KillOnHandOut:
+    """An armed fault: SIGKILL ``pid`` ``delay`` seconds after the platform hands out an event.
+
+    ``matches(event)`` picks the event (a Telegram update, a Slack envelope,
+    a Discord dispatch, as the platform sends it). Once fired,
+    ``killed_after`` is the measured seconds from the hand-out to the kill.
+    """
+
+    pid: int
+    delay: float
+    matches: Callable[[dict[str, Any]], bool]
+    handed_out_at: float | None = None
+    killed_after: float | None = None
+    fired: threading.Event = field(default_factory=threading.Event)
+
+
 class StandIn:
     """Base class: lifecycle, message record and failure injection.
 
@@ -77,6 +103,7 @@ class StandIn:
         self._calls: list[tuple[str, dict[str, Any]]] = []
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._kill: KillOnHandOut | None = None
 
     # ----------------------------------------------------------------- lifecycle
     def _routes(self, app: web.Application) -> None:  # pragma: no cover - abstract
@@ -194,19 +221,11 @@ class StandIn:
 
         Raises ``TimeoutError`` with what *was* sent, so a failing test says why.
         """
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [m for m in self._sent if predicate is None or predicate(m)]
-                if len(hits) >= count:
-                    return hits
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} matching message(s); sent so far: "
-                        f"{self._sent!r}"
-                    )
-                self._changed.wait(left)
+        return self._wait_until(
+            lambda: self._sent_matching(predicate, count),
+            timeout,
+            lambda: self._describe_sent_wait(timeout, count),
+        )
 
     def wait_for_call(
         self,
@@ -216,21 +235,11 @@ class StandIn:
         count: int = 1,
     ) -> list[dict[str, Any]]:
         """Block until ``count`` calls of ``method`` match ``predicate``; return their params."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                hits = [
-                    p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-                ]
-                if len(hits) >= count:
-                    return hits
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                        f"{[m for m, _ in self._calls]!r}"
-                    )
-                self._changed.wait(left)
+        return self._wait_until(
+            lambda: self._calls_matching(method, predicate, count),
+            timeout,
+            lambda: self._describe_call_wait(method, timeout, count),
+        )
 
     def fail(self, failure: Failure) -> None:
         """Queue an injected failure (see :class:`Failure`)."""
@@ -244,7 +253,83 @@ class StandIn:
             self._calls.clear()
             self._changed.notify_all()
 
+    def kill_on_hand_out(
+        self, pid: int, delay: float, matches: Callable[[dict[str, Any]], bool]
+    ) -> KillOnHandOut:
+        """SIGKILL ``pid`` ``delay`` seconds after the matching event is handed to the bot.
+
+        The timer runs on the stand-in's loop, started as the event is
+        written out (a thread would wait for the GIL): the kill-timing fault
+        of the acknowledgement tests and ``bench/bench_kill_sweep.py``.
+        """
+        armed = KillOnHandOut(pid, delay, matches)
+        with self._lock:
+            self._kill = armed
+        return armed
+
     # --------------------------------------------------------- for subclasses
+    # How often a blocked wait re-checks without being notified (None: only when notified).
+    _recheck_every: float | None = None
+
+    def _wait_until(
+        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
+    ) -> _T:
+        """Block until ``check()`` (run under the lock) is not None; return it.
+
+        Every ``wait_for_*`` of the stand-ins is this loop: re-check on each
+        state change, raise ``TimeoutError(describe())`` at the deadline.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                result = check()
+                if result is not None:
+                    return result
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(describe())
+                every = self._recheck_every
+                self._changed.wait(left if every is None else min(left, every))
+
+    def _sent_matching(
+        self, predicate: Callable[[SentMessage], bool] | None, count: int
+    ) -> list[SentMessage] | None:
+        hits = [m for m in self._sent if predicate is None or predicate(m)]
+        return hits if len(hits) >= count else None
+
+    def _calls_matching(
+        self, method: str, predicate: Callable[[dict[str, Any]], bool] | None, count: int
+    ) -> list[dict[str, Any]] | None:
+        hits = [p for m, p in self._calls if m == method and (predicate is None or predicate(p))]
+        return hits if len(hits) >= count else None
+
+    def _describe_sent_wait(self, timeout: float, count: int) -> str:
+        return f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
+
+    def _describe_call_wait(self, method: str, timeout: float, count: int) -> str:
+        return (
+            f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
+            f"{[m for m, _ in self._calls]!r}"
+        )
+
+    def _handed_out(self, event: dict[str, Any]) -> None:
+        """Subclasses call this on their loop when ``event`` goes out to the bot."""
+        armed = self._kill
+        if armed is None or not armed.matches(event):
+            return
+        with self._lock:
+            self._kill = None
+        armed.handed_out_at = time.perf_counter()
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(armed.pid, signal.SIGKILL)
+            assert armed.handed_out_at is not None
+            armed.killed_after = time.perf_counter() - armed.handed_out_at
+            armed.fired.set()
+
+        asyncio.get_running_loop().call_later(armed.delay, kill)
+
     def _record_call(self, method: str, params: dict[str, Any]) -> None:
         with self._changed:
             self._calls.append((method, params))

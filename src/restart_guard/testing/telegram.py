@@ -81,6 +81,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
+from ._telegram_html import HtmlError, parse_html
 from ._telegram_webhook import WEBHOOK_CONFLICT, WebhookDelivery, _WebhookControls
 
 __all__ = ["TelegramStandIn"]
@@ -191,6 +192,9 @@ class TelegramStandIn(_WebhookControls, StandIn):
     ``with TelegramStandIn.running() as api:`` in a thread of its own; every
     public method is thread-safe.
     """
+
+    # A poll's client can vanish without a state change to wake a waiter.
+    _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
         self,
@@ -356,6 +360,11 @@ class TelegramStandIn(_WebhookControls, StandIn):
             self._messages[(key, message["message_id"])] = message
         return self.inject_update({kind: message})
 
+    def last_message_id(self, chat_id: int | str) -> int:
+        """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
+        with self._lock:
+            return self._message_ids.get(str(chat_id), 0)
+
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
 
@@ -399,7 +408,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
         the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
         confirmation state.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_confirmed(update_id),
             timeout,
             lambda: self._describe_confirmation(update_id, timeout),
@@ -423,7 +432,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
         restart: only polls that began at or after it count. Raises
         ``TimeoutError``.
         """
-        return self._wait(
+        return self._wait_until(
             lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
         )
 
@@ -443,16 +452,10 @@ class TelegramStandIn(_WebhookControls, StandIn):
     ) -> list[SentMessage]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
 
-        def check() -> list[SentMessage] | None:
-            hits = [m for m in self._sent if predicate is None or predicate(m)]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._sent_matching(predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} matching message(s); sent so far: {self._sent!r}"
-            ),
+            lambda: self._describe_sent_wait(timeout, count),
         )
 
     async def wait_for_call_async(
@@ -464,19 +467,10 @@ class TelegramStandIn(_WebhookControls, StandIn):
     ) -> list[dict[str, Any]]:
         """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
 
-        def check() -> list[dict[str, Any]] | None:
-            hits = [
-                p for m, p in self._calls if m == method and (predicate is None or predicate(p))
-            ]
-            return hits if len(hits) >= count else None
-
         return await self._wait_async(
-            check,
+            lambda: self._calls_matching(method, predicate, count),
             timeout,
-            lambda: (
-                f"waited {timeout}s for {count} call(s) of {method}; calls so far: "
-                f"{[m for m, _ in self._calls]!r}"
-            ),
+            lambda: self._describe_call_wait(method, timeout, count),
         )
 
     # --------------------------------------------------------- failure injection
@@ -677,7 +671,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
             self._changed.notify_all()
         self._notify_async()
         if poll is None:
-            return batch
+            return self._hand_out(batch)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -690,7 +684,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
                     stopping = self._stopping
                 left = deadline - loop.time()
                 if batch or stopping or left <= 0 or not poll.alive():
-                    return batch
+                    return self._hand_out(batch)
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(poll.event.wait(), min(left, _DISCONNECT_CHECK))
         finally:
@@ -699,6 +693,11 @@ class TelegramStandIn(_WebhookControls, StandIn):
                     self._polls.remove(poll)
                 self._changed.notify_all()
             self._notify_async()
+
+    def _hand_out(self, batch: list[_Json]) -> list[_Json]:
+        for update in batch:
+            self._handed_out(update)
+        return batch
 
     async def _send_message(self, params: _Json, request: web.Request) -> Any:
         chat_id = params.get("chat_id")
@@ -714,6 +713,14 @@ class TelegramStandIn(_WebhookControls, StandIn):
         thread = params.get("message_thread_id")
         business = params.get("business_connection_id")
         reply = params.get("reply_parameters")
+        entities = params.get("entities")
+        if params.get("parse_mode") == "HTML":
+            try:
+                text, entities = parse_html(text)
+            except HtmlError as exc:
+                raise _ApiError(400, str(exc)) from None
+        elif params.get("parse_mode") not in (None, ""):
+            raise _ApiError(400, f"Bad Request: unsupported parse_mode {params['parse_mode']!r}")
         with self._lock:
             chat_obj = dict(self._chats.get(chat) or self._unknown_chat(chat, chat_id))
             if thread is not None and chat_obj["type"] == "supergroup":
@@ -730,16 +737,28 @@ class TelegramStandIn(_WebhookControls, StandIn):
                 message["is_topic_message"] = True
             if business:
                 message["business_connection_id"] = str(business)
-            if isinstance(params.get("entities"), list):
-                message["entities"] = params["entities"]
+            if isinstance(entities, list) and entities:
+                message["entities"] = entities
+            reply_to = None
+            notified: list[str] = [
+                str(e["user"]["id"])
+                for e in (entities if isinstance(entities, list) else ())
+                if isinstance(e, dict) and e.get("type") == "text_mention"
+            ]
             if isinstance(reply, dict) and reply.get("message_id") is not None:
                 reply_id = int(reply["message_id"])
                 replied = self._messages.get((chat, reply_id))
-                if replied is None:
-                    replied = {"message_id": reply_id, "date": message["date"], "chat": chat_obj}
-                message["reply_to_message"] = {
-                    k: v for k, v in replied.items() if k != "reply_to_message"
-                }
+                if replied is None and not reply.get("allow_sending_without_reply"):
+                    # Telegram's answer to a reply to a message it does not have.
+                    raise _ApiError(400, "Bad Request: message to be replied not found")
+                if replied is not None:
+                    reply_to = str(reply_id)
+                    author = (replied.get("from") or {}).get("id")
+                    if author is not None and str(author) != str(self._bot_user["id"]):
+                        notified.append(str(author))  # Telegram notifies whom it answers
+                    message["reply_to_message"] = {
+                        k: v for k, v in replied.items() if k != "reply_to_message"
+                    }
             self._messages[(chat, message["message_id"])] = message
         self._record(
             SentMessage(
@@ -747,6 +766,8 @@ class TelegramStandIn(_WebhookControls, StandIn):
                 thread=None if thread is None else str(thread),
                 text=text,
                 params=dict(params),
+                reply_to=reply_to,
+                mentions=tuple(dict.fromkeys(notified)),
             )
         )
         return message
@@ -844,21 +865,6 @@ class TelegramStandIn(_WebhookControls, StandIn):
             f"waited {timeout}s for a getUpdates long poll; calls so far: "
             f"{[m for m, _ in self._calls]!r}"
         )
-
-    def _wait(
-        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
-    ) -> _T:
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                result = check()
-                if result is not None:
-                    return result
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(describe())
-                # A poll's client can vanish without a state change to wake us.
-                self._changed.wait(min(left, _DISCONNECT_CHECK * 2))
 
     async def _wait_async(
         self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]

@@ -57,10 +57,16 @@ class Place:
 
 @dataclass(frozen=True)
 class Said:
-    """A message a user sent: where the bot answers it, and the platform's handle of it."""
+    """A message a user sent: where the bot answers it, and the platform's handle of it.
+
+    ``message`` is the platform's id of the message (Telegram message_id,
+    Discord message id, Slack ts) and ``user`` its author's id.
+    """
 
     place: Place
     handle: Any = None
+    message: str | None = None
+    user: str | None = None
 
 
 class Driver(abc.ABC):
@@ -84,6 +90,8 @@ class Driver(abc.ABC):
     deletable_threads: ClassVar[bool] = False
     #: What the log says when a notice is rate limited (None: the framework waits it out).
     rate_limit_log: ClassVar[str | None] = "rate limited"
+    #: Two users' ids (the first is who :meth:`say` speaks as by default).
+    users: ClassVar[tuple[str, str]]
 
     api: Any  # the platform's stand-in, once :meth:`running` entered
 
@@ -94,6 +102,8 @@ class Driver(abc.ABC):
         self.tmp_path = tmp_path
         self.marker_dir = tmp_path / "markers"
         self.bots: list[BotProcess] = []
+        self.said: list[Said] = []  # every turn :meth:`start_work` started, in order
+        self._started = 0  # bots ever started: names their log files
 
     # ------------------------------------------------------------ the platform
     @abc.abstractmethod
@@ -121,8 +131,16 @@ class Driver(abc.ABC):
         """Block until the bot serves: start-up recovery (the notices) is over by then."""
 
     @abc.abstractmethod
-    def say(self, place: Place, text: str) -> Said:
-        """A user posts ``text`` in ``place``."""
+    def new_place(self, n: int) -> Place:
+        """A chat nobody used yet (the ``n``-th of a series), where the bot may post."""
+
+    @abc.abstractmethod
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        """A user (default ``users[0]``) posts ``text`` in ``place``."""
+
+    def reply_target(self, said: Said) -> str | None:
+        """What a notice answering ``said`` points at (``SentMessage.reply_to``): the message."""
+        return said.message
 
     @abc.abstractmethod
     def wait_delivered(self, said: Said) -> None:
@@ -186,7 +204,8 @@ class Driver(abc.ABC):
         argv = [sys.executable, "-m", self.module, "--marker-dir", str(self.marker_dir)]
         argv += [*self._bot_args(), *args]
         before = self._before_start()
-        log_path = self.tmp_path / f"bot-{len(self.bots) + 1}.log"
+        self._started += 1
+        log_path = self.tmp_path / f"bot-{self._started}.log"
         bot = BotProcess.start(argv, env=self._bot_env(), log_path=log_path)
         self.bots.append(bot)
         if wait_ready:
@@ -197,16 +216,32 @@ class Driver(abc.ABC):
         """The text of a demo-bot command: ``command("work", 60)`` -> ``"/work 60"``."""
         return " ".join([f"{self.command_prefix}{name}", *(format(a, "g") for a in args)])
 
-    def start_work(self, place: Place, seconds: float, durable: bool = True) -> Place:
+    def start_work(
+        self,
+        place: Place,
+        seconds: float,
+        durable: bool = True,
+        *,
+        user: str | None = None,
+        command: str = "work",
+    ) -> Place:
         """Start a turn of ``seconds`` in ``place``; return where its replies land.
 
         Returns once the handler runs and the platform will not redeliver the
         message; with ``durable``, also once its marker is on disk (a SIGKILL
         is covered only after the write-ahead, which a loaded machine delays).
         A short turn passes ``durable=False``: it may be over before the wait.
+        ``user`` says it as another user; ``command="charge"`` runs the demo
+        bot's ``@no_replay`` twin of ``work``. The turn is kept in :attr:`said`.
         """
-        said = self.say(place, self.command("work", seconds))
-        self.api.wait_for_sent(lambda m: said.place.holds(m) and m.text.startswith("working"))
+
+        def working(m: SentMessage) -> bool:
+            return place.holds(m) and m.text.startswith("working")
+
+        answered = len([m for m in self.api.sent if working(m)])  # earlier turns here
+        said = self.say(place, self.command(command, seconds), user)
+        self.said.append(said)
+        self.api.wait_for_sent(working, count=answered + 1)
         self.wait_delivered(said)
         if durable:
             wait_for_markers(self.marker_dir, self._marks(said.place))

@@ -24,6 +24,7 @@ class DiscordDriver(Driver):
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
     redelivers = False  # the gateway never sends an event twice
+    users = ("4001", "4002")
     api: DiscordStandIn
 
     def _standin(self) -> contextlib.AbstractContextManager[DiscordStandIn]:
@@ -46,8 +47,13 @@ class DiscordDriver(Driver):
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         bot.wait_for_log(READY, timeout=30)
 
-    def say(self, place: Place, text: str) -> Said:
-        return Said(place, self.api.inject_message(int(place.chat), text))
+    def new_place(self, n: int) -> Place:
+        return Place(str(self.api.add_channel(self.api.guild_id, name=f"new-{n}")))
+
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        user = user or self.users[0]
+        message = self.api.inject_message(int(place.chat), text, author_id=int(user))
+        return Said(place, message, str(message), user)
 
     def wait_delivered(self, said: Said) -> None:
         pass  # the gateway has no acknowledgement: a dispatched event is never sent again

@@ -31,6 +31,7 @@ class SlackDriver(Driver):
     modes = ("socket", "async-socket", "http", "async-http")
     concurrent_mode = "socket"  # sync listeners run in Bolt's thread pool
     module = "restart_guard.demo.slack_bot"
+    users = ("U0ALICE", "U0BOB")
     api: SlackStandIn
     url: str | None = None  # HTTP modes: the running bot's event endpoint
 
@@ -71,13 +72,22 @@ class SlackDriver(Driver):
             ready = "Running on http" if self.mode == "async-http" else "Bolt app is running"
             bot.wait_for_log(ready, timeout=30)
 
-    def say(self, place: Place, text: str) -> Said:
+    def new_place(self, n: int) -> Place:
+        return Place(f"C0NEW{n}")  # a message there starts its own thread (see say())
+
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
+        user = user or self.users[0]
         if self.url is None:
-            event = self.api.inject_message(place.chat, text, thread_ts=place.thread)
+            event = self.api.inject_message(place.chat, text, thread_ts=place.thread, user=user)
         else:
-            event = self.api.message_event(place.chat, text, thread_ts=place.thread)
+            event = self.api.message_event(place.chat, text, thread_ts=place.thread, user=user)
             event["event_id"] = self.api.deliver_event(self.url, event)  # retried until acked
-        return Said(Place(place.chat, place.thread or str(event["ts"])), event)
+        thread = place.thread or str(event["ts"])
+        return Said(Place(place.chat, thread), event, str(event["ts"]), user)
+
+    def reply_target(self, said: Said) -> str | None:
+        # Slack answers in the thread: its root, the message itself when it started it.
+        return said.place.thread
 
     def wait_delivered(self, said: Said) -> None:
         if self.url is None:

@@ -32,6 +32,7 @@ class TelegramDriver(Driver):
     module = "restart_guard.demo.telegram_bot"
     ready_log = READY
     deletable_threads = True
+    users = ("1001", "1002")
     api: TelegramStandIn
     port: int | None = None
 
@@ -75,9 +76,17 @@ class TelegramDriver(Driver):
         else:
             self.api.wait_for_poll(timeout=30, since=started)
 
-    def say(self, place: Place, text: str) -> Said:
+    def new_place(self, n: int) -> Place:
+        return Place(str(-1002000000000 - n))
+
+    def say(self, place: Place, text: str, user: str | None = None) -> Said:
         thread = None if place.thread is None else int(place.thread)
-        return Said(place, self.api.inject_message(int(place.chat), text, message_thread_id=thread))
+        user = user or self.users[0]
+        update_id = self.api.inject_message(
+            int(place.chat), text, message_thread_id=thread, user_id=int(user)
+        )
+        message = str(self.api.last_message_id(place.chat))  # says nothing else meanwhile
+        return Said(place, update_id, message, user)
 
     def wait_delivered(self, said: Said) -> None:
         self.api.wait_until_confirmed(said.handle)

@@ -142,7 +142,7 @@ from ._model import (
     GATEWAY_RESUME,
     INTERACTION_CALLBACK,
 )
-from ._pointing import DiscordPointer, point_discord_at, point_discord_at_env
+from ._pointing import DiscordPointer, online, point_discord_at, point_discord_at_env
 from ._server import DiscordStandIn
 
 __all__ = [
@@ -165,6 +165,7 @@ __all__ = [
     "DiscordStandIn",
     "Failure",
     "SentMessage",
+    "online",
     "point_discord_at",
     "point_discord_at_env",
 ]

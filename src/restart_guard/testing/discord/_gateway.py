@@ -50,16 +50,11 @@ class _Gateway(_World):
         afterwards, so discord.py resolves injected events from its guild cache.
         Do not call it on the event loop the bot runs on (use ``asyncio.to_thread``).
         """
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._identifies) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for IDENTIFY #{count}; got {len(self._identifies)}"
-                    )
-                self._changed.wait(left)
-            return self._identifies[count - 1]
+        return self._wait_until(
+            lambda: self._identifies[count - 1] if len(self._identifies) >= count else None,
+            timeout,
+            lambda: f"waited {timeout}s for IDENTIFY #{count}; got {len(self._identifies)}",
+        )
 
     def request_reconnect(self) -> None:
         """Send op 7 RECONNECT to every connected client; discord.py then RESUMEs."""
@@ -118,6 +113,7 @@ class _Gateway(_World):
         session.buffer.append((session.seq, message))
         if session.conn is not None:
             session.conn.send(message)
+            self._handed_out(message)
 
     def _broadcast(
         self,

@@ -23,40 +23,25 @@ class _Interactions(_Rest):
     def _route_list(self) -> list[tuple[str, str, _Handler]]:
         return [
             *super()._route_list(),
-            ("GET", "/applications/{application_id}/commands", self._get_commands),
-            ("PUT", "/applications/{application_id}/commands", self._put_commands),
-            ("POST", "/applications/{application_id}/commands", self._post_command),
-            (
-                "GET",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._get_commands,
-            ),
-            (
-                "PUT",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._put_commands,
-            ),
-            (
-                "POST",
-                "/applications/{application_id}/guilds/{guild_id}/commands",
-                self._post_command,
+            # Global and guild commands: the same handlers, told apart by _scope().
+            *(
+                (method, f"/applications/{{application_id}}{scope}/commands", handler)
+                for scope in ("", "/guilds/{guild_id}")
+                for method, handler in (
+                    ("GET", self._get_commands),
+                    ("PUT", self._put_commands),
+                    ("POST", self._post_command),
+                )
             ),
             ("POST", "/interactions/{interaction_id}/{interaction_token}/callback", self._callback),
             ("POST", "/webhooks/{webhook_id}/{webhook_token}", self._followup),
-            (
-                "GET",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._get_webhook_message,
-            ),
-            (
-                "PATCH",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._edit_webhook_message,
-            ),
-            (
-                "DELETE",
-                "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
-                self._delete_webhook_message,
+            *(
+                (method, "/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}", handler)
+                for method, handler in (
+                    ("GET", self._get_webhook_message),
+                    ("PATCH", self._edit_webhook_message),
+                    ("DELETE", self._delete_webhook_message),
+                )
             ),
         ]
 
@@ -179,31 +164,34 @@ class _Interactions(_Rest):
             return _json_response(message)
         return _no_content()
 
-    def _webhook_message(self, call: _Call) -> tuple[_Interaction | None, dict[str, Any] | None]:
+    def _webhook_message(
+        self, call: _Call
+    ) -> tuple[_Interaction, dict[str, Any]] | web.StreamResponse:
+        """The interaction and message a webhook-message path names, or Discord's 404."""
         interaction = self._lookup_interaction(call.path)
         if interaction is None:
-            return None, None
+            return _error(404, 10015, "Unknown Webhook")
         raw = call.path["message_id"]
         mid = (
             interaction.original_id if raw == "@original" else (int(raw) if raw.isdigit() else None)
         )
         with self._state:
-            return interaction, None if mid is None else self._messages.get(mid)
+            message = None if mid is None else self._messages.get(mid)
+        if message is None:
+            return _error(404, 10008, "Unknown Message")
+        return interaction, message
 
     async def _get_webhook_message(self, call: _Call) -> web.StreamResponse:
-        interaction, message = self._webhook_message(call)
-        if interaction is None:
-            return _error(404, 10015, "Unknown Webhook")
-        if message is None:
-            return _error(404, 10008, "Unknown Message")
-        return _json_response(message)
+        found = self._webhook_message(call)
+        if isinstance(found, web.StreamResponse):
+            return found
+        return _json_response(found[1])
 
     async def _edit_webhook_message(self, call: _Call) -> web.StreamResponse:
-        interaction, message = self._webhook_message(call)
-        if interaction is None:
-            return _error(404, 10015, "Unknown Webhook")
-        if message is None:
-            return _error(404, 10008, "Unknown Message")
+        found = self._webhook_message(call)
+        if isinstance(found, web.StreamResponse):
+            return found
+        interaction, message = found
         body = dict(call.json)
         if "flags" not in body and int(message.get("flags", 0)) & 128:
             # Filling in a deferred response clears "thinking" but keeps "ephemeral".
@@ -221,11 +209,9 @@ class _Interactions(_Rest):
         return _json_response(updated)
 
     async def _delete_webhook_message(self, call: _Call) -> web.StreamResponse:
-        interaction, message = self._webhook_message(call)
-        if interaction is None:
-            return _error(404, 10015, "Unknown Webhook")
-        if message is None:
-            return _error(404, 10008, "Unknown Message")
+        found = self._webhook_message(call)
+        if isinstance(found, web.StreamResponse):
+            return found
         with self._state:
-            self._messages.pop(int(message["id"]), None)
+            self._messages.pop(int(found[1]["id"]), None)
         return _no_content()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._model import API_VERSION, ENV_API, ENV_GATEWAY
 from ._server import DiscordStandIn
+
+if TYPE_CHECKING:
+    import discord
 
 
 @dataclass
@@ -89,3 +94,33 @@ def point_discord_at_env(environ: Mapping[str, str] | None = None) -> DiscordPoi
     if api is None or gateway is None:
         raise ValueError(f"set both {ENV_API} and {ENV_GATEWAY}, or neither")
     return point_discord_at((api, gateway))
+
+
+@contextlib.asynccontextmanager
+async def online(
+    client: discord.Client, token: str = "test-token", timeout: float = 10.0
+) -> AsyncIterator[None]:
+    """Run ``client`` against the stand-in for the ``async with`` block.
+
+    Logs in with ``token``, connects and waits (at most ``timeout`` seconds)
+    until the client is ready; on leaving, closes it (which drains) and waits
+    for ``connect()`` to return. Point discord.py at the stand-in first
+    (:func:`point_discord_at`). Raises ``TimeoutError`` if the client never
+    becomes ready, or the error ``connect()`` failed with.
+    """
+    await client.login(token)
+    connect = asyncio.create_task(client.connect())
+    ready = asyncio.create_task(client.wait_until_ready())
+    try:
+        done, _ = await asyncio.wait(
+            {connect, ready}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if ready not in done:
+            ready.cancel()
+            if connect.done():
+                connect.result()
+            raise TimeoutError("the client never became ready")
+        yield
+    finally:
+        await client.close()
+        await asyncio.wait_for(connect, timeout)

@@ -270,7 +270,20 @@ class _Rest(_Controls):
             thread = str(channel_id)
             params["parent_id"] = str(channel.parent_id)
         params.update(marks)
-        self._record(SentMessage(chat=str(channel_id), thread=thread, text=text, params=params))
+        reference = body.get("message_reference")
+        reply_to = None
+        if isinstance(reference, dict) and reference.get("message_id") is not None:
+            reply_to = str(reference["message_id"])
+        self._record(
+            SentMessage(
+                chat=str(channel_id),
+                thread=thread,
+                text=text,
+                params=params,
+                reply_to=reply_to,
+                mentions=self._notified(text, body.get("allowed_mentions"), reply_to),
+            )
+        )
 
     async def _create_message(self, call: _Call) -> web.StreamResponse:
         channel_id = int(call.path["channel_id"])
@@ -287,11 +300,59 @@ class _Rest(_Controls):
                         and _snowflake_age(int(earlier["id"])) < _NONCE_WINDOW
                     ):
                         return _json_response(earlier)
+        reference = body.get("message_reference")
+        if isinstance(reference, dict) and not self._references(channel_id, reference):
+            if reference.get("fail_if_not_exists", True):
+                # As Discord: a reply to a message that is not there is refused...
+                return _json_response(
+                    {
+                        "message": "Invalid Form Body",
+                        "code": 50035,
+                        "errors": {
+                            "message_reference": {
+                                "_errors": [
+                                    {
+                                        "code": "MESSAGE_REFERENCE_UNKNOWN_MESSAGE",
+                                        "message": "Unknown message",
+                                    }
+                                ]
+                            }
+                        },
+                    },
+                    400,
+                )
+            body = {k: v for k, v in body.items() if k != "message_reference"}  # ...or posted plain
         payload = self._post(channel_id, body, call.files)
         self._record_sent(
-            channel_id, payload["content"], body, message_id=payload["id"], **_files_mark(call)
+            channel_id,
+            payload["content"],
+            body,
+            message_id=payload["id"],
+            **_files_mark(call),
         )
         return _json_response(payload)
+
+    def _notified(self, text: str, allowed: Any, reply_to: str | None) -> tuple[str, ...]:
+        """Who Discord pings: allowed ``<@id>`` mentions, and the replied-to author."""
+        users = list(_notified_users(text, allowed))
+        replied_user = not isinstance(allowed, dict) or allowed.get("replied_user", False)
+        if reply_to is not None and replied_user:
+            with self._state:
+                message = self._messages.get(int(reply_to))
+            author = None if message is None else message["author"]["id"]
+            if author is not None and author != str(self.bot_user_id):
+                users.append(author)
+        return tuple(dict.fromkeys(users))
+
+    def _references(self, channel_id: int, reference: Mapping[str, Any]) -> bool:
+        """Whether ``reference`` points at a message this stand-in has, in ``channel_id``."""
+        try:
+            message_id = int(reference.get("message_id") or 0)
+        except (TypeError, ValueError):
+            return False
+        with self._state:
+            message = self._messages.get(message_id)
+        return message is not None and message["channel_id"] == str(channel_id)
 
     async def _get_messages(self, call: _Call) -> web.StreamResponse:
         channel_id = call.path["channel_id"]
@@ -456,3 +517,17 @@ def _route_param(match: re.Match[str]) -> str:
 
 def _files_mark(call: _Call) -> dict[str, Any]:
     return {"files": call.files} if call.files else {}
+
+
+_USER_MENTION = re.compile(r"<@!?(\d+)>")
+
+
+def _notified_users(text: str, allowed: Any) -> tuple[str, ...]:
+    """The users ``<@id>`` in ``text`` that Discord notifies, given ``allowed_mentions``."""
+    users = tuple(dict.fromkeys(_USER_MENTION.findall(text)))
+    if not isinstance(allowed, dict):
+        return users  # no allowed_mentions: every mention pings
+    if "users" in (allowed.get("parse") or ()):
+        return users
+    listed = {str(u) for u in allowed.get("users") or ()}
+    return tuple(u for u in users if u in listed)

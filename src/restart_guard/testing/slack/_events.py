@@ -5,12 +5,30 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._model import (
     VERIFICATION_TOKEN,
 )
 from ._workspace import _Workspace
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class _MentionFields(TypedDict, total=False):
+    """The optional fields of the events of a user's message (see ``message_event``)."""
+
+    user: str | None
+    thread_ts: str | None
+    ts: str | None
+    team: str | None
+
+
+class _MessageFields(_MentionFields, total=False):
+    """The optional fields of ``message_event``, passed on by ``inject_message``."""
+
+    channel_type: str
 
 
 class _EventBuilders(_Workspace):
@@ -21,52 +39,40 @@ class _EventBuilders(_Workspace):
         channel: str,
         text: str,
         *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
         channel_type: str = "channel",
-        team: str | None = None,
+        **fields: Unpack[_MentionFields],
     ) -> dict[str, Any]:
         """A ``message`` event as Slack sends it for a user's message (not delivered).
 
-        ``channel_type`` is ``channel``, ``group``, ``im`` or ``mpim``;
-        ``thread_ts`` makes it a reply in that thread; ``ts`` defaults to
-        :meth:`next_ts`. Use with :meth:`inject_event` or :meth:`post_event`.
+        ``channel_type`` is ``channel``, ``group``, ``im`` or ``mpim``; ``user``
+        defaults to the stand-in's user, ``team`` to its team; ``thread_ts``
+        makes it a reply in that thread; ``ts`` defaults to :meth:`next_ts`.
+        Use with :meth:`inject_event` or :meth:`post_event`.
         """
-        ts = ts or self.next_ts()
-        event: dict[str, Any] = {
-            "type": "message",
-            "channel": channel,
-            "user": user or self.user_id,
-            "text": text,
-            "ts": ts,
-            "event_ts": ts,
-            "team": team or self.team_id,
-            "channel_type": channel_type,
-            "client_msg_id": str(uuid.uuid4()),
-            "blocks": _rich_text_blocks(text),
-        }
-        if thread_ts is not None:
-            event["thread_ts"] = thread_ts
+        event = self._user_event("message", channel, text, fields)
+        event["channel_type"] = channel_type
         return event
 
     def app_mention_event(
-        self,
-        channel: str,
-        text: str,
-        *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
-        team: str | None = None,
+        self, channel: str, text: str, **fields: Unpack[_MentionFields]
     ) -> dict[str, Any]:
-        """An ``app_mention`` event (not delivered); ``<@bot_user_id>`` is prefixed if missing."""
+        """An ``app_mention`` event (not delivered); ``<@bot_user_id>`` is prefixed if missing.
+
+        ``user``, ``thread_ts``, ``ts`` and ``team`` as for :meth:`message_event`.
+        """
         mention = f"<@{self.bot_user_id}>"
         if mention not in text:
             text = f"{mention} {text}"
-        ts = ts or self.next_ts()
+        return self._user_event("app_mention", channel, text, fields)
+
+    def _user_event(
+        self, event_type: str, channel: str, text: str, fields: _MentionFields
+    ) -> dict[str, Any]:
+        """The fields every event of a user's message carries (``message``, ``app_mention``)."""
+        ts = fields.get("ts") or self.next_ts()
+        user, team, thread_ts = fields.get("user"), fields.get("team"), fields.get("thread_ts")
         event: dict[str, Any] = {
-            "type": "app_mention",
+            "type": event_type,
             "channel": channel,
             "user": user or self.user_id,
             "text": text,

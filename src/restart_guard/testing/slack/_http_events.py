@@ -12,9 +12,12 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._events import _EventBuilders
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 def sign_request(body: str | bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
@@ -39,6 +42,18 @@ def sign_request(body: str | bytes, secret: str, timestamp: int | None = None) -
 
 #: Seconds Slack waits for an Events API answer before it counts a timeout.
 ACK_TIMEOUT = 3.0
+
+
+class _PostOptions(TypedDict, total=False):
+    """The keyword arguments of ``post_event`` and ``post_event_async``."""
+
+    signing_secret: str | None
+    timestamp: int | None
+    team: str | None
+    enterprise: str | None
+    retry_num: int | None
+    retry_reason: str | None
+    timeout: float
 
 
 class _HttpEvents(_EventBuilders):
@@ -95,18 +110,18 @@ class _HttpEvents(_EventBuilders):
 
     def wait_for_http_ack(self, event_id: str, timeout: float = 30.0) -> int:
         """Block until a POST of ``event_id`` was answered 2xx (not held); return its retry_num."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for delivered, retry, status in self._http_deliveries:
-                    if delivered == event_id and status == 200:
-                        return retry
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for an ack of {event_id}: {self._http_deliveries!r}"
-                    )
-                self._changed.wait(left)
+
+        def acked() -> int | None:
+            return next(
+                (r for e, r, status in self._http_deliveries if e == event_id and status == 200),
+                None,
+            )
+
+        return self._wait_until(
+            acked,
+            timeout,
+            lambda: f"waited {timeout}s for an ack of {event_id}: {self._http_deliveries!r}",
+        )
 
     def _deliver_with_retries(self, app_url: str, body: dict[str, Any]) -> None:
         event_id = str(body["event_id"])
@@ -114,11 +129,11 @@ class _HttpEvents(_EventBuilders):
         for retry in range(len(self.retry_delays) + 1):
             if retry:
                 self._wait_retry(self.retry_delays[retry - 1])
-            data, headers = self._signed(body, None, None, None, None)
+            options: _PostOptions = {"timeout": ACK_TIMEOUT}
             if retry:
-                headers.update(_retry_headers(retry, reason))
+                options["retry_num"], options["retry_reason"] = retry, reason
             try:
-                status, _ = _post(app_url, data, headers, ACK_TIMEOUT)
+                status, _ = _post(app_url, *self._request(body, options))
             except OSError as exc:  # refused, reset, timed out
                 status = 0
                 reason = "http_timeout" if isinstance(exc, TimeoutError) else "connection_failed"
@@ -144,69 +159,48 @@ class _HttpEvents(_EventBuilders):
 
     # ------------------------------------------------------------ HTTP delivery
     def post_event(
-        self,
-        app_url: str,
-        event: Mapping[str, Any],
-        *,
-        signing_secret: str | None = None,
-        timestamp: int | None = None,
-        team: str | None = None,
-        enterprise: str | None = None,
-        retry_num: int | None = None,
-        retry_reason: str | None = None,
-        timeout: float = 10.0,
+        self, app_url: str, event: Mapping[str, Any], **options: Unpack[_PostOptions]
     ) -> tuple[int, str]:
         """POST a signed Events API request to an HTTP-mode app; return ``(status, body)``.
 
         ``app_url`` is the app's endpoint (``http://127.0.0.1:PORT/slack/events``
         for Bolt's defaults), ``event`` a bare event or a whole
-        ``event_callback`` body. Signed with ``signing_secret`` (default: the
-        stand-in's) at ``timestamp`` (default: now); Bolt answers 200 (it acks
-        before the listener runs) or 401 for a bad signature. ``retry_num``
-        and ``retry_reason`` add Slack's ``X-Slack-Retry-*`` headers. Blocks;
-        works without the stand-in running.
+        ``event_callback`` body (built for ``team``/``enterprise``). Signed
+        with ``signing_secret`` (default: the stand-in's) at ``timestamp``
+        (default: now); Bolt answers 200 (it acks before the listener runs) or
+        401 for a bad signature. ``retry_num`` and ``retry_reason`` add
+        Slack's ``X-Slack-Retry-*`` headers; ``timeout`` (default 10 s) bounds
+        the request. Blocks; works without the stand-in running.
         """
         self._not_on_loop("post_event")
-        data, headers = self._signed(event, signing_secret, timestamp, team, enterprise)
-        headers.update(_retry_headers(retry_num, retry_reason))
-        return _post(app_url, data, headers, timeout)
+        return _post(app_url, *self._request(event, options))
 
     async def post_event_async(
-        self,
-        app_url: str,
-        event: Mapping[str, Any],
-        *,
-        signing_secret: str | None = None,
-        timestamp: int | None = None,
-        team: str | None = None,
-        enterprise: str | None = None,
-        retry_num: int | None = None,
-        retry_reason: str | None = None,
-        timeout: float = 10.0,
+        self, app_url: str, event: Mapping[str, Any], **options: Unpack[_PostOptions]
     ) -> tuple[int, str]:
         """:meth:`post_event` for async tests (an ``AsyncApp`` on the same loop).
 
         The same request, sent from a worker thread so the loop keeps serving the app.
         """
-        data, headers = self._signed(event, signing_secret, timestamp, team, enterprise)
-        headers.update(_retry_headers(retry_num, retry_reason))
-        return await asyncio.to_thread(_post, app_url, data, headers, timeout)
+        return await asyncio.to_thread(_post, app_url, *self._request(event, options))
 
-    def _signed(
-        self,
-        event: Mapping[str, Any],
-        signing_secret: str | None,
-        timestamp: int | None,
-        team: str | None,
-        enterprise: str | None,
-    ) -> tuple[bytes, dict[str, str]]:
+    def _request(
+        self, event: Mapping[str, Any], options: _PostOptions
+    ) -> tuple[bytes, dict[str, str], float]:
+        """The body, headers and timeout of :meth:`post_event`'s request."""
         if event.get("type") == "event_callback":
             body = dict(event)
         else:
-            body = self.event_callback(event, team=team, enterprise=enterprise)
+            body = self.event_callback(
+                event, team=options.get("team"), enterprise=options.get("enterprise")
+            )
         data = json.dumps(body).encode("utf-8")
-        secret = self.signing_secret if signing_secret is None else signing_secret
-        return data, sign_request(data, secret, timestamp)
+        secret = options.get("signing_secret")
+        headers = sign_request(
+            data, self.signing_secret if secret is None else secret, options.get("timestamp")
+        )
+        headers.update(_retry_headers(options.get("retry_num"), options.get("retry_reason")))
+        return data, headers, options.get("timeout", 10.0)
 
 
 def _retry_headers(retry_num: int | None, retry_reason: str | None) -> dict[str, str]:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
 
-from ._events import _EventBuilders
+from ._events import _EventBuilders, _MentionFields, _MessageFields
 from ._model import (
     _MAX_RETRIES,
     _Connection,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class _SocketMode(_EventBuilders):
@@ -61,17 +63,14 @@ class _SocketMode(_EventBuilders):
         injected afterwards reach it. Raises ``TimeoutError``.
         """
         self._not_on_loop("wait_for_connection")
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while len(self._connections) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for {count} Socket Mode connection(s); "
-                        f"open: {len(self._connections)}, ever: {self._total_connections}"
-                    )
-                self._changed.wait(left)
-            return len(self._connections)
+        return self._wait_until(
+            lambda: len(self._connections) if len(self._connections) >= count else None,
+            timeout,
+            lambda: (
+                f"waited {timeout}s for {count} Socket Mode connection(s); "
+                f"open: {len(self._connections)}, ever: {self._total_connections}"
+            ),
+        )
 
     def wait_for_ack(
         self, envelope: str | Mapping[str, Any], timeout: float = 15.0
@@ -84,17 +83,14 @@ class _SocketMode(_EventBuilders):
         """
         self._not_on_loop("wait_for_ack")
         envelope_id = envelope if isinstance(envelope, str) else self.envelope_id_of(envelope)
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while envelope_id not in self._acks:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"waited {timeout}s for the ack of {envelope_id}; delivered: "
-                        f"{self._delivered!r}, acked: {self._ack_order!r}"
-                    )
-                self._changed.wait(left)
-            return self._acks[envelope_id]
+        return self._wait_until(
+            lambda: self._acks.get(envelope_id),
+            timeout,
+            lambda: (
+                f"waited {timeout}s for the ack of {envelope_id}; delivered: "
+                f"{self._delivered!r}, acked: {self._ack_order!r}"
+            ),
+        )
 
     def envelope_id_of(self, event: Mapping[str, Any]) -> str:
         """The envelope id an injected event went out in (KeyError if never injected)."""
@@ -156,28 +152,17 @@ class _SocketMode(_EventBuilders):
         channel: str,
         text: str,
         *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
-        channel_type: str = "channel",
-        team: str | None = None,
         enterprise: str | None = None,
+        **fields: Unpack[_MessageFields],
     ) -> dict[str, Any]:
         """A user posts ``text`` in ``channel``: deliver the ``message`` event; return it.
 
-        See :meth:`message_event` for the arguments. The returned event's
+        See :meth:`message_event` for the other arguments (``user``,
+        ``thread_ts``, ``ts``, ``channel_type``, ``team``). The returned event's
         ``ts`` is the new message's id (the thread root for a reply); pass the
         event to :meth:`wait_for_ack`.
         """
-        event = self.message_event(
-            channel,
-            text,
-            user=user,
-            thread_ts=thread_ts,
-            ts=ts,
-            channel_type=channel_type,
-            team=team,
-        )
+        event = self.message_event(channel, text, **fields)
         self.inject_event(event, enterprise=enterprise)
         return event
 
@@ -186,20 +171,16 @@ class _SocketMode(_EventBuilders):
         channel: str,
         text: str,
         *,
-        user: str | None = None,
-        thread_ts: str | None = None,
-        ts: str | None = None,
-        team: str | None = None,
         enterprise: str | None = None,
+        **fields: Unpack[_MentionFields],
     ) -> dict[str, Any]:
         """A user mentions the bot: deliver an ``app_mention`` event; return it.
 
-        Only the ``app_mention`` event is sent (Slack would also send a
-        ``message`` event to an app subscribed to channel messages).
+        See :meth:`app_mention_event` for the other arguments. Only the
+        ``app_mention`` event is sent (Slack would also send a ``message``
+        event to an app subscribed to channel messages).
         """
-        event = self.app_mention_event(
-            channel, text, user=user, thread_ts=thread_ts, ts=ts, team=team
-        )
+        event = self.app_mention_event(channel, text, **fields)
         self.inject_event(event, enterprise=enterprise)
         return event
 
@@ -360,6 +341,7 @@ class _SocketMode(_EventBuilders):
             conn.unacked[envelope["envelope_id"]] = envelope
             with self._lock:
                 self._delivered.append(envelope["envelope_id"])
+            self._handed_out(envelope)
 
     async def _ping(self, conn: _Connection, interval: float) -> None:
         while not conn.ws.closed:

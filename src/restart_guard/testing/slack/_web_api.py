@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +13,9 @@ from aiohttp import web
 
 from .._standin import Failure, SentMessage
 from ._workspace import _Workspace
+
+# ``<@U123>`` or ``<@U123|name>`` in mrkdwn: the user is notified.
+_USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
 class _WebApi(_Workspace):
@@ -190,6 +194,8 @@ class _WebApi(_Workspace):
                 thread=None if thread_ts is None else str(thread_ts),
                 text=str(text or ""),
                 params=params,
+                reply_to=None if thread_ts is None else str(thread_ts),
+                mentions=tuple(dict.fromkeys(_USER_MENTION.findall(str(text or "")))),
             )
         )
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
