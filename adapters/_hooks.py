@@ -56,6 +56,12 @@ DISCORD = (
     HookPoint(f"{_TREE}._call", "coroutine", (*_S, "interaction")),
     HookPoint(f"{_TREE}._dispatch_error", "coroutine", (*_S, "interaction", "error")),
     HookPoint(
+        "discord.interactions:Interaction.__init__",
+        "function",
+        (*_S, "data", "state"),
+        why='a replay="ask" button press is answered through an Interaction built from its data',
+    ),
+    HookPoint(
         "discord.ui.view:ViewStore.add_task",
         "function",
         (*_S, "task"),

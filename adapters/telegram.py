@@ -70,6 +70,7 @@ from typing import Any
 
 from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
+from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
 from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
@@ -82,7 +83,14 @@ from restart_guard.errors import (
 )
 
 try:
-    from telegram import Bot, ReplyParameters, Update
+    from telegram import (
+        Bot,
+        InlineKeyboardButton,
+        InlineKeyboardMarkup,
+        Message,
+        ReplyParameters,
+        Update,
+    )
     from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -138,6 +146,19 @@ def origin_of(update: object) -> Origin | None:
     message = update.effective_message
     message_id = None if message is None else str(message.message_id)
     return Origin(str(update.update_id), message_id, user_id)
+
+
+def press_of(update: object) -> Press | None:
+    """The restart-guard button press in ``update``, or None (any other update)."""
+    if not isinstance(update, Update) or update.callback_query is None:
+        return None
+    query = update.callback_query
+    if not is_press_data(query.data):
+        return None
+    parsed = parse_press(query.data)
+    if parsed is None:  # "rg1:" but malformed: ours all the same, never the bot's
+        return Press(Choice.DISMISS, "", str(query.from_user.id), query.id)
+    return Press(parsed[0], parsed[1], str(query.from_user.id), query.id)
 
 
 @dataclass
@@ -208,7 +229,7 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
             # delivers again is skipped (the replay re-runs it); off, it runs.
             if not state.replaying and lifecycle.redelivered(str(item.update_id)):
                 return
-            conversation = conversation_of(item)
+            conversation = None if press_of(item) else conversation_of(item)
             if conversation is not None:
                 run = lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
@@ -230,6 +251,10 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
 
     async def process_update(self, update: object) -> None:
         state = _state(self)
+        press = press_of(update)
+        if press is not None:  # a button of a replay="ask" question: never the bot's handlers
+            await state.lifecycle.press(press)
+            return
         queued = state.queued.pop(id(update), None)
         run = queued[1] if queued is not None and queued[0] is update else None
         if run is None:
@@ -342,6 +367,42 @@ class _Link:
     async def send_notice(self, notice: Notice) -> None:
         """Reply to the interrupted message; in a group, mention the askers (HTML)."""
         # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
+        await self._send(notice)
+
+    async def send_question(self, notice: Notice, token: str) -> str:
+        buttons = [
+            InlineKeyboardButton(choice.label, callback_data=press_data(choice, token))
+            for choice in Choice
+        ]
+        message = await self._send(notice, InlineKeyboardMarkup([buttons]))
+        return str(message.message_id)
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        if press is not None:  # first: the presser's client stops its spinner
+            await self._answer(press)
+        try:
+            # Without reply_markup, Telegram removes the inline keyboard.
+            await self.app.bot.edit_message_text(
+                text, chat_id=int(conversation.chat), message_id=int(question)
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        await self._answer(press, text)
+
+    async def _answer(self, press: Press, text: str | None = None) -> None:
+        try:
+            await self.app.bot.answer_callback_query(
+                str(press.handle), text=text, show_alert=text is not None
+            )
+        except BadRequest as exc:  # answered already, or older than Telegram keeps them
+            log.info("restart-guard: could not answer a button press: %s", exc.message)
+
+    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
         conversation, text = notice.conversation, notice.text
         kwargs: dict[str, Any] = {}
         if notice.reply_to is not None and notice.reply_to.isdigit():
@@ -356,8 +417,13 @@ class _Link:
             kwargs["message_thread_id"] = int(conversation.thread)
         if conversation.scope is not None:
             kwargs["business_connection_id"] = conversation.scope
+        if markup is not None:
+            kwargs["reply_markup"] = markup
         try:
-            await self.app.bot.send_message(chat_id=int(conversation.chat), text=text, **kwargs)
+            message: Message = await self.app.bot.send_message(
+                chat_id=int(conversation.chat), text=text, **kwargs
+            )
+            return message
         except RetryAfter as exc:
             delay = exc.retry_after
             seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)

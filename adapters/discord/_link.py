@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import discord
 
 from restart_guard import Conversation, Marker, Notice
+from restart_guard._ask import Choice, Press, press_data
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
 from ._state import NOTICES_PER_SECOND
 
 __all__ = ["Link", "delivery_error", "replay_payload"]
+
+log = logging.getLogger("restart_guard")
 
 # Unknown Channel; archived thread; locked thread: the thread cannot take the
 # notice, its parent channel may.
@@ -90,7 +94,42 @@ class Link:
         Discord then answers a repeat of this notice (re-sent after a kill)
         with the message it already created, for a few minutes.
         """
-        conversation, nonce = notice.conversation, notice.nonce
+        await self._send(notice)
+
+    async def send_question(self, notice: Notice, token: str) -> str:
+        """The notice with two buttons (message components); presses never reach a View."""
+        view = discord.ui.View(timeout=None)
+        for choice, style in zip(
+            Choice, (discord.ButtonStyle.primary, discord.ButtonStyle.secondary), strict=True
+        ):
+            view.add_item(
+                discord.ui.Button(
+                    label=choice.label, style=style, custom_id=press_data(choice, token)
+                )
+            )
+        view.stop()  # finished: discord.py does not keep it in its view store
+        message = await self._send(notice, view)
+        return str(message.id)
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        """The press's own UPDATE_MESSAGE response (type 7), else an edit of the message."""
+        if press is not None:
+            try:
+                await press.handle.response.edit_message(content=text, view=None)
+                return
+            except discord.HTTPException as exc:  # expired (3 s) or answered: edit instead
+                log.info("restart-guard: answering a press failed (%s); editing instead", exc)
+        channel = self._channel(conversation)[0]
+        await channel.get_partial_message(int(question)).edit(content=text, view=None)
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        """An ephemeral response (type 4, flags 64): only the presser sees it."""
+        await press.handle.response.send_message(text, ephemeral=True)
+
+    def _channel(self, conversation: Conversation) -> tuple[discord.PartialMessageable, int | None]:
+        """The conversation's thread or channel, and its guild id."""
         guild_id = int(conversation.scope) if conversation.scope is not None else None
         if conversation.thread is not None:
             target, kind = int(conversation.thread), discord.ChannelType.public_thread
@@ -98,11 +137,16 @@ class Link:
             target = int(conversation.chat)
             kind = discord.ChannelType.text if guild_id is not None else discord.ChannelType.private
         channel = self.client.get_partial_messageable(target, guild_id=guild_id, type=kind)
+        return channel, guild_id
+
+    async def _send(self, notice: Notice, view: discord.ui.View | None = None) -> discord.Message:
+        conversation, nonce = notice.conversation, notice.nonce
+        channel, guild_id = self._channel(conversation)
         reference = None
         if notice.reply_to is not None and notice.reply_to.isdigit():
             reference = discord.MessageReference(
                 message_id=int(notice.reply_to),
-                channel_id=target,
+                channel_id=channel.id,
                 guild_id=guild_id,
                 fail_if_not_exists=False,
             )
@@ -118,11 +162,13 @@ class Link:
             users=[discord.Object(int(u)) for u in mentioned],
             replied_user=True,
         )
+        extra: dict[str, Any] = {"allowed_mentions": allowed}
+        if reference is not None:
+            extra["reference"] = reference
+        if view is not None:
+            extra["view"] = view
         try:
-            if reference is None:
-                await channel.send(text, nonce=nonce, allowed_mentions=allowed)
-            else:
-                await channel.send(text, nonce=nonce, reference=reference, allowed_mentions=allowed)
+            return await channel.send(text, nonce=nonce, **extra)
         except discord.RateLimited as exc:  # only with Client(max_ratelimit_timeout=...)
             raise RateLimited(exc.retry_after, str(exc)) from exc
         except discord.HTTPException as exc:

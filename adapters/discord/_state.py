@@ -72,6 +72,8 @@ class BotState:
         self.refused = 0
         self.refused_marked = 0
         self.last_refused: int | None = None
+        #: Button presses of replay="ask" questions being answered.
+        self.presses: set[asyncio.Future[None]] = set()
         #: Gateway parsers replaced on the client's ConnectionState (for uninstall).
         self.parsers: dict[str, Any] = {}
 

@@ -32,6 +32,7 @@ import discord
 from discord import app_commands
 
 from restart_guard import Origin
+from restart_guard._ask import Choice, Press, is_press_data, parse_press
 from restart_guard._policy import CURRENT_RUN, is_no_replay
 
 from ._keys import (
@@ -52,6 +53,7 @@ __all__ = [
 ]
 
 _INTERACTION_CREATE = "INTERACTION_CREATE"
+_COMPONENT = 3  # interaction type of a button or select press
 _MESSAGE_CREATE = "MESSAGE_CREATE"
 # Application command, component, modal submit: a user asked the bot for something.
 # (Autocomplete, type 4, is not a request worth a notice.)
@@ -92,6 +94,19 @@ def schedule_event(
     if run is None:
         return schedule(coro, event_name, *args, **kwargs)
     return schedule(Tracked(state, run, coro), event_name, *args, **kwargs)
+
+
+def press_of(data: Any, client: discord.Client) -> Press | None:
+    """The restart-guard button press in an INTERACTION_CREATE, or None."""
+    if not isinstance(data, dict) or data.get("type") != _COMPONENT:
+        return None
+    custom_id = (data.get("data") or {}).get("custom_id")
+    if not is_press_data(custom_id):
+        return None
+    user = (data.get("member") or {}).get("user") or data.get("user") or {}
+    interaction = discord.Interaction(data=data, state=client._connection)  # type: ignore[arg-type]
+    parsed = parse_press(custom_id) or (Choice.DISMISS, "")  # malformed: ours, closed
+    return Press(parsed[0], parsed[1], str(user.get("id", "")), interaction)
 
 
 def _addressed(
@@ -224,6 +239,12 @@ def ensure_hooks(client: discord.Client, state: BotState) -> None:
 
         def interaction_create(data: Any) -> None:
             _ensure_interaction_hooks(client)
+            press = press_of(data, client)
+            if press is not None:  # a replay="ask" button: never the bot's views or events
+                task = asyncio.ensure_future(state.lifecycle.press(press))
+                state.presses.add(task)
+                task.add_done_callback(state.presses.discard)
+                return
             conversation = None
             lifecycle = state.lifecycle
             if lifecycle.guard is not None or not lifecycle.accepting:

@@ -18,6 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from restart_guard import Conversation, Marker, Notice
+from restart_guard._ask import Press
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
 from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, log
@@ -115,7 +116,27 @@ def _check_replayed(body: dict[str, Any], response: BoltResponse) -> None:
         )
 
 
-class SyncLink:
+class _NoQuestions:
+    """``replay="ask"`` is not wired to Slack yet: its questions become plain notices.
+
+    ``can_ask = False`` tells the resume step so; these are never called.
+    """
+
+    can_ask = False
+
+    async def send_question(self, notice: Notice, token: str) -> str:
+        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+
+
+class SyncLink(_NoQuestions):
     """Notices and replays for an ``App``: the blocking client, off the resume loop."""
 
     notices_per_second = NOTICES_PER_SECOND
@@ -156,7 +177,7 @@ class SyncLink:
             _check_replayed(body, response)
 
 
-class AsyncLink:
+class AsyncLink(_NoQuestions):
     """Notices and replays for an ``AsyncApp``, on the app's own loop."""
 
     notices_per_second = NOTICES_PER_SECOND

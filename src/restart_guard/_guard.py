@@ -62,6 +62,7 @@ class _Entry:
         "origins",
         "payloads",
         "phase",
+        "question",
         "runs",
         "started_at",
     )
@@ -77,6 +78,7 @@ class _Entry:
         self.origins: dict[int, tuple[Origin, ...]] | None = None
         self.cut = False  # a run was cut off by shutdown: keep the marker
         self.noticed = False  # the resume notice went out: never post it again
+        self.question: str | None = None  # the notice asking Continue / Dismiss (phase ASKED)
 
 
 class Run:
@@ -239,6 +241,9 @@ class Guard:
                     marker.conversation, marker.started_at, marker.attempts
                 )
                 entry.phase = Phase.RESUMING
+            if marker.question is not None:  # still waiting for the asker's answer
+                entry.phase = Phase.ASKED
+                entry.question = marker.question
             entry.attempts = max(entry.attempts, marker.attempts)
             entry.noticed = entry.noticed or marker.noticed
             entry.runs += 1
@@ -269,12 +274,14 @@ class Guard:
                 self._handler_runs -= 1
                 if self._handler_runs == 0:
                     self._notify_idle()
-            if entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
-                dirty = True
-            if entry.origins is not None and entry.origins.pop(run.token, None) is not None:
-                dirty = True
             if not completed:
+                # Cut off: its update and origin stay, for the replay or the question
+                # of the next start.
                 entry.cut = True
+            elif entry.payloads is not None and entry.payloads.pop(run.token, None) is not None:
+                dirty = True
+            if completed and entry.origins and entry.origins.pop(run.token, None) is not None:
+                dirty = True
             if entry.runs == 0 and not entry.cut and self._state is not _GuardState.SEALED:
                 if self._entries.get(key) is entry:
                     del self._entries[key]
@@ -303,6 +310,29 @@ class Guard:
         with self._lock:
             run.entry.noticed = True
         self.writer.mark(run.entry.conversation.key)
+
+    def note_asked(self, run: Run, question: str) -> None:
+        """The notice of ``run``'s conversation asks Continue / Dismiss: phase ``ASKED``.
+
+        ``question`` is the platform's id of that notice, for a later edit.
+        Call :meth:`flush_async` right after: the question then outlives
+        this process.
+        """
+        with self._lock:
+            entry = run.entry
+            entry.noticed = True
+            entry.question = question
+            entry.phase = Phase.ASKED
+        self.writer.mark(entry.conversation.key)
+
+    def note_answered(self, run: Run) -> None:
+        """The question of ``run``'s conversation was answered: it is resumed like any other."""
+        with self._lock:
+            entry = run.entry
+            entry.question = None
+            if entry.phase is Phase.ASKED:
+                entry.phase = Phase.RESUMING
+        self.writer.mark(entry.conversation.key)
 
     def move(self, run: Run, conversation: Conversation) -> None:
         """The conversation of a held ``run`` now lives elsewhere (a group became a supergroup).
@@ -483,6 +513,7 @@ class Guard:
             payload=payload,
             noticed=entry.noticed,
             origins=origins,
+            question=entry.question,
         )
 
     def _resolve(self, keys: Iterable[str]) -> tuple[list[Marker], list[str]]:

@@ -45,6 +45,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
+from ._ask import RESTARTING_ANSWER, Press
 from ._conversation import Conversation
 from ._guard import Guard, Run, listed
 from ._marker import Marker, Origin
@@ -147,6 +148,7 @@ class Lifecycle:
         self._starting: asyncio.Future[None] | None = None
         self._stopping: asyncio.Future[bool] | None = None
         self._signals: list[Callable[[Lifecycle], None]] = []
+        self._link: PlatformLink | None = None
 
     def __repr__(self) -> str:
         return f"<Lifecycle {self.platform} {self.stage.value}>"
@@ -244,6 +246,7 @@ class Lifecycle:
         # Before the resume step runs: a replayed update's handler run joins this guard.
         self.guard = guard
         self.resumer = Resumer(guard, link)
+        self._link = link
         self.drained = None
         self.cut_short = None
         return claimed
@@ -333,6 +336,32 @@ class Lifecycle:
         """
         guard = run.guard
         guard.end(run, completed=not (cut_off and guard.stopping))
+
+    # ---------------------------------------------------------------- replay="ask"
+    async def press(self, press: Press) -> None:
+        """A user pressed a button of a ``replay="ask"`` question (see :mod:`restart_guard._ask`).
+
+        The adapter calls it for every button whose data starts with
+        ``PRESS_PREFIX``, instead of the bot's own handlers. Never raises.
+        """
+        resumer, link = self.resumer, self._link
+        if resumer is not None:
+            await resumer.answer(press)
+        elif link is not None:
+            try:
+                await link.refuse_press(press, RESTARTING_ANSWER)
+            except Exception as exc:
+                log.warning("restart-guard: could not answer a press: %s", exc)
+
+    def press_blocking(self, press: Press) -> None:
+        """:meth:`press` for a bot whose handlers run in threads."""
+        thread = self._loop_thread
+        if thread is None:
+            return
+        try:
+            thread.call(self.press(press), _LOOP_THREAD_MARGIN)
+        except Exception as exc:
+            log.warning("restart-guard: answering a press failed: %s", exc)
 
     # ---------------------------------------------------------------- stop
     def pre_mark(self) -> None:

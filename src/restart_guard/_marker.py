@@ -26,12 +26,15 @@ class Phase(str, Enum):
     ``IN_FLIGHT``: written ahead when a handler started. ``DRAINING``: written
     again for everything in flight when a stop signal arrived, before the
     drain. ``RESUMING``: claimed by a starting process that is posting the
-    notice or re-running the turn.
+    notice or re-running the turn. ``ASKED``: ``replay="ask"`` posted the
+    question (Continue / Dismiss) and waits for the asker's answer, across
+    restarts, until ``max_age``; a claim keeps this phase.
     """
 
     IN_FLIGHT = "in_flight"
     DRAINING = "draining"
     RESUMING = "resuming"
+    ASKED = "asked"
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,7 @@ class Marker:
     payload: list[Any] | None = None
     noticed: bool = False
     origins: tuple[Origin, ...] = ()
+    question: str | None = None
 
     @property
     def replayable(self) -> bool:
@@ -180,6 +184,8 @@ class Marker:
             data["noticed"] = True
         if self.origins:
             data["origins"] = [origin.to_json() for origin in self.origins]
+        if self.question is not None:
+            data["question"] = self.question
         return data
 
     @classmethod
@@ -214,6 +220,9 @@ class Marker:
         noticed = get("noticed", False)
         if type(noticed) is not bool:
             raise ValueError("marker noticed is not a boolean")
+        question = get("question")
+        if question is not None and type(question) is not str:
+            raise ValueError("marker question is not a string")
         raw_origins = get("origins")
         origins: tuple[Origin, ...] = ()
         if raw_origins is not None:
@@ -221,21 +230,34 @@ class Marker:
                 raise ValueError("marker origins is not a list")
             origins = tuple(Origin.from_json(o) for o in raw_origins[-MAX_ORIGINS:])
         return cls(
-            conversation, started_at, phase, attempts, owner, updated_at, payload, noticed, origins
+            conversation,
+            started_at,
+            phase,
+            attempts,
+            owner,
+            updated_at,
+            payload,
+            noticed,
+            origins,
+            question,
         )
 
     def claimed_by(self, owner: str, now: float) -> Marker:
-        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``)."""
+        """This marker, taken over by ``owner`` to be resumed (cheaper than ``with_changes``).
+
+        A question still waiting for its answer stays ``ASKED``.
+        """
         return Marker(
             self.conversation,
             self.started_at,
-            Phase.RESUMING,
+            Phase.ASKED if self.phase is Phase.ASKED else Phase.RESUMING,
             self.attempts,
             owner,
             now,
             self.payload,
             self.noticed,
             self.origins,
+            self.question,
         )
 
 
@@ -289,4 +311,6 @@ def marker_json_text(marker: Marker, head: str = "") -> str:
         body += ',"origins":' + json.dumps(
             [origin.to_json() for origin in marker.origins], separators=(",", ":")
         )
+    if marker.question is not None:
+        body += ',"question":' + _quote(marker.question)
     return body + "}"

@@ -40,8 +40,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: What the ``replay`` rule decides for one marker.
 ReplayChoice = bool | Literal["ask"]
-#: ``protect(replay=...)``: on, off, or a rule ``(marker) -> bool | "ask"``.
-ReplayOption = bool | Callable[[Marker], ReplayChoice]
+#: ``protect(replay=...)``: on, off, "ask", or a rule ``(marker) -> bool | "ask"``.
+ReplayOption = bool | Literal["ask"] | Callable[[Marker], Any]
 
 #: The attribute :func:`no_replay` sets on a handler.
 NO_REPLAY_ATTR = "__restart_guard_no_replay__"
@@ -168,8 +168,10 @@ def replay_choice(option: ReplayOption, marker: Marker) -> ReplayChoice:
             "restart-guard: replay rule failed for %s; not replaying", marker.conversation
         )
         return False
-    if answer is True or answer is False or answer == "ask":
-        return answer
+    if answer is True or answer is False:
+        return bool(answer)
+    if answer == "ask":
+        return "ask"
     log.error(
         "restart-guard: replay rule answered %r for %s (want True, False or 'ask'); not replaying",
         answer,

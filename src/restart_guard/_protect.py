@@ -10,9 +10,8 @@ from typing import Any, TypeVar, overload
 
 from ._adapter import Adapter
 from ._compat import check_framework, refuse_fork_object
-from ._marker import Marker
 from ._registry import SUPPORTED, AdapterSpec, spec_for_class
-from ._settings import DEFAULT, NoticeOption, OnResume, Settings
+from ._settings import DEFAULT, NoticeOption, OnResume, ReplayOption, Settings
 from .errors import AdapterNotAvailable
 from .metrics import MetricsHook
 from .stores.base import Store
@@ -50,7 +49,7 @@ def protect(
     notice: NoticeOption = ...,
     giveup_notice: NoticeOption = ...,
     on_resume: OnResume | None = ...,
-    replay: bool | Callable[[Marker], Any] = ...,
+    replay: ReplayOption = ...,
     max_attempts: int = ...,
     max_age: float = ...,
     metrics: MetricsHook | Any | None = ...,
@@ -67,7 +66,7 @@ def protect(
     notice: NoticeOption = DEFAULT,
     giveup_notice: NoticeOption = DEFAULT,
     on_resume: OnResume | None = None,
-    replay: bool | Callable[[Marker], Any] = False,
+    replay: ReplayOption = False,
     max_attempts: int = 3,
     max_age: float = 24 * 3600.0,
     metrics: MetricsHook | Any | None = None,
@@ -99,9 +98,12 @@ def protect(
       (``{attempts}`` is filled in), or a callable, or None.
     - ``on_resume``: ``async def on_resume(marker)`` called after the notice.
     - ``replay``: re-run the interrupted update after the notice (default
-      False). Only then is message text stored in a marker. A callable
-      ``(marker) -> bool`` decides per marker (a bot-wide rule; text is
-      stored as with True). Turns that ran a handler marked
+      False). Only then is message text stored in a marker. ``"ask"``: the
+      notice asks the user with two buttons, *Continue* (re-run it) and
+      *Dismiss*; only the user who was cut off may press them, and the
+      question stays open across restarts until ``max_age``. A callable
+      ``(marker) -> bool | "ask"`` decides per marker (a bot-wide rule; text
+      is stored as with True). Turns that ran a handler marked
       :func:`restart_guard.no_replay` are never replayed.
     - ``max_attempts``: resumed turns cut off this many times are given up
       (default 3).

@@ -41,15 +41,28 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ._ask import (
+    ASK_NOTICE,
+    CLOSED_ANSWER,
+    CONTINUED_NOTICE,
+    DISMISSED_NOTICE,
+    EXPIRED_NOTICE,
+    NOT_YOURS_ANSWER,
+    RESTARTING_ANSWER,
+    Choice,
+    Press,
+    askers_of,
+    question_token,
+)
 from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker
 from ._notice import Notice
-from ._policy import replay_choice
+from ._policy import ReplayChoice, replay_choice
 from ._redelivery import REDELIVERY_WAIT, PendingDeliveries, Redeliveries
 from ._settings import DEFAULT, NoticeOption
 from .errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
@@ -121,6 +134,34 @@ class PlatformLink(Protocol):
     async def replay(self, marker: Marker) -> None:
         """Feed the stored updates of ``marker.payload`` to the bot again."""
 
+    # replay="ask" (see restart_guard._ask): three calls more. A link that sets
+    # ``can_ask = False`` has none of them working: its questions are plain notices.
+    async def send_question(self, notice: Notice, token: str) -> str:
+        """:meth:`send_notice` with two buttons, *Continue* and *Dismiss*; return its message id.
+
+        The buttons carry ``press_data(Choice.CONTINUE, token)`` and
+        ``press_data(Choice.DISMISS, token)``. The id is what the platform
+        edits the message by later (Telegram message_id, Discord message
+        id, Slack ts), as a string. Errors as for :meth:`send_notice`.
+        """
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        """Replace the question's text by ``text`` and remove its buttons.
+
+        ``press``: the press that answered it, to acknowledge on the
+        platform's terms (Telegram ``answerCallbackQuery``, a Discord
+        UPDATE_MESSAGE response); None when it expired.
+        """
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        """Answer the presser privately with ``text``; the question stays as it is.
+
+        Telegram: an ``answerCallbackQuery`` alert; Discord: an ephemeral
+        interaction response; Slack: ``chat.postEphemeral``.
+        """
+
 
 @dataclass(order=True)
 class _Job:
@@ -138,6 +179,9 @@ class _Job:
     moves: int = field(compare=False, default=0)
     # Waiting (until ``due``) for the platform's pending copy of the turn: no notice yet.
     awaiting: bool = field(compare=False, default=False)
+    asking: bool = field(compare=False, default=False)  # the notice is a question
+    expiring: bool = field(compare=False, default=False)  # its question passed max_age
+    question: str | None = field(compare=False, default=None)  # the question's message id
 
 
 class Resumer:
@@ -151,6 +195,9 @@ class Resumer:
         self._order = itertools.count()
         self._task: asyncio.Task[None] | None = None
         self._followups: set[asyncio.Task[None]] = set()  # on_resume and replay, per marker
+        # replay="ask": open questions by their button token, and their expiry timers.
+        self._questions: dict[str, _Job] = {}
+        self._expiries: dict[str, asyncio.TimerHandle] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._current: _Job | None = None  # the job being sent (popped from the queue)
@@ -190,6 +237,9 @@ class Resumer:
         self.redeliveries.add(markers)
         for m in sorted(markers, key=_by_age):
             job = _Job(now, next(self._order), m, self.guard.hold(m), m.conversation)
+            if m.question is not None and m.age() <= self.settings.max_age:
+                self._open_question(job, m.question)  # asked before a restart: still open
+                continue
             heapq.heappush(self._queue, job)
         if not (self._queue or self._followups):
             self._startup_done.set()
@@ -340,12 +390,23 @@ class Resumer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._release_queue()
+        self._release_questions()
 
     def _release_queue(self) -> None:
         """Unfinished jobs let their markers go back to the store as they are."""
         jobs = [*self._queue, *([self._current] if self._current is not None else [])]
         self._queue.clear()
         self._current = None
+        for job in jobs:
+            self.guard.end(job.run, completed=False)
+
+    def _release_questions(self) -> None:
+        """Open questions stay open: their markers go back to the store as they are."""
+        for timer in self._expiries.values():
+            timer.cancel()
+        self._expiries.clear()
+        jobs = list(self._questions.values())
+        self._questions.clear()
         for job in jobs:
             self.guard.end(job.run, completed=False)
 
@@ -408,23 +469,32 @@ class Resumer:
         if self._stopping:  # a stop came while this one waited for its turn
             heapq.heappush(self._queue, job)  # released by cancel() with the others
             return
+        if job.expiring:
+            await self._expire(job)
+            return
+        nonce = notice_nonce(job.marker, job.giving_up)
         try:
-            await self.link.send_notice(
-                Notice(
-                    job.conversation,
-                    job.text,
-                    notice_nonce(job.marker, job.giving_up),
-                    job.marker,
-                )
-            )
+            notice = Notice(job.conversation, job.text, nonce, job.marker)
+            if job.asking:
+                question = await self.link.send_question(notice, question_token(job.marker))
+            else:
+                await self.link.send_notice(notice)
         except Exception as exc:
             self._refused(job, exc)
             return
-        await self._record(job)
+        if job.asking:
+            await self._asked(job, question)
+        else:
+            await self._record(job)
 
     def _first_look(self, job: _Job) -> bool:
         """Drop, give up, or pick the notice text; False when the job is finished."""
         marker = job.marker
+        if marker.question is not None:  # asked before a restart, and max_age has passed
+            job.expiring = True
+            job.question = marker.question
+            job.text = EXPIRED_NOTICE
+            return True
         age = marker.age()
         if age > self.settings.max_age:
             log.warning(
@@ -442,15 +512,31 @@ class Resumer:
                 self._gave_up(job, told=False)
                 return False
             return True
-        job.replay = self._will_replay(marker)
+        choice = self._replay_choice(marker)
+        if choice == "ask" and not getattr(self.link, "can_ask", True):
+            log.warning(
+                'restart-guard: replay="ask" is not supported by the %s adapter yet; %s gets '
+                "the plain notice and is not replayed",
+                self.guard.platform,
+                marker.conversation,
+            )
+            choice = False
+        # "ask": a noticed marker was answered Continue (an open question never gets here).
+        job.replay = choice is True or (choice == "ask" and marker.noticed)
         if marker.noticed:
             log.info(
                 "restart-guard: %s was told before the last restart; not posting its notice again",
                 marker.conversation,
             )
             return True  # job.text stays None: straight to what follows the notice
-        default = DEFAULT_REPLAY_NOTICE if job.replay else DEFAULT_NOTICE
+        job.asking = choice == "ask"
+        if job.asking:
+            default = ASK_NOTICE
+        else:
+            default = DEFAULT_REPLAY_NOTICE if job.replay else DEFAULT_NOTICE
         job.text = self._text(self.settings.notice, default, marker)
+        if job.text is None and job.asking:
+            job.text = ASK_NOTICE  # a question needs a message to carry its buttons
         return True
 
     async def _pace(self) -> None:
@@ -469,6 +555,108 @@ class Resumer:
             self._notified(job, sent=True)
         await self.guard.flush_async()
 
+    # ---------------------------------------------------------------- replay="ask"
+    async def _asked(self, job: _Job, question: str) -> None:
+        """The question is posted: phase ASKED, durable before the next notice."""
+        self.delivered += 1
+        self.guard.note_asked(job.run, question)
+        self._open_question(job, question)
+        log.info("restart-guard: asked %s whether to pick its turn up again", job.conversation)
+        await self.guard.flush_async()
+
+    def _open_question(self, job: _Job, question: str) -> None:
+        """Wait for a press until the marker is ``max_age`` old."""
+        job.question = question
+        token = question_token(job.marker)
+        self._questions[token] = job
+        left = max(self.settings.max_age - job.marker.age(), 0.0)
+        self._expiries[token] = asyncio.get_running_loop().call_later(
+            left, self._expire_later, token
+        )
+
+    def _expire_later(self, token: str) -> None:
+        self._expiries.pop(token, None)
+        job = self._questions.pop(token, None)
+        if job is not None and not self._stopping:
+            self._follow(self._expire(job))
+
+    async def _expire(self, job: _Job) -> None:
+        """Nobody answered within max_age: remove the buttons, say so, drop the marker."""
+        assert job.question is not None
+        log.info(
+            "restart-guard: the question to %s expired (max_age=%.0fs); dropping it",
+            job.conversation,
+            self.settings.max_age,
+        )
+        try:
+            await self.link.close_question(job.conversation, job.question, EXPIRED_NOTICE, None)
+        except Exception as exc:
+            log.warning(
+                "restart-guard: could not edit the expired question in %s: %s",
+                job.conversation,
+                exc,
+            )
+        self._drop(job.run)
+        await self.guard.flush_async()
+
+    async def answer(self, press: Press) -> None:
+        """A button of a question was pressed: refuse it, or continue / dismiss the turn."""
+        job = self._questions.get(press.token)
+        if job is None or self._stopping:
+            await self._refuse(press, RESTARTING_ANSWER if self._stopping else CLOSED_ANSWER)
+            return
+        askers = askers_of(job.marker)
+        if askers and press.user not in askers:
+            log.info(
+                "restart-guard: user %s pressed %s in %s, but only %s may answer; refused",
+                press.user,
+                press.choice.label,
+                job.conversation,
+                ", ".join(sorted(askers)),
+            )
+            await self._refuse(press, NOT_YOURS_ANSWER)
+            return
+        # Taken before any await: a second press (or the expiry) finds nothing.
+        del self._questions[press.token]
+        timer = self._expiries.pop(press.token, None)
+        if timer is not None:
+            timer.cancel()
+        assert job.question is not None
+        if press.choice is Choice.DISMISS:
+            log.info("restart-guard: %s dismissed by user %s", job.conversation, press.user)
+            self._drop(job.run)
+            await self.guard.flush_async()  # gone for good before the notice says so
+            await self._close(job, DISMISSED_NOTICE, press)
+            return
+        log.info("restart-guard: %s continued by user %s", job.conversation, press.user)
+        job.replay = True
+        self._count("resumed")
+        self.guard.note_answered(job.run)
+        attempts = self.guard.count_attempt(job.run)
+        await self.guard.flush_async()  # counted before the turn re-runs, as for replay=True
+        await self._close(job, CONTINUED_NOTICE, press)
+        self._follow(self._follow_up(job, attempts))
+
+    async def _close(self, job: _Job, text: str, press: Press) -> None:
+        assert job.question is not None
+        try:
+            await self.link.close_question(job.conversation, job.question, text, press)
+        except Exception as exc:
+            log.warning(
+                "restart-guard: could not edit the question in %s: %s", job.conversation, exc
+            )
+
+    async def _refuse(self, press: Press, text: str) -> None:
+        try:
+            await self.link.refuse_press(press, text)
+        except Exception as exc:
+            log.warning("restart-guard: could not answer a press of user %s: %s", press.user, exc)
+
+    def _follow(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine, name="restart-guard-resume-turn")
+        self._followups.add(task)
+        task.add_done_callback(self._followups.discard)
+
     def _notified(self, job: _Job, *, sent: bool) -> None:
         """The conversation was told (now, earlier, or needs no notice); what follows it."""
         marker = job.marker
@@ -486,11 +674,7 @@ class Resumer:
         if sent:
             self.guard.note_noticed(job.run)
         attempts = self.guard.count_attempt(job.run)
-        task = asyncio.get_running_loop().create_task(
-            self._follow_up(job, attempts), name="restart-guard-resume-turn"
-        )
-        self._followups.add(task)
-        task.add_done_callback(self._followups.discard)
+        self._follow(self._follow_up(job, attempts))
 
     async def _follow_up(self, job: _Job, attempts: int) -> None:
         """on_resume and replay of one conversation, off the sender's path."""
@@ -582,15 +766,14 @@ class Resumer:
         )
         self._drop(job.run, "gave_up")
 
-    def _will_replay(self, marker: Marker) -> bool:
+    def _replay_choice(self, marker: Marker) -> ReplayChoice:
         choice = replay_choice(self.settings.replay, marker)
         if marker.payload and not marker.replayable:
             log.info(
                 "restart-guard: %s ran a no_replay handler; not replaying it",
                 marker.conversation,
             )
-        # "ask" (replay after the user says so) is decided by the notice's buttons.
-        return choice is True
+        return choice
 
     def _drop(self, run: Run, reason: str = "dropped") -> None:
         self.dropped += 1

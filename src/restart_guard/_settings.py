@@ -10,13 +10,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._marker import Marker
 from .metrics import MetricsHook, check_metrics_option
 from .stores.base import Store
 
-__all__ = ["DEFAULT", "NoticeOption", "Settings", "default_marker_dir", "make_store"]
+__all__ = [
+    "DEFAULT",
+    "NoticeOption",
+    "ReplayOption",
+    "Settings",
+    "default_marker_dir",
+    "make_store",
+]
 
 
 class _Default:
@@ -28,6 +35,9 @@ class _Default:
 DEFAULT: Any = _Default()
 
 NoticeOption = str | Callable[[Marker], str | None] | None
+#: ``replay=``: re-run interrupted turns (True), never (False), ask the user first
+#: ("ask"), or a rule ``(marker) -> bool | "ask"``.
+ReplayOption = bool | Literal["ask"] | Callable[[Marker], Any]
 OnResume = Callable[[Marker], Awaitable[None]]
 
 ENV_DIR = "RESTART_GUARD_DIR"
@@ -44,8 +54,8 @@ class Settings:
     notice: NoticeOption = DEFAULT
     giveup_notice: NoticeOption = DEFAULT
     on_resume: OnResume | None = None
-    #: True, False, or a rule ``(marker) -> bool | "ask"`` (see :mod:`restart_guard._policy`).
-    replay: bool | Callable[[Marker], Any] = False
+    #: True, False, "ask", or a rule ``(marker) -> bool | "ask"`` (:mod:`restart_guard._policy`).
+    replay: ReplayOption = False
     max_attempts: int = 3
     max_age: float = 24 * 3600.0
     #: A :data:`~restart_guard.metrics.MetricsHook` or a prometheus_client registry.
@@ -74,9 +84,10 @@ class Settings:
             value = getattr(self, name)
             if not (value is None or value is DEFAULT or isinstance(value, str) or callable(value)):
                 raise TypeError(f"{name} must be text, a callable or None, got {value!r}")
-        if not (isinstance(self.replay, bool) or callable(self.replay)):
+        if not (isinstance(self.replay, bool) or self.replay == "ask" or callable(self.replay)):
             raise TypeError(
-                f"replay must be True, False or a callable (marker) -> bool, got {self.replay!r}"
+                'replay must be True, False, "ask" or a callable (marker) -> bool | "ask", '
+                f"got {self.replay!r}"
             )
         if self.on_resume is not None and not callable(self.on_resume):
             raise TypeError(f"on_resume must be an async callable, got {self.on_resume!r}")

@@ -28,6 +28,7 @@ from restart_guard import (
     Store,
     StoredMarker,
 )
+from restart_guard._ask import Press
 
 T = TypeVar("T")
 
@@ -168,6 +169,9 @@ class FakeLink:
         self.on_replay: Callable[[Marker], None] | None = None
         self.gate: asyncio.Event | None = None
         self.sent_at: list[float] = []
+        self.questions: list[tuple[Conversation, str, str]] = []
+        self.closed: list[tuple[str, str, Press | None]] = []
+        self.refused: list[tuple[Press, str]] = []
         self.notices: list[Notice] = []  # every notice posted (not refused), whole
 
     async def send_notice(self, notice: Notice) -> None:
@@ -195,6 +199,20 @@ class FakeLink:
         self.replayed.append(marker)
         if self.on_replay is not None:
             self.on_replay(marker)
+
+    # replay="ask": questions get message ids "q1", "q2" ...; edits and private answers recorded.
+    async def send_question(self, notice: Notice, token: str) -> str:
+        await self.send_notice(notice)
+        self.questions.append((notice.conversation, notice.text, token))
+        return f"q{len(self.questions)}"
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        self.closed.append((question, text, press))
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        self.refused.append((press, text))
 
 
 @pytest.fixture

@@ -157,7 +157,7 @@ def test_a_failing_replay_rule_means_no_replay(caplog: pytest.LogCaptureFixture)
 
 
 def test_replay_must_be_a_bool_or_a_callable() -> None:
-    with pytest.raises(TypeError, match="replay must be True, False or a callable"):
+    with pytest.raises(TypeError, match='replay must be True, False, "ask" or a callable'):
         Settings(replay="always")  # type: ignore[arg-type]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 import restart_guard
 from core.conftest import FakeLink
 from restart_guard import Conversation, DirectoryStore, Guard, Marker, Resumer, Settings
+from restart_guard.testing.wait import eventually
 
 from .conftest import FORUM, PRIVATE, TOKENS, Bots, Fleet, folder_of, start_work, wait_for_markers
 
@@ -42,7 +44,11 @@ def test_a_real_bot_logs_and_counts_every_mark_clear_resume_and_drop(
     assert f"restart-guard: notified telegram chat {PRIVATE}" in log
     start_work(api, 9, "/work 600")
     wait_for_markers(base / folder_of(TOKENS["killed"]), 1)
-    log = bot.wait_for_log("METRIC in_flight 1 telegram")
+    log = bot.wait_for_log("METRIC marked 1 telegram")
+    # The gauge is sampled after each batch: it counts the handler's run (and, depending
+    # on when the sample lands, the update's own run still finishing beside it).
+    busy = re.compile(r"^METRIC in_flight [1-9]\d* telegram$", re.MULTILINE)
+    log = eventually(lambda: bot.log() if busy.search(bot.log()) else None, what="in_flight > 0")
     assert "restart-guard: marked telegram chat 9 (phase in_flight, attempts 0; batch of 1" in log
     assert f"restart-guard: cleared telegram chat {PRIVATE}: no longer in flight" in log
     events = metric_lines(log)

@@ -492,3 +492,43 @@ def test_point_discord_at_env_sets_and_restores() -> None:
         assert discord.http.Route.BASE == "http://127.0.0.1:2/api/v10"
         assert str(discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY) == "ws://127.0.0.1:2/gateway"
     assert before[0] == discord.http.Route.BASE
+
+
+async def test_component_presses_are_answered_ephemerally_or_update_the_message(
+    api: DiscordStandIn,
+) -> None:
+    stranger = api.add_user(name="stranger")
+    bot = commands.Bot(command_prefix="!", intents=intents(), guild_ready_timeout=0.2)
+    presses: list[int] = []
+
+    class Choice(discord.ui.View):
+        @discord.ui.button(label="Go", custom_id="go")
+        async def go(
+            self, interaction: discord.Interaction, button: discord.ui.Button[Choice]
+        ) -> None:
+            presses.append(interaction.user.id)
+            if interaction.user.id == stranger:
+                await interaction.response.send_message("not yours", ephemeral=True)
+            else:
+                await interaction.response.edit_message(content="gone", view=None)
+
+    @bot.command()
+    async def ask(ctx: commands.Context[commands.Bot]) -> None:
+        await ctx.send("go?", view=Choice())
+
+    async with online(bot):
+        api.inject_message(api.channel_id, "!ask")
+        [question] = await sent(api, lambda m: m.text == "go?")
+        assert question.id is not None
+        api.inject_component("go", message_id=int(question.id), user_id=stranger)
+        [private] = await sent(api, lambda m: m.text == "not yours")
+        assert private.params["ephemeral"] is True
+        assert private.params["response_type"] == 4
+        api.inject_component("go", message_id=int(question.id))
+        await sent(api, lambda m: m.text == "gone")
+        message = api.message(int(question.id))
+        assert message is not None
+        assert message["components"] == []
+        with pytest.raises(ValueError, match="no component"):
+            api.inject_component("go", message_id=int(question.id))
+    assert presses == [stranger, api.user_id]

@@ -497,6 +497,72 @@ def test_thread_runner_with_run_polling_in_another_thread() -> None:
         assert api.pending_update_ids == []
 
 
+# ------------------------------------------------------ inline keyboards
+async def test_a_button_press_reaches_the_bot_and_its_answer_is_recorded(
+    api: TelegramStandIn,
+) -> None:
+    pressed: list[tuple[str, int]] = []
+
+    async def on_button(update: Update, context: Context) -> None:
+        query = update.callback_query
+        assert query is not None
+        pressed.append((str(query.data), query.from_user.id))
+        await query.answer("not for you", show_alert=True)
+        with pytest.raises(BadRequest, match=r"(?i)query id is invalid"):
+            await query.answer("twice")  # a query is answered once
+
+    app = build(api)
+    app.add_handler(CallbackQueryHandler(on_button))
+    async with polling(app):
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("Go", callback_data="go:1")]])
+        sent = await app.bot.send_message(-1001, "pick", reply_markup=markup)
+        assert api.buttons(-1001, sent.message_id) == [("Go", "go:1")]
+        query_id = api.press_button(-1001, sent.message_id, "go:1", user_id=77)
+        with pytest.raises(ValueError, match="no button"):
+            api.press_button(-1001, sent.message_id, "other")
+        await api.wait_for_call_async("answerCallbackQuery", timeout=10)
+    assert pressed == [("go:1", 77)]
+    assert api.pending_update_ids == []
+    assert api.callback_answer(query_id) == {
+        "callback_query_id": query_id,
+        "text": "not for you",
+        "show_alert": True,
+    }
+
+
+async def test_edits_replace_the_text_and_remove_the_keyboard(api: TelegramStandIn) -> None:
+    bot = Bot(api.token, base_url=api.base_url)
+    async with bot:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="a")]])
+        sent = await bot.send_message(-1001, "question", reply_markup=markup)
+        edited = await bot.edit_message_text("answered", chat_id=-1001, message_id=sent.message_id)
+        assert isinstance(edited, type(sent))
+        assert edited.text == "answered"
+        assert edited.reply_markup is None  # an edit without reply_markup drops the keyboard
+        assert api.buttons(-1001, sent.message_id) == []
+        with pytest.raises(ValueError, match="no button"):
+            api.press_button(-1001, sent.message_id, "a")
+        with pytest.raises(BadRequest, match=r"(?i)message is not modified"):
+            await bot.edit_message_text("answered", chat_id=-1001, message_id=sent.message_id)
+        with pytest.raises(BadRequest, match=r"(?i)message to edit not found"):
+            await bot.edit_message_text("x", chat_id=-1001, message_id=999)
+
+        again = await bot.send_message(-1001, "question 2", reply_markup=markup)
+        await bot.edit_message_reply_markup(chat_id=-1001, message_id=again.message_id)
+        message = api.message(-1001, again.message_id)
+        assert message is not None
+        assert "reply_markup" not in message
+        assert message["text"] == "question 2"
+
+
+async def test_callback_data_longer_than_64_bytes_is_refused(api: TelegramStandIn) -> None:
+    bot = Bot(api.token, base_url=api.base_url)
+    async with bot:
+        markup = InlineKeyboardMarkup([[InlineKeyboardButton("A", callback_data="x" * 65)]])
+        with pytest.raises(BadRequest, match=r"(?i)button_data_invalid"):
+            await bot.send_message(-1001, "question", reply_markup=markup)
+
+
 async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(api: TelegramStandIn) -> None:
     asked = api.inject_message(-100555, "please", user_id=77)
     assert asked

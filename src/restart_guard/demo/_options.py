@@ -35,6 +35,10 @@ def guard_options(doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--drain-timeout", type=float, default=20.0)
     parser.add_argument("--max-attempts", type=int, default=3)
     parser.add_argument("--replay", action="store_true")
+    parser.add_argument(
+        "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
+    )
+    parser.add_argument("--max-age", type=float, default=24 * 3600.0)
     parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     return parser
 
@@ -48,6 +52,7 @@ def guard_from(args: argparse.Namespace, **options: Any) -> Callable[[Any], Any]
         marker_dir=args.marker_dir,
         drain_timeout=args.drain_timeout,
         max_attempts=args.max_attempts,
-        replay=args.replay,
+        replay="ask" if args.ask else args.replay,
+        max_age=args.max_age,
         **options,
     )

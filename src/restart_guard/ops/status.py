@@ -34,6 +34,7 @@ PHASE_LABELS = {
     Phase.IN_FLIGHT: "in flight",
     Phase.DRAINING: "pre-drain",
     Phase.RESUMING: "resuming",
+    Phase.ASKED: "asked",
 }
 
 

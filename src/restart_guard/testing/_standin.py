@@ -38,7 +38,9 @@ class SentMessage:
     answers (Telegram ``reply_parameters``, Discord ``message_reference``,
     Slack's ``thread_ts``) and ``mentions`` the ids of the users the
     platform notifies: mentioned, or (Telegram, Discord) the author of the
-    message it replies to.
+    message it replies to. ``id`` is the platform's id of the new message
+    (Telegram message_id, Discord snowflake, Slack ts) where the stand-in
+    gives one.
     """
 
     chat: str
@@ -48,6 +50,7 @@ class SentMessage:
     at: float = field(default_factory=time.time)
     reply_to: str | None = None
     mentions: tuple[str, ...] = ()
+    id: str | None = None
 
 
 @dataclass

@@ -70,7 +70,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import json
 import threading
 import time
 import zlib
@@ -81,6 +80,10 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ._standin import Failure, SentMessage, StandIn
+from ._telegram_api import ApiError as _ApiError
+from ._telegram_api import error_body, read_params
+from ._telegram_api import int_param as _int_param
+from ._telegram_buttons import Buttons, inline_keyboard
 from ._telegram_html import HtmlError, parse_html
 from ._telegram_webhook import WEBHOOK_CONFLICT, WebhookDelivery, _WebhookControls
 
@@ -98,41 +101,6 @@ _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"
 )
-# python-telegram-bot sends str values raw and everything else JSON-encoded, so
-# a text "42" or "true" would decode to a number or bool; these stay strings.
-_STRING_PARAMS = frozenset(
-    {
-        "text",
-        "caption",
-        "parse_mode",
-        "business_connection_id",
-        "title",
-        "description",
-        "short_description",
-        "name",
-        "first_name",
-        "last_name",
-        "url",
-        "question",
-        "explanation",
-        "emoji",
-        "callback_query_id",
-        "inline_message_id",
-        "message_effect_id",
-        "secret_token",
-        "ip_address",
-    }
-)
-
-
-class _ApiError(Exception):
-    """A Bot API error answer (``ok: false``) raised inside a method handler."""
-
-    def __init__(self, status: int, description: str, parameters: _Json | None = None) -> None:
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.parameters = parameters
 
 
 @dataclass(eq=False)
@@ -150,38 +118,12 @@ class _Poll:
         return not self.conflict and transport is not None and not transport.is_closing()
 
 
-def _error_body(status: int, description: str, parameters: _Json | None = None) -> _Json:
-    body: _Json = {"ok": False, "error_code": status, "description": description}
-    if parameters:
-        body["parameters"] = parameters
-    return body
-
-
-def _decode_value(name: str, value: str) -> Any:
-    if name in _STRING_PARAMS:
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-def _int_param(params: _Json, name: str, default: int) -> int:
-    value = params.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise _ApiError(400, f"Bad Request: wrong parameter {name}") from None
-
-
 def _utf16_len(text: str) -> int:
     # Telegram measures entity offsets and lengths in UTF-16 code units.
     return len(text.encode("utf-16-le")) // 2
 
 
-class TelegramStandIn(_WebhookControls, StandIn):
+class TelegramStandIn(_WebhookControls, Buttons, StandIn):
     """Loopback Telegram Bot API for one bot token.
 
     ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
@@ -251,7 +193,14 @@ class TelegramStandIn(_WebhookControls, StandIn):
             "getwebhookinfo": self._get_webhook_info,
             "setwebhook": self._set_webhook,
             "sendmessage": self._send_message,
+            "answercallbackquery": self._answer_callback_query,
+            "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
         }
+        # Callback queries delivered and not answered yet, and the answers given.
+        self._open_queries: dict[str, float] = {}
+        self._query_answers: dict[str, _Json] = {}
+        self._next_query = 1
 
     # ------------------------------------------------------------------ identity
     @property
@@ -382,6 +331,9 @@ class TelegramStandIn(_WebhookControls, StandIn):
                 )
             self._next_update_id = update_id + 1
             self._updates.append(update)
+            query = update.get("callback_query")
+            if isinstance(query, dict) and query.get("id") is not None:
+                self._open_queries[str(query["id"])] = time.monotonic()
             self._changed.notify_all()
         self._wake_polls()
         self._wake_webhook()
@@ -536,7 +488,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
             Failure(
                 method=method,
                 status=status,
-                body=_error_body(status, description, parameters),
+                body=error_body(status, description, parameters),
                 chat=None if chat_id is None else str(chat_id),
                 times=times,
             )
@@ -549,20 +501,20 @@ class TelegramStandIn(_WebhookControls, StandIn):
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.path
         if not path.startswith("/bot"):
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         token, _, method = path[len("/bot") :].partition("/")
         if token != self._token:
-            return web.json_response(_error_body(401, "Unauthorized"), status=401)
+            return web.json_response(error_body(401, "Unauthorized"), status=401)
         if not method or "/" in method:
-            return web.json_response(_error_body(404, "Not Found"), status=404)
+            return web.json_response(error_body(404, "Not Found"), status=404)
         try:
-            params = await self._read_params(request)
+            params = await read_params(request)
         except ConnectionError:
             # The client gave up before its request was read; nobody hears an answer.
             return web.Response(status=499)
         except ValueError:
             return web.json_response(
-                _error_body(400, "Bad Request: can't parse request body"), status=400
+                error_body(400, "Bad Request: can't parse request body"), status=400
             )
         self._record_call(method, params)
         chat = self._chat_key(params.get("chat_id"))
@@ -575,29 +527,9 @@ class TelegramStandIn(_WebhookControls, StandIn):
             result = True if handler is None else await handler(params, request)
         except _ApiError as err:
             return web.json_response(
-                _error_body(err.status, err.description, err.parameters), status=err.status
+                error_body(err.status, err.description, err.parameters), status=err.status
             )
         return web.json_response({"ok": True, "result": result})
-
-    @staticmethod
-    async def _read_params(request: web.Request) -> _Json:
-        params: _Json = {k: _decode_value(k, v) for k, v in request.query.items()}
-        if not request.body_exists:
-            return params
-        if request.content_type == "application/json":
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise ValueError("JSON body is not an object")
-            params.update(body)
-            return params
-        form = await request.post()
-        for name, value in form.items():
-            if isinstance(value, web.FileField):
-                # An upload: what was sent matters to a test, not the bytes.
-                params[name] = {"filename": value.filename, "content_type": value.content_type}
-            else:
-                params[name] = _decode_value(name, str(value))
-        return params
 
     @staticmethod
     def _chat_key(chat_id: Any) -> str | None:
@@ -737,6 +669,9 @@ class TelegramStandIn(_WebhookControls, StandIn):
                 message["is_topic_message"] = True
             if business:
                 message["business_connection_id"] = str(business)
+            markup = inline_keyboard(params.get("reply_markup"))
+            if markup is not None:
+                message["reply_markup"] = markup
             if isinstance(entities, list) and entities:
                 message["entities"] = entities
             reply_to = None
@@ -766,6 +701,7 @@ class TelegramStandIn(_WebhookControls, StandIn):
                 thread=None if thread is None else str(thread),
                 text=text,
                 params=dict(params),
+                id=str(message["message_id"]),
                 reply_to=reply_to,
                 mentions=tuple(dict.fromkeys(notified)),
             )

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from restart_guard.testing._standin import SentMessage, StandIn
 from restart_guard.testing.markers import markers_in, wait_for_markers
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually as wait_for
 
 #: Words of the resume notices (the bot's own replies never contain them).
 NOTICE = "restarted"
@@ -183,6 +184,26 @@ class Driver(abc.ABC):
     def rate_limit(self, place: Place, times: int) -> None:
         """The next ``times`` posts into ``place`` are answered "429, retry after ~1 s"."""
 
+    # Buttons (replay="ask"), pressed as one of :attr:`users`.
+    #: Whether this driver can press buttons (the ``replay="ask"`` scenarios need it).
+    has_buttons: ClassVar[bool] = False
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        """The labels of the buttons ``message`` carries now (after any edit)."""
+        raise NotImplementedError
+
+    def text_now(self, message: SentMessage) -> str:
+        """``message``'s text now (after any edit)."""
+        raise NotImplementedError
+
+    def press(self, message: SentMessage, label: str, user: str) -> Any:
+        """``user`` presses button ``label`` under ``message``; returns a handle of the press."""
+        raise NotImplementedError
+
+    def private_answer(self, pressed: Any) -> str:
+        """Block until the bot answered a press privately (only the presser sees it); its text."""
+        raise NotImplementedError
+
     # ----------------------------------------------------------------- shared
     @contextlib.contextmanager
     def running(self) -> Iterator[Driver]:
@@ -253,18 +274,30 @@ class Driver(abc.ABC):
         self.api.wait_for_sent(lambda m: said.place.holds(m) and m.text == f"echo: {text}")
 
     def posted(self, place: Place) -> list[SentMessage]:
-        """What the bot posted in ``place``, oldest first."""
-        return [m for m in self.api.sent if place.holds(m)]
+        """What the bot posted in ``place`` for everyone to see, oldest first (no edits)."""
+        return [m for m in self.api.sent if place.holds(m) and _new_and_public(m)]
 
     def notices(self, place: Place | None = None) -> list[SentMessage]:
         """Resume and give-up notices posted in ``place`` (None: anywhere)."""
-        sent = self.api.sent if place is None else self.posted(place)
+        sent = (
+            [m for m in self.api.sent if _new_and_public(m)]
+            if place is None
+            else self.posted(place)
+        )
         return [m for m in sent if NOTICE in m.text or GIVE_UP in m.text]
 
     def wait_notice(self, place: Place, words: str = NOTICE) -> SentMessage:
         """Block until a notice containing ``words`` is posted in ``place``; return it."""
         [notice] = self.api.wait_for_sent(lambda m: place.holds(m) and words in m.text)
         return notice
+
+    def wait_edited(self, message: SentMessage, words: str, timeout: float = 30.0) -> str:
+        """Block until ``message`` was edited to contain ``words``; its text."""
+        return wait_for(
+            lambda: self.text_now(message) if words in self.text_now(message) else None,
+            timeout,
+            what=lambda: f"{words!r} in {self.text_now(message)!r}",
+        )
 
     def markers(self) -> list[tuple[str, str | None]]:
         """``(chat, thread)`` of every marker in the marker directory."""
@@ -273,3 +306,8 @@ class Driver(abc.ABC):
     @staticmethod
     def _marks(place: Place) -> Callable[[Any], bool]:
         return lambda m: (m.conversation.chat, m.conversation.thread) == place.conversation
+
+
+def _new_and_public(message: SentMessage) -> bool:
+    """A new message everyone sees: not an edit (Discord, Slack record those), not ephemeral."""
+    return not (message.params.get("edit") or message.params.get("ephemeral"))

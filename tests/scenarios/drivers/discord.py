@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.discord import CREATE_MESSAGE, DiscordStandIn
 from restart_guard.testing.process import BotProcess
+from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
 
@@ -24,6 +27,7 @@ class DiscordDriver(Driver):
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
     redelivers = False  # the gateway never sends an event twice
+    has_buttons = True
     users = ("4001", "4002")
     api: DiscordStandIn
 
@@ -76,3 +80,32 @@ class DiscordDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(int(place.chat), retry_after=0.3, times=times)
+
+    def _components(self, message: SentMessage) -> list[dict[str, Any]]:
+        assert message.id is not None
+        now = self.api.message(int(message.id)) or {}
+        return [c for row in now.get("components") or [] for c in row.get("components", [])]
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        return [str(c.get("label")) for c in self._components(message)]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        return str((self.api.message(int(message.id)) or {}).get("content", ""))
+
+    def press(self, message: SentMessage, label: str, user: str) -> int:
+        assert message.id is not None
+        [custom_id] = [c["custom_id"] for c in self._components(message) if c.get("label") == label]
+        self.api.add_user(int(user))  # a member who has not said anything yet
+        return self.api.inject_component(custom_id, message_id=int(message.id), user_id=int(user))
+
+    def private_answer(self, pressed: object) -> str:
+        [answer] = eventually(
+            lambda: [
+                m
+                for m in self.api.sent
+                if m.params.get("interaction_id") == str(pressed) and m.params.get("ephemeral")
+            ],
+            what="an ephemeral answer to the press",
+        )
+        return answer.text

@@ -7,8 +7,10 @@ import time
 
 import pytest
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
+from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
 from .slack import free_port
@@ -32,6 +34,7 @@ class TelegramDriver(Driver):
     module = "restart_guard.demo.telegram_bot"
     ready_log = READY
     deletable_threads = True
+    has_buttons = True
     users = ("1001", "1002")
     api: TelegramStandIn
     port: int | None = None
@@ -117,3 +120,23 @@ class TelegramDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(place.chat, retry_after=1, times=times)
+
+    def buttons(self, message: SentMessage) -> list[str]:
+        assert message.id is not None
+        return [text for text, _ in self.api.buttons(message.chat, int(message.id))]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        now = self.api.message(message.chat, int(message.id))
+        assert now is not None
+        return str(now["text"])
+
+    def press(self, message: SentMessage, label: str, user: str) -> str:
+        assert message.id is not None
+        [data] = [d for t, d in self.api.buttons(message.chat, int(message.id)) if t == label]
+        return self.api.press_button(message.chat, int(message.id), data, user_id=int(user))
+
+    def private_answer(self, pressed: object) -> str:
+        answer = eventually(lambda: self.api.callback_answer(str(pressed)), what="the answer")
+        assert answer.get("show_alert") is True  # an alert only the presser sees
+        return str(answer["text"])

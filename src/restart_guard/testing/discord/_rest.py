@@ -270,6 +270,7 @@ class _Rest(_Controls):
             thread = str(channel_id)
             params["parent_id"] = str(channel.parent_id)
         params.update(marks)
+        mid = marks.get("message_id")
         reference = body.get("message_reference")
         reply_to = None
         if isinstance(reference, dict) and reference.get("message_id") is not None:
@@ -282,6 +283,7 @@ class _Rest(_Controls):
                 params=params,
                 reply_to=reply_to,
                 mentions=self._notified(text, body.get("allowed_mentions"), reply_to),
+                id=None if mid is None else str(mid),
             )
         )
 

@@ -448,6 +448,12 @@ class _World(StandIn):
             if message is None:
                 cid = self.channel_id if channel_id is None else channel_id
                 message = self._message_payload(cid, self._guild_of(cid), self.bot_user_id, "")
+            elif not _has_custom_id(message.get("components", []), custom_id):
+                # As in a Discord client: only a component the message shows now.
+                raise ValueError(
+                    f"message {message_id} has no component with custom_id={custom_id!r} "
+                    "(never had, or an edit removed it)"
+                )
             return message
         for message in reversed(self._messages.values()):
             if channel_id is not None and message["channel_id"] != str(channel_id):
