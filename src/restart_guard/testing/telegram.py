@@ -52,6 +52,13 @@ What the stand-in does like Telegram:
   waiting one with 409 Conflict, as when two bot instances poll;
 - errors have Telegram's exact shape, so python-telegram-bot raises
   ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``Conflict`` ... by itself;
+- ``setWebhook`` turns on webhook delivery (see
+  :mod:`restart_guard.testing._telegram_webhook`): pending updates are POSTed
+  to the URL until it answers 2xx, ``getUpdates`` then answers 409;
+- an update is redelivered until confirmed — by a later ``getUpdates``
+  offset or a 2xx webhook answer. :meth:`TelegramStandIn.hold_confirmations`
+  plays a confirmation that never arrives (the bot killed after taking an
+  update, before confirming it);
 - methods it does not model answer ``{"ok": true, "result": true}``.
 
 Everything the bot sent is in :attr:`~TelegramStandIn.sent`, every call in
@@ -78,6 +85,7 @@ from ._telegram_api import error_body, read_params
 from ._telegram_api import int_param as _int_param
 from ._telegram_buttons import Buttons, inline_keyboard
 from ._telegram_html import HtmlError, parse_html
+from ._telegram_webhook import WEBHOOK_CONFLICT, WebhookDelivery, _WebhookControls
 
 __all__ = ["TelegramStandIn"]
 
@@ -115,7 +123,7 @@ def _utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-class TelegramStandIn(Buttons, StandIn):
+class TelegramStandIn(_WebhookControls, Buttons, StandIn):
     """Loopback Telegram Bot API for one bot token.
 
     ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
@@ -131,7 +139,12 @@ class TelegramStandIn(Buttons, StandIn):
     _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
-        self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
+        self,
+        token: str = "123456:TEST-TOKEN",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        webhook_retry_delay: float = 1.0,
     ) -> None:
         bot_id, colon, secret = token.partition(":")
         if not (bot_id.isdigit() and colon and secret):
@@ -160,6 +173,15 @@ class TelegramStandIn(Buttons, StandIn):
         self._forgotten: set[str] = set()
         self._kicked: set[str] = set()
         self._deleted_topics: set[tuple[str, str]] = set()
+        # Confirmations held (hold_confirmations): update_ids a webhook answered meanwhile.
+        self._holding = False
+        self._answered_held: set[int] = set()
+        self._webhook = WebhookDelivery(
+            self._next_webhook_update,
+            self._webhook_answered,
+            lambda update_id, status: self._notify_async(),
+            webhook_retry_delay,
+        )
         # Async waiters live on other event loops; they are woken through their
         # own loop, never from the stand-in's thread directly.
         self._waiters_lock = threading.Lock()
@@ -169,6 +191,7 @@ class TelegramStandIn(Buttons, StandIn):
             "getupdates": self._get_updates,
             "deletewebhook": self._delete_webhook,
             "getwebhookinfo": self._get_webhook_info,
+            "setwebhook": self._set_webhook,
             "sendmessage": self._send_message,
             "answercallbackquery": self._answer_callback_query,
             "editmessagetext": self._edit_message_text,
@@ -214,6 +237,7 @@ class TelegramStandIn(Buttons, StandIn):
             polls = list(self._polls)
         for poll in polls:
             poll.event.set()
+        await self._webhook.close()
 
     # ----------------------------------------------------------------- injection
     def inject_message(
@@ -312,6 +336,7 @@ class TelegramStandIn(Buttons, StandIn):
                 self._open_queries[str(query["id"])] = time.monotonic()
             self._changed.notify_all()
         self._wake_polls()
+        self._wake_webhook()
         self._notify_async()
         return update_id
 
@@ -533,6 +558,7 @@ class TelegramStandIn(Buttons, StandIn):
         return dict(self._bot_user)
 
     async def _delete_webhook(self, params: _Json, request: web.Request) -> Any:
+        self._webhook.set(None)
         if params.get("drop_pending_updates") in (True, "true", "True", 1):
             with self._changed:
                 self._confirm(self._next_update_id)
@@ -542,7 +568,8 @@ class TelegramStandIn(Buttons, StandIn):
     async def _get_webhook_info(self, params: _Json, request: web.Request) -> Any:
         with self._lock:
             pending = len(self._updates)
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+        url = self.webhook_url or ""
+        return {"url": url, "has_custom_certificate": False, "pending_update_count": pending}
 
     async def _get_updates(self, params: _Json, request: web.Request) -> Any:
         offset = _int_param(params, "offset", 0)
@@ -551,6 +578,10 @@ class TelegramStandIn(Buttons, StandIn):
             timeout = max(float(params.get("timeout") or 0), 0.0)
         except (TypeError, ValueError):
             raise _ApiError(400, "Bad Request: wrong parameter timeout") from None
+        if self._webhook.webhook is not None:
+            raise _ApiError(409, WEBHOOK_CONFLICT)
+        if offset > 0 and not await self._confirmation_arrives(offset, request):
+            return []  # the client went away while its confirmation was held
         poll: _Poll | None = None
         with self._changed:
             if offset > 0:
