@@ -49,7 +49,8 @@ from ._ask import RESTARTING_ANSWER, Press
 from ._conversation import Conversation
 from ._guard import Guard, Run, listed
 from ._marker import Marker, Origin
-from ._resume import PlatformLink, Resumer
+from ._platform_link import PlatformLink
+from ._resume import Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
 from ._systemd import notify_ready, notify_stopping
