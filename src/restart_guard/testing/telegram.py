@@ -170,6 +170,7 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
         self._chats: dict[str, _Json] = {}
         self._message_ids: dict[str, int] = {}
         self._messages: dict[tuple[str, int], _Json] = {}
+        self._message_of_update: dict[int, int] = {}  # inject_message's update_id -> message_id
         self._forgotten: set[str] = set()
         self._kicked: set[str] = set()
         self._deleted_topics: set[tuple[str, str]] = set()
@@ -307,12 +308,23 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
             self._chats[key] = chat
             message["message_id"] = self._next_message_id(key)
             self._messages[(key, message["message_id"])] = message
-        return self.inject_update({kind: message})
+        update_id = self.inject_update({kind: message})
+        with self._lock:
+            self._message_of_update[update_id] = int(message["message_id"])
+        return update_id
 
     def last_message_id(self, chat_id: int | str) -> int:
         """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
         with self._lock:
             return self._message_ids.get(str(chat_id), 0)
+
+    def message_id_of(self, update_id: int) -> int:
+        """The ``message_id`` of the message :meth:`inject_message` queued as ``update_id``.
+
+        Unlike :meth:`last_message_id` it stays right when the bot answers at once.
+        """
+        with self._lock:
+            return self._message_of_update[update_id]
 
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.

@@ -88,8 +88,7 @@ class TelegramDriver(Driver):
         update_id = self.api.inject_message(
             int(place.chat), text, message_thread_id=thread, user_id=int(user)
         )
-        message = str(self.api.last_message_id(place.chat))  # says nothing else meanwhile
-        return Said(place, update_id, message, user)
+        return Said(place, update_id, str(self.api.message_id_of(update_id)), user)
 
     def wait_delivered(self, said: Said) -> None:
         self.api.wait_until_confirmed(said.handle)
