@@ -41,6 +41,15 @@ for it that overrides public methods only —
   the notice in flight is let finish and recorded before the bot's HTTP
   client closes.
 
+Redelivery: Telegram hands an update the killed process never confirmed to
+the next one. Each marker keeps its turns' ``update_id`` s
+(:attr:`restart_guard.Origin.delivery`); an update the queue receives is
+checked with ``Lifecycle.redelivered`` — with replay on it is skipped (the
+replay re-runs that turn), without replay it runs and stands in for the
+notice. Before the notices, ``getUpdates`` without an offset (which
+confirms nothing) tells the resume step which updates are still pending
+(:meth:`_Link.pending_deliveries`); see :mod:`restart_guard._redelivery`.
+
 ``run_polling``/``run_webhook`` turn SIGTERM, SIGINT and ``stop_running()``
 into ``stop()``, so all three are covered: their signal handler (which
 raises ``SystemExit``) is extended so that the first signal durably marks
@@ -75,7 +84,7 @@ try:
         ReplyParameters,
         Update,
     )
-    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter
+    from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
     from telegram.ext import Application
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
@@ -147,9 +156,7 @@ class BotState:
     # Tasks running a guarded handler run: cancelled when the drain does not finish
     # (run_polling closes its loop without cancelling what is left).
     running: dict[asyncio.Future[Any], int] = field(default_factory=dict)
-    # update_ids re-run by replay: Telegram redelivers an update the killed
-    # process never confirmed, and the turn must not run twice.
-    replayed: set[int] = field(default_factory=set)
+    # An update fed back by our own replay: not a redelivery by Telegram.
     replaying: bool = False
 
     def enter(self) -> asyncio.Future[Any] | None:
@@ -198,16 +205,14 @@ class _TrackingQueue(asyncio.Queue):  # type: ignore[type-arg]
     def put_nowait(self, item: Any) -> None:
         state = _state(self)
         if isinstance(item, Update):
-            if not state.replaying and item.update_id in state.replayed:
-                log.info(
-                    "restart-guard: update %d was redelivered by Telegram and already "
-                    "replayed; skipped",
-                    item.update_id,
-                )
+            lifecycle = state.lifecycle
+            # Polling and webhook both pass here. Replay on: a claimed turn Telegram
+            # delivers again is skipped (the replay re-runs it); off, it runs.
+            if not state.replaying and lifecycle.redelivered(str(item.update_id)):
                 return
             conversation = None if press_of(item) else conversation_of(item)
             if conversation is not None:
-                run = state.lifecycle.begin(conversation, state.payload(item), origin_of(item))
+                run = lifecycle.begin(conversation, state.payload(item), origin_of(item))
                 if run is not None:
                     state.queued[id(item)] = (item, run)
         super().put_nowait(item)
@@ -300,7 +305,6 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
     def _restart_guard_forget(self) -> None:
         state = _state(self)
         state.queued.clear()
-        state.replayed.clear()
         state.running.clear()
 
 
@@ -399,13 +403,31 @@ class _Link:
         except BadRequest as exc:
             raise common.rejected(exc.message) from exc
 
+    async def pending_deliveries(self) -> set[str] | None:
+        """``update_id`` s Telegram still holds for this bot (None: cannot tell).
+
+        ``getUpdates`` without an offset confirms nothing: these updates go
+        to the first poll after start-up all the same. With a webhook set
+        Telegram refuses the call (409): None, every notice goes out.
+        """
+        polling = _POLLING.get()
+        try:
+            updates = await self.app.bot.get_updates(timeout=0, limit=100)
+        except TelegramError as exc:
+            log.info("restart-guard: cannot look at the pending updates: %s", exc)
+            return None
+        finally:
+            # A look, not a poll: _ConfirmingBot.get_updates must not leave this task
+            # (and the replays it starts) counted as the polling one.
+            _POLLING.set(polling)
+        return {str(update.update_id) for update in updates}
+
     async def replay(self, marker: Marker) -> None:
         state = _state(self.app)
         for raw in marker.payload or ():
             update = Update.de_json(raw, self.app.bot)
             if update is None:
                 continue
-            state.replayed.add(update.update_id)
             state.replaying = True
             try:
                 self.app.update_queue.put_nowait(update)  # unbounded queue: never full

@@ -3,8 +3,10 @@
 - The app's class is swapped for a subclass made for it that overrides
   public methods only: ``dispatch``/``async_dispatch`` (start-up on the first
   request if nothing else started it; requests arriving after a stop signal
-  are refused, so Slack delivers them again; a redelivered event that replay
-  already re-ran is acked, not run twice), ``App.start`` (start-up before the
+  are refused, so Slack delivers them again; an event Slack retries whose
+  turn a claimed marker holds is acked and skipped when replay is on — the
+  replay re-runs it — and runs, standing in for the notice, when it is off:
+  ``Lifecycle.redelivered``), ``App.start`` (start-up before the
   server binds, signal handlers), ``AsyncApp.server`` (start-up in aiohttp's
   ``on_startup``, drain in its ``on_shutdown``) and ``AsyncApp.start``.
 - ``connect()``/``connect_async()`` of Bolt's Socket Mode handler base classes
@@ -43,7 +45,7 @@ from ._lifecycle import (
     stop,
     stop_async,
 )
-from ._state import PLATFORM, REPLAY_KEY, BotState, log
+from ._state import PLATFORM, REPLAY_KEY, BotState
 from ._tracking import track, untrack
 
 __all__ = ["hook", "state_of", "unhook"]
@@ -61,14 +63,11 @@ def _turned_away(state: BotState, request: BoltRequest | AsyncBoltRequest) -> Bo
     if not state.lifecycle.accepting:
         # Not acked: Slack sends it again, to the next process or connection.
         return BoltResponse(status=503, body="restarting; deliver again later")
-    if state.replayed:
+    lifecycle = state.lifecycle
+    if lifecycle.claims_deliveries:
         event_id = request.body.get("event_id")
-        if event_id in state.replayed:
-            log.info(
-                "restart-guard: event %s was delivered again after replay re-ran it; "
-                "acknowledged, not run twice",
-                event_id,
-            )
+        if isinstance(event_id, str) and lifecycle.redelivered(event_id):
+            # Acked: Slack stops retrying; restart-guard's replay runs the turn once.
             return BoltResponse(status=200, body="")
     return None
 
@@ -105,7 +104,8 @@ class _GuardedApp(App):
 
     def dispatch(self, req: BoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if state.lifecycle.stage is not Stage.RUNNING or state.replayed:  # the common path
+        lifecycle = state.lifecycle
+        if lifecycle.stage is not Stage.RUNNING or lifecycle.claims_deliveries:  # rarely
             refusal = _gate(self, state, req)
             if refusal is not None:
                 return refusal
@@ -133,7 +133,8 @@ class _GuardedAsyncApp(AsyncApp):
 
     async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
         state = self._restart_guard
-        if state.lifecycle.stage is not Stage.RUNNING or state.replayed:
+        lifecycle = state.lifecycle
+        if lifecycle.stage is not Stage.RUNNING or lifecycle.claims_deliveries:
             refusal = await _gate_async(self, state, req)
             if refusal is not None:
                 return refusal

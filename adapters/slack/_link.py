@@ -73,13 +73,8 @@ def _retry_after(response: Any) -> float:
     return 1.0
 
 
-def _replay_body(state: BotState, raw: Any) -> dict[str, Any] | None:
-    if not isinstance(raw, dict):
-        return None
-    event_id = raw.get("event_id")
-    if isinstance(event_id, str):
-        state.replayed.add(event_id)
-    return raw
+def _replay_body(raw: Any) -> dict[str, Any] | None:
+    return raw if isinstance(raw, dict) else None
 
 
 def _client_for_token(client: Any, cls: type[T], token: str) -> T:
@@ -174,7 +169,7 @@ class SyncLink(_NoQuestions):
     async def replay(self, marker: Marker) -> None:
         loop = asyncio.get_running_loop()
         for raw in marker.payload or ():
-            body = _replay_body(self.state, raw)
+            body = _replay_body(raw)
             if body is None:
                 continue
             request = BoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})
@@ -214,7 +209,7 @@ class AsyncLink(_NoQuestions):
 
     async def replay(self, marker: Marker) -> None:
         for raw in marker.payload or ():
-            body = _replay_body(self.state, raw)
+            body = _replay_body(raw)
             if body is None:
                 continue
             request = AsyncBoltRequest(body=body, mode="socket_mode", context={REPLAY_KEY: True})

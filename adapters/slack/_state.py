@@ -34,15 +34,12 @@ class BotState:
     is_async: bool
     #: Socket Mode handlers connected for this app: closed on stop.
     handlers: list[Any] = field(default_factory=list)
-    #: event_ids re-run by replay: a redelivery of one of them is acked, not run twice.
-    replayed: set[str] = field(default_factory=set)
     #: ``AsyncApp.start()`` is running: aiohttp's signal handlers are ours to extend.
     standalone: bool = False
 
     def forget(self) -> None:
         """After a stop: the connections are closed, replays are the next start's business."""
         self.handlers.clear()
-        self.replayed.clear()
 
 
 def identity_from_auth_test(result: Any) -> str | None:

@@ -15,9 +15,10 @@ from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker, Origin, Phase
 from ._notice import Notice
+from ._platform_link import PlatformLink
 from ._policy import no_replay
 from ._protect import protect, unprotect
-from ._resume import PlatformLink, Resumer
+from ._resume import Resumer
 from ._settings import DEFAULT, Settings, default_marker_dir, make_store
 from .errors import (
     AdapterNotAvailable,

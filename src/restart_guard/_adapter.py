@@ -45,8 +45,8 @@ import logging
 from typing import ClassVar, Generic, TypeVar
 
 from ._conversation import Conversation
+from ._platform_link import PlatformLink
 from ._registry import AdapterSpec
-from ._resume import PlatformLink
 from ._settings import Settings
 
 __all__ = ["Adapter"]

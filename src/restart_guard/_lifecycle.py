@@ -49,7 +49,8 @@ from ._ask import RESTARTING_ANSWER, Press
 from ._conversation import Conversation
 from ._guard import Guard, Run, listed
 from ._marker import Marker, Origin
-from ._resume import PlatformLink, Resumer
+from ._platform_link import PlatformLink
+from ._resume import Resumer
 from ._settings import Settings, make_store
 from ._signals import CUT_OFF, loop_signals, process_signals
 from ._systemd import notify_ready, notify_stopping
@@ -195,8 +196,7 @@ class Lifecycle:
             self._enter(previous)
             raise
         assert self.resumer is not None
-        task = self.resumer.start(claimed)
-        done = task is None or await _first(task, stop_waiting)
+        done = await _resume_first(self.resumer, claimed, stop_waiting)
         self._started(claimed, identity, done)
 
     def start_blocking(self, identity: Identity, link: PlatformLink) -> None:
@@ -233,8 +233,7 @@ class Lifecycle:
 
     async def _resume(self, claimed: Sequence[Marker]) -> bool:
         assert self.resumer is not None
-        task = self.resumer.start(claimed)
-        return task is None or await _first(task, None)
+        return await _resume_first(self.resumer, claimed, None)
 
     def _stopped_while_starting(self) -> bool:
         """A stop came before the store was opened (see :meth:`pre_mark`): open nothing."""
@@ -282,6 +281,29 @@ class Lifecycle:
         if guard is None:
             return None
         return guard.begin(conversation, payload, origin)
+
+    @property
+    def claims_deliveries(self) -> bool:
+        """Whether a claimed marker holds a platform delivery id (:meth:`redelivered` may skip)."""
+        resumer = self.resumer
+        return resumer is not None and resumer.redeliveries.active
+
+    def redelivered(self, delivery: str | None) -> bool:
+        """The platform delivers ``delivery`` (its id for this event); True: skip the event.
+
+        Call it for every incoming event that has a platform delivery id
+        (Telegram ``update_id``, Slack ``event_id``), before :meth:`begin`,
+        except for events fed back by the adapter's own ``replay``. True
+        means a claimed marker holds that turn and restart-guard's replay
+        re-runs it: acknowledge the event and do not run it. False: run it
+        (if it is a claimed turn, it now stands in for the notice). See
+        :mod:`restart_guard._redelivery`. Thread-safe; one attribute test
+        when nothing was claimed.
+        """
+        resumer = self.resumer
+        if delivery is None or resumer is None or not resumer.redeliveries.active:
+            return False
+        return resumer.redelivered(delivery)
 
     async def durable(self, timeout: float = ACK_WAIT) -> bool:
         """Wait until every conversation begun so far is durably marked; True if it is.
@@ -574,6 +596,19 @@ async def _drain_then_idle(drain: Callable[[], Awaitable[object]], guard: Guard)
     await drain()
     # Handler runs the framework no longer awaits (tasks started during its drain).
     await guard.wait_idle(None)
+
+
+async def _resume_first(
+    resumer: Resumer, claimed: Sequence[Marker], stop_waiting: asyncio.Event | None
+) -> bool:
+    """Start the resume step; wait for its start-up part (see :meth:`Resumer.startup`)."""
+    if resumer.start(claimed) is None:
+        return True
+    startup = asyncio.ensure_future(resumer.startup())
+    try:
+        return await _first(startup, stop_waiting)
+    finally:
+        startup.cancel()
 
 
 async def _first(task: asyncio.Future[Any], stop_waiting: asyncio.Event | None) -> bool:

@@ -34,6 +34,7 @@ any other exception: transient).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import heapq
 import itertools
@@ -42,7 +43,7 @@ import math
 import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from ._ask import (
     ASK_NOTICE,
@@ -61,16 +62,16 @@ from ._conversation import Conversation
 from ._guard import Guard, Run
 from ._marker import Marker
 from ._notice import Notice
+from ._platform_link import PlatformLink
 from ._policy import ReplayChoice, replay_choice
+from ._redelivery import REDELIVERY_WAIT, PendingDeliveries, Redeliveries
 from ._settings import DEFAULT, NoticeOption
 from .errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
 __all__ = [
     "DEFAULT_GIVEUP_NOTICE",
     "DEFAULT_NOTICE",
-    "NONCE_LENGTH",
     "SEND_GRACE",
-    "PlatformLink",
     "Resumer",
     "notice_nonce",
 ]
@@ -101,62 +102,8 @@ _BACKOFF_MAX = 60.0
 SEND_GRACE = 3.0
 # A chat that keeps moving (A → B → A ...) is a platform bug: give up after this many.
 _MAX_MOVES = 3
-#: Discord's limit on a message nonce.
-NONCE_LENGTH = 25
-
-
-class PlatformLink(Protocol):
-    """What the resume step needs from an adapter."""
-
-    #: Notices per second the platform tolerates from one bot.
-    notices_per_second: float
-
-    async def send_notice(self, notice: Notice) -> None:
-        """Post ``notice.text`` in ``notice.conversation``'s chat and thread.
-
-        Where the platform can, the notice answers ``notice.reply_to`` (the
-        interrupted message) and mentions ``notice.askers`` where a reply
-        alone would not tell them. ``notice.nonce`` is the same for the same
-        notice of the same marker at every start (at most
-        :data:`NONCE_LENGTH` characters): a platform that can drop a
-        repeated message by it (Discord's ``enforce_nonce``) should pass
-        it. Raise :class:`~restart_guard.errors.ConversationGone`,
-        :class:`~restart_guard.errors.ThreadGone`,
-        :class:`~restart_guard.errors.ConversationMoved` or
-        :class:`~restart_guard.errors.RateLimited` where the platform says
-        so; any other exception counts as transient and is retried.
-        """
-
-    async def replay(self, marker: Marker) -> None:
-        """Feed the stored updates of ``marker.payload`` to the bot again."""
-
-    # replay="ask" (see restart_guard._ask): three calls more. A link that sets
-    # ``can_ask = False`` has none of them working: its questions are plain notices.
-    async def send_question(self, notice: Notice, token: str) -> str:
-        """:meth:`send_notice` with two buttons, *Continue* and *Dismiss*; return its message id.
-
-        The buttons carry ``press_data(Choice.CONTINUE, token)`` and
-        ``press_data(Choice.DISMISS, token)``. The id is what the platform
-        edits the message by later (Telegram message_id, Discord message
-        id, Slack ts), as a string. Errors as for :meth:`send_notice`.
-        """
-
-    async def close_question(
-        self, conversation: Conversation, question: str, text: str, press: Press | None
-    ) -> None:
-        """Replace the question's text by ``text`` and remove its buttons.
-
-        ``press``: the press that answered it, to acknowledge on the
-        platform's terms (Telegram ``answerCallbackQuery``, a Discord
-        UPDATE_MESSAGE response); None when it expired.
-        """
-
-    async def refuse_press(self, press: Press, text: str) -> None:
-        """Answer the presser privately with ``text``; the question stays as it is.
-
-        Telegram: an ``answerCallbackQuery`` alert; Discord: an ephemeral
-        interaction response; Slack: ``chat.postEphemeral``.
-        """
+# Bound on looking at the platform's pending deliveries before the first notice.
+_PEEK_TIMEOUT = 5.0
 
 
 @dataclass(order=True)
@@ -173,6 +120,8 @@ class _Job:
     replay: bool = field(compare=False, default=False)  # decided once, at the first look
     backoff: float = field(compare=False, default=0.0)  # the last wait after a failure
     moves: int = field(compare=False, default=0)
+    # Waiting (until ``due``) for the platform's pending copy of the turn: no notice yet.
+    awaiting: bool = field(compare=False, default=False)
     asking: bool = field(compare=False, default=False)  # the notice is a question
     expiring: bool = field(compare=False, default=False)  # its question passed max_age
     question: str | None = field(compare=False, default=None)  # the question's message id
@@ -197,11 +146,18 @@ class Resumer:
         self._current: _Job | None = None  # the job being sent (popped from the queue)
         self._next_send = 0.0  # loop time before which no notice may go out (pacing)
         self._reclaimer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Delivery ids of the claimed markers (see :mod:`restart_guard._redelivery`).
+        self.redeliveries = Redeliveries()
+        self._peeked = False  # the platform's pending deliveries were looked at
+        # Set once only jobs waiting for a platform redelivery are left (or all done).
+        self._startup_done = asyncio.Event()
         #: Seconds between background re-claims (0 turns them off).
         self.reclaim_interval = _reclaim_interval()
         self.delivered = 0
         self.dropped = 0  # given up included
         self.gave_up = 0
+        self.redelivered_turns = 0  # settled by the platform's copy: no notice
 
     def start(self, markers: Sequence[Marker]) -> asyncio.Task[None] | None:
         """Hold every marker and start resuming them; returns the task (None if nothing to do).
@@ -211,7 +167,7 @@ class Resumer:
         start (a blue/green deploy, a replica that crashed later) are resumed
         once their owner is gone, not at our next restart.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         if self.reclaim_interval and self._reclaimer is None:
             self._reclaimer = loop.create_task(self._reclaim(), name="restart-guard-reclaim")
         return self._enqueue(markers)
@@ -221,6 +177,7 @@ class Resumer:
             return None
         loop = asyncio.get_running_loop()
         now = loop.time()
+        self.redeliveries.add(markers)
         for m in sorted(markers, key=_by_age):
             job = _Job(now, next(self._order), m, self.guard.hold(m), m.conversation)
             if m.question is not None and m.age() <= self.settings.max_age:
@@ -228,6 +185,7 @@ class Resumer:
                 continue
             heapq.heappush(self._queue, job)
         if not (self._queue or self._followups):
+            self._startup_done.set()
             return None
         self._wake.set()
         if self._task is None or self._task.done():
@@ -246,6 +204,106 @@ class Resumer:
                     len(claimed),
                 )
                 self._enqueue(claimed)
+
+    async def startup(self) -> None:
+        """Until start-up recovery is over but for turns the platform is about to redeliver.
+
+        What a bot waits for before it takes events: the notices are out and
+        the replays ran; a job waiting for the platform's pending copy of its
+        turn (:data:`REDELIVERY_WAIT`) would wait for events the bot takes
+        only afterwards.
+        """
+        await self._startup_done.wait()
+
+    def redelivered(self, delivery: str) -> bool:
+        """The platform delivers ``delivery`` (again); True: skip it. Thread-safe.
+
+        See :mod:`restart_guard._redelivery` for which copy wins and why. A
+        delivery of no claimed marker is False at once (a dictionary lookup).
+        """
+        key = self.redeliveries.owner(delivery)
+        if key is None:
+            return False
+        if self.settings.replay:
+            # The replay carries the attempt count and the crash-loop guard; the
+            # platform's copy would re-run the turn beside it, or forever.
+            log.info(
+                "restart-guard: delivery %s is a turn restart-guard resumes itself "
+                "(replay is on); the platform's copy is skipped",
+                delivery,
+            )
+            return True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            # The loop may close meanwhile: the stop then keeps the marker.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._settle, key, delivery)
+        return False
+
+    def _settle(self, key: str, delivery: str) -> None:
+        """The platform's copy of a claimed turn runs again: its notice is not needed.
+
+        Runs on the resume step's loop, just after the adapter began the copy's
+        handler run — which joined the held marker, so the marker stays until
+        that run ends (a kill meanwhile leaves it for the next start).
+        """
+        for i, job in enumerate(self._queue):
+            if job.marker.key == key:
+                self._queue.pop(i)
+                heapq.heapify(self._queue)
+                break
+        else:
+            if self._current is None or self._current.marker.key != key:
+                log.info(
+                    "restart-guard: delivery %s runs again; its conversation was "
+                    "already told at start-up",
+                    delivery,
+                )
+            return  # sent or being sent: a message cannot be unsent
+        self.redelivered_turns += 1
+        log.info(
+            "restart-guard: %s: the platform delivered the interrupted turn again "
+            "(delivery %s); it runs again, no notice needed",
+            job.conversation,
+            delivery,
+        )
+        self.guard.end(job.run)
+        self._wake.set()
+
+    async def _expect_redeliveries(self) -> None:
+        """Replay off: markers whose every turn the platform still holds wait for it, unnoticed."""
+        self._peeked = True
+        if self.settings.replay or not self.redeliveries.active:
+            return
+        link = self.link
+        if not isinstance(link, PendingDeliveries):
+            return
+        try:
+            pending = await asyncio.wait_for(link.pending_deliveries(), _PEEK_TIMEOUT)
+        except Exception as exc:
+            log.warning(
+                "restart-guard: could not look at the platform's pending deliveries "
+                "(%s: %s); every interrupted conversation gets its notice",
+                type(exc).__name__,
+                exc,
+            )
+            return
+        if not pending:
+            return
+        due = asyncio.get_running_loop().time() + REDELIVERY_WAIT
+        waiting = 0
+        for job in self._queue:
+            if Redeliveries.all_pending(job.marker, pending):
+                job.awaiting = True
+                job.due = due
+                waiting += 1
+        if waiting:
+            heapq.heapify(self._queue)
+            log.info(
+                "restart-guard: %d interrupted conversation(s) will be delivered again by "
+                "the platform; they run again without a notice",
+                waiting,
+            )
 
     async def wait(self, timeout: float | None) -> bool:
         """Wait for every notice to be handled; False if ``timeout`` passed first."""
@@ -299,10 +357,14 @@ class Resumer:
         """The one sender: the job due first, one at a time, at the platform's rate."""
         loop = asyncio.get_running_loop()
         try:
+            if not self._peeked:
+                await self._expect_redeliveries()
             while not self._stopping and (self._queue or self._followups):
                 self._wake.clear()
                 delay = self._queue[0].due - loop.time() if self._queue else None
                 if delay is None or delay > 0:
+                    if not self._followups and all(job.awaiting for job in self._queue):
+                        self._startup_done.set()
                     await self._sleep(delay)
                     continue
                 self._current = heapq.heappop(self._queue)
@@ -318,6 +380,8 @@ class Resumer:
         except asyncio.CancelledError:
             self._release_queue()
             raise
+        finally:
+            self._startup_done.set()
 
     async def _sleep(self, delay: float | None) -> None:
         """Until ``delay`` passes, a job is queued or re-claimed, a follow-up ends, or a stop."""
@@ -332,6 +396,13 @@ class Resumer:
 
     async def _step(self, job: _Job) -> None:
         """Look at a job for the first time, or try its notice once more."""
+        if job.awaiting:  # the platform's copy never came: tell the user after all
+            job.awaiting = False
+            log.info(
+                "restart-guard: %s: no redelivery within %.0fs; posting its notice",
+                job.conversation,
+                REDELIVERY_WAIT,
+            )
         if job.text is None and not job.giving_up and not self._first_look(job):
             return
         if job.text is None:  # nothing to post

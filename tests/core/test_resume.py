@@ -23,6 +23,7 @@ from restart_guard import (
     ThreadGone,
 )
 from restart_guard import _resume as resume_module
+from restart_guard._platform_link import NONCE_LENGTH
 from restart_guard._resume import DEFAULT_GIVEUP_NOTICE, DEFAULT_NOTICE, DEFAULT_REPLAY_NOTICE
 from restart_guard.testing.wait import eventually_async
 
@@ -442,7 +443,7 @@ def test_the_nonce_is_stable_for_a_notice_and_new_for_another() -> None:
     m = marker(1, attempts=1)
     nonce = resume_module.notice_nonce(m)
     assert nonce == resume_module.notice_nonce(m.with_changes(owner="x", updated_at=1.0))
-    assert len(nonce) <= resume_module.NONCE_LENGTH
+    assert len(nonce) <= NONCE_LENGTH
     others = {
         resume_module.notice_nonce(m, giving_up=True),
         resume_module.notice_nonce(m.with_changes(attempts=2)),

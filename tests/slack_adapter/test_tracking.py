@@ -25,7 +25,7 @@ from slack_sdk import WebClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 import restart_guard
-from restart_guard import Conversation, DirectoryStore, Marker
+from restart_guard import Conversation, DirectoryStore, Marker, Origin
 from restart_guard.testing.slack import SlackStandIn
 from restart_guard.testing.wait import eventually
 
@@ -274,7 +274,9 @@ def test_replayed_event_delivered_again_is_acked_not_run_twice(
     assert conversation is not None
     dead = DirectoryStore(marker_dir)  # a process that died mid-listener
     dead.open("elsewhere:1:dead")
-    dead.commit([Marker(conversation, started_at=time.time(), payload=[body])], [])
+    origin = Origin(delivery=body["event_id"])  # the event Slack retries
+    marker = Marker(conversation, started_at=time.time(), payload=[body], origins=(origin,))
+    dead.commit([marker], [])
     dead.close()  # the journal stays: it holds a marker
 
     runs: list[str] = []

@@ -566,7 +566,8 @@ async def test_callback_data_longer_than_64_bytes_is_refused(api: TelegramStandI
 async def test_a_reply_to_a_missing_message_is_refused_unless_allowed(api: TelegramStandIn) -> None:
     asked = api.inject_message(-100555, "please", user_id=77)
     assert asked
-    message_id = api.last_message_id(-100555)
+    message_id = api.message_id_of(asked)
+    assert message_id == api.last_message_id(-100555)
     async with build(api) as app:
         with pytest.raises(BadRequest, match=r"(?i)message to be replied not found"):
             await app.bot.send_message(-100555, "x", reply_parameters=ReplyParameters(999))

@@ -88,13 +88,26 @@ def main(argv: list[str] | None = None) -> None:
         help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
     )
     parser.add_argument("--non-blocking", action="store_true", help="run /work with block=False")
+    parser.add_argument(
+        "--webhook-port",
+        type=int,
+        help="take updates on a webhook at http://127.0.0.1:PORT/telegram (needs tornado)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     app = build_app(args.api_url, args.token, block=not args.non_blocking)
     app = guard_from(args, store=args.store)(app)
-    app.run_polling(poll_interval=0.0, timeout=10)
+    if args.webhook_port is None:
+        app.run_polling(poll_interval=0.0, timeout=10)
+        return
+    app.run_webhook(
+        listen="127.0.0.1",
+        port=args.webhook_port,
+        url_path="telegram",
+        webhook_url=f"http://127.0.0.1:{args.webhook_port}/telegram",
+    )
 
 
 if __name__ == "__main__":

@@ -13,10 +13,6 @@ _FIRST_UPDATE_ID = 100_000
 # does not cancel handlers on disconnect, and a dead poll must not count as
 # "the bot is polling" (wait_for_poll) after the bot was killed.
 _DISCONNECT_CHECK = 0.1
-_WEBHOOK_ACTIVE = (
-    "Conflict: can't use getUpdates method while webhook is active; "
-    "use deleteWebhook to delete the webhook first"
-)
 _CONFLICT = (
     "Conflict: terminated by other getUpdates request; "
     "make sure that only one bot instance is running"

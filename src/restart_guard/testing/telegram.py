@@ -62,10 +62,13 @@ What the stand-in does like Telegram:
   waiting one with 409 Conflict, as when two bot instances poll;
 - errors have Telegram's exact shape, so python-telegram-bot raises
   ``BadRequest``, ``Forbidden``, ``RetryAfter``, ``Conflict`` ... by itself;
-- ``setWebhook`` switches to push: every pending update is POSTed as JSON to
-  the URL (with ``X-Telegram-Bot-Api-Secret-Token``), and is gone only once
-  the webhook answers 2xx — otherwise it is offered again; ``getUpdates``
-  then answers 409 until ``deleteWebhook``;
+- ``setWebhook`` turns on webhook delivery (see
+  :mod:`restart_guard.testing._telegram_webhook`): pending updates are POSTed
+  to the URL until it answers 2xx, ``getUpdates`` then answers 409;
+- an update is redelivered until confirmed — by a later ``getUpdates``
+  offset or a 2xx webhook answer. :meth:`TelegramStandIn.hold_confirmations`
+  plays a confirmation that never arrives (the bot killed after taking an
+  update, before confirming it);
 - methods it does not model answer ``{"ok": true, "result": true}``.
 
 Everything the bot sent is in :attr:`~TelegramStandIn.sent`, every call in
@@ -91,15 +94,8 @@ from ._telegram_api import error_body, read_params
 from ._telegram_api import int_param as _int_param
 from ._telegram_buttons import Buttons, inline_keyboard
 from ._telegram_html import HtmlError, parse_html
-from ._telegram_webhook import Attempt, WebhookDelivery
-from ._telegram_wire import (
-    _CONFLICT,
-    _DISCONNECT_CHECK,
-    _FIRST_UPDATE_ID,
-    _WEBHOOK_ACTIVE,
-    _Poll,
-    _utf16_len,
-)
+from ._telegram_webhook import WEBHOOK_CONFLICT, WebhookDelivery, _WebhookControls
+from ._telegram_wire import _CONFLICT, _DISCONNECT_CHECK, _FIRST_UPDATE_ID, _Poll, _utf16_len
 
 __all__ = ["TelegramStandIn"]
 
@@ -107,7 +103,7 @@ _T = TypeVar("_T")
 _Json = dict[str, Any]
 
 
-class TelegramStandIn(Buttons, StandIn):
+class TelegramStandIn(_WebhookControls, Buttons, StandIn):
     """Loopback Telegram Bot API for one bot token.
 
     ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
@@ -123,7 +119,12 @@ class TelegramStandIn(Buttons, StandIn):
     _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
-        self, token: str = "123456:TEST-TOKEN", host: str = "127.0.0.1", port: int = 0
+        self,
+        token: str = "123456:TEST-TOKEN",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        webhook_retry_delay: float = 1.0,
     ) -> None:
         bot_id, colon, secret = token.partition(":")
         if not (bot_id.isdigit() and colon and secret):
@@ -149,12 +150,19 @@ class TelegramStandIn(Buttons, StandIn):
         self._chats: dict[str, _Json] = {}
         self._message_ids: dict[str, int] = {}
         self._messages: dict[tuple[str, int], _Json] = {}
+        self._message_of_update: dict[int, int] = {}  # inject_message's update_id -> message_id
         self._forgotten: set[str] = set()
         self._kicked: set[str] = set()
         self._deleted_topics: set[tuple[str, str]] = set()
-        # Update ids a webhook answered 2xx for: confirmed one by one, not by offset.
-        self._acknowledged: set[int] = set()
-        self._webhook = WebhookDelivery(self._pending_copy, self._acknowledge)
+        # Confirmations held (hold_confirmations): update_ids a webhook answered meanwhile.
+        self._holding = False
+        self._answered_held: set[int] = set()
+        self._webhook = WebhookDelivery(
+            self._next_webhook_update,
+            self._webhook_answered,
+            lambda update_id, status: self._notify_async(),
+            webhook_retry_delay,
+        )
         # Async waiters live on other event loops; they are woken through their
         # own loop, never from the stand-in's thread directly.
         self._waiters_lock = threading.Lock()
@@ -163,8 +171,8 @@ class TelegramStandIn(Buttons, StandIn):
             "getme": self._get_me,
             "getupdates": self._get_updates,
             "deletewebhook": self._delete_webhook,
-            "setwebhook": self._set_webhook,
             "getwebhookinfo": self._get_webhook_info,
+            "setwebhook": self._set_webhook,
             "sendmessage": self._send_message,
             "answercallbackquery": self._answer_callback_query,
             "editmessagetext": self._edit_message_text,
@@ -211,12 +219,6 @@ class TelegramStandIn(Buttons, StandIn):
         for poll in polls:
             poll.event.set()
         await self._webhook.close()
-
-    @property
-    def webhook_attempts(self) -> list[Attempt]:
-        """Every POST of an update to the webhook: ``update_id`` and status (or error name)."""
-        with self._lock:
-            return list(self._webhook.attempts)
 
     # ----------------------------------------------------------------- injection
     def inject_message(
@@ -286,12 +288,23 @@ class TelegramStandIn(Buttons, StandIn):
             self._chats[key] = chat
             message["message_id"] = self._next_message_id(key)
             self._messages[(key, message["message_id"])] = message
-        return self.inject_update({kind: message})
+        update_id = self.inject_update({kind: message})
+        with self._lock:
+            self._message_of_update[update_id] = int(message["message_id"])
+        return update_id
 
     def last_message_id(self, chat_id: int | str) -> int:
         """The id of the latest message in ``chat_id`` (a user's injected one, or the bot's)."""
         with self._lock:
             return self._message_ids.get(str(chat_id), 0)
+
+    def message_id_of(self, update_id: int) -> int:
+        """The ``message_id`` of the message :meth:`inject_message` queued as ``update_id``.
+
+        Unlike :meth:`last_message_id` it stays right when the bot answers at once.
+        """
+        with self._lock:
+            return self._message_of_update[update_id]
 
     def inject_update(self, update: dict[str, Any]) -> int:
         """Queue a raw Update object (a dict as Telegram sends it); return its ``update_id``.
@@ -315,6 +328,7 @@ class TelegramStandIn(Buttons, StandIn):
                 self._open_queries[str(query["id"])] = time.monotonic()
             self._changed.notify_all()
         self._wake_polls()
+        self._wake_webhook()
         self._notify_async()
         return update_id
 
@@ -536,38 +550,17 @@ class TelegramStandIn(Buttons, StandIn):
         return dict(self._bot_user)
 
     async def _delete_webhook(self, params: _Json, request: web.Request) -> Any:
-        self._webhook.configure(None, None, 40)
-        self._drop_pending(params)
-        return True
-
-    async def _set_webhook(self, params: _Json, request: web.Request) -> Any:
-        url = params.get("url")
-        if not url:
-            return await self._delete_webhook(params, request)
-        if not str(url).startswith(("http://", "https://")):
-            raise _ApiError(
-                400,
-                "Bad Request: bad webhook: Webhook can be set up only on ports 80, 88, 443 or 8443",
-            )
-        self._drop_pending(params)
-        secret = params.get("secret_token")
-        self._webhook.configure(
-            str(url),
-            None if secret is None else str(secret),
-            _int_param(params, "max_connections", 40),
-        )
-        return True
-
-    def _drop_pending(self, params: _Json) -> None:
+        self._webhook.set(None)
         if params.get("drop_pending_updates") in (True, "true", "True", 1):
             with self._changed:
                 self._confirm(self._next_update_id)
             self._notify_async()
+        return True
 
     async def _get_webhook_info(self, params: _Json, request: web.Request) -> Any:
         with self._lock:
             pending = len(self._updates)
-        url = self._webhook.url or ""
+        url = self.webhook_url or ""
         return {"url": url, "has_custom_certificate": False, "pending_update_count": pending}
 
     async def _get_updates(self, params: _Json, request: web.Request) -> Any:
@@ -577,8 +570,10 @@ class TelegramStandIn(Buttons, StandIn):
             timeout = max(float(params.get("timeout") or 0), 0.0)
         except (TypeError, ValueError):
             raise _ApiError(400, "Bad Request: wrong parameter timeout") from None
-        if self._webhook.url is not None:
-            raise _ApiError(409, _WEBHOOK_ACTIVE)
+        if self._webhook.webhook is not None:
+            raise _ApiError(409, WEBHOOK_CONFLICT)
+        if offset > 0 and not await self._confirmation_arrives(offset, request):
+            return []  # the client went away while its confirmation was held
         poll: _Poll | None = None
         with self._changed:
             if offset > 0:
@@ -748,7 +743,6 @@ class TelegramStandIn(Buttons, StandIn):
                 polls = list(self._polls)
             for poll in polls:
                 poll.event.set()
-            self._webhook.wake()
 
         if loop is not None:
             # A closed loop means the stand-in is gone; the update stays queued.
@@ -777,21 +771,7 @@ class TelegramStandIn(Buttons, StandIn):
 
     def _check_confirmed(self, update_id: int) -> int | None:
         # Caller holds self._lock.
-        if self._confirmed_offset > update_id or update_id in self._acknowledged:
-            return self._confirmed_offset
-        return None
-
-    def _pending_copy(self) -> list[_Json]:
-        with self._lock:
-            return copy.deepcopy(self._updates)
-
-    def _acknowledge(self, update_id: int) -> None:
-        # A webhook took the update (2xx): Telegram will not send it again.
-        with self._changed:
-            self._acknowledged.add(update_id)
-            self._updates = [u for u in self._updates if int(u["update_id"]) != update_id]
-            self._changed.notify_all()
-        self._notify_async()
+        return self._confirmed_offset if self._confirmed_offset > update_id else None
 
     def _describe_confirmation(self, update_id: int, timeout: float) -> str:
         return (

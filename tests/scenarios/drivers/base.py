@@ -158,6 +158,22 @@ class Driver(abc.ABC):
     def wait_delivered(self, said: Said) -> None:
         """Block until the platform considers ``said`` delivered and will never resend it."""
 
+    #: Whether the platform delivers an unacknowledged event again (Discord: never).
+    redelivers: ClassVar[bool] = True
+    #: Whether the adapter can see, at start-up, which deliveries the platform still holds.
+    peeks_pending: bool = False
+    #: Whether held acks must be released before a restarted bot can serve (its own
+    #: acknowledgement would wait otherwise: Telegram's confirming getUpdates).
+    release_before_restart: bool = False
+
+    def hold_acks(self) -> None:
+        """From now on the bot's acknowledgements do not reach the platform (until released)."""
+        raise NotImplementedError(f"{self.platform} has no acknowledgements")
+
+    def release_acks(self) -> None:
+        """Acknowledgements reach the platform again; what was held is delivered again."""
+        raise NotImplementedError(f"{self.platform} has no acknowledgements")
+
     @abc.abstractmethod
     def send_attempts(self, place: Place) -> int:
         """How many times the bot tried to post into ``place``'s chat, failures included."""

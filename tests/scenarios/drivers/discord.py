@@ -26,6 +26,7 @@ class DiscordDriver(Driver):
     ready_log = READY
     deletable_threads = True
     rate_limit_log = None  # discord.py sleeps through a 429 itself
+    redelivers = False  # the gateway never sends an event twice
     has_buttons = True
     users = ("4001", "4002")
     api: DiscordStandIn

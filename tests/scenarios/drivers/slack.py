@@ -27,7 +27,8 @@ class SlackDriver(Driver):
     url: str | None = None  # HTTP modes: the running bot's event endpoint
 
     def _standin(self) -> contextlib.AbstractContextManager[SlackStandIn]:
-        return SlackStandIn.running()
+        # Slack retries an unacknowledged HTTP event at once, after 1 and after 5 minutes.
+        return SlackStandIn.running(retry_delays=(0.5, 1.0, 2.0))
 
     def _places(self) -> tuple[Place, Place, Place]:
         # A thread a user writes in; in a plain channel the message starts its own thread.
@@ -36,9 +37,10 @@ class SlackDriver(Driver):
     def _bot_args(self) -> list[str]:
         if self.mode in SOCKET_MODES:
             return ["--mode", self.mode]
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}/slack/events"
-        return ["--mode", self.mode, "--port", str(port)]
+        if self.url is None:  # one Request URL across restarts, as configured on Slack
+            self.url = f"http://127.0.0.1:{free_port()}/slack/events"
+        port = self.url.split(":")[2].split("/")[0]
+        return ["--mode", self.mode, "--port", port]
 
     def _bot_env(self) -> dict[str, str]:
         return self.api.env()
@@ -70,8 +72,7 @@ class SlackDriver(Driver):
             event = self.api.inject_message(place.chat, text, thread_ts=place.thread, user=user)
         else:
             event = self.api.message_event(place.chat, text, thread_ts=place.thread, user=user)
-            status, body = self.api.post_event(self.url, event)
-            assert status == 200, (status, body)  # Bolt acked it: Slack will not resend it
+            event["event_id"] = self.api.deliver_event(self.url, event)  # retried until acked
         thread = place.thread or str(event["ts"])
         return Said(Place(place.chat, thread), event, str(event["ts"]), user)
 
@@ -82,6 +83,14 @@ class SlackDriver(Driver):
     def wait_delivered(self, said: Said) -> None:
         if self.url is None:
             self.api.wait_for_ack(said.handle)
+        else:
+            self.api.wait_for_http_ack(said.handle["event_id"])
+
+    def hold_acks(self) -> None:
+        self.api.hold_acks()
+
+    def release_acks(self) -> None:
+        self.api.release_acks()
 
     def send_attempts(self, place: Place) -> int:
         return sum(1 for m, p in self.api.calls if m == POST and p.get("channel") == place.chat)

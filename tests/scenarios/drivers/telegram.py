@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import time
 
+import pytest
+
 from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
 from restart_guard.testing.telegram import TelegramStandIn
 from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said
+from .slack import free_port
 
 FORUM, TOPIC = "-1001000000001", "7"
 GROUP = "-1001000000003"
@@ -23,8 +26,9 @@ READY = "Application started"
 class TelegramDriver(Driver):
     platform = "telegram"
     framework = "telegram"
-    # blocking: handlers one at a time (the default); non-blocking: CommandHandler(block=False).
-    modes = ("blocking", "non-blocking")
+    # blocking: handlers one at a time (the default); non-blocking: CommandHandler(block=False);
+    # webhook: run_webhook, updates POSTed by the stand-in until the bot answers 2xx.
+    modes = ("blocking", "non-blocking", "webhook")
     concurrent_mode = "non-blocking"
     command_prefix = "/"
     module = "restart_guard.demo.telegram_bot"
@@ -33,25 +37,47 @@ class TelegramDriver(Driver):
     has_buttons = True
     users = ("1001", "1002")
     api: TelegramStandIn
+    port: int | None = None
+
+    @property
+    def peeks_pending(self) -> bool:
+        # getUpdates without an offset shows the pending updates; Telegram refuses
+        # it (409) while a webhook is set.
+        return self.mode != "webhook"
+
+    @property
+    def release_before_restart(self) -> bool:
+        return self.mode != "webhook"  # a held confirming getUpdates blocks the next poll
 
     def _standin(self) -> contextlib.AbstractContextManager[TelegramStandIn]:
-        return TelegramStandIn.running()
+        if self.mode == "webhook":
+            pytest.importorskip("tornado")  # python-telegram-bot[webhooks]
+        return TelegramStandIn.running(webhook_retry_delay=0.2)
 
     def _places(self) -> tuple[Place, Place, Place]:
         return Place(FORUM, TOPIC), Place(GROUP), Place(OTHER)
 
     def _bot_args(self) -> list[str]:
         mode = ["--non-blocking"] if self.mode == "non-blocking" else []
+        if self.mode == "webhook":
+            self.port = self.port or free_port()  # the same URL across restarts, as in production
+            mode = ["--webhook-port", str(self.port)]
         return ["--api-url", self.api.base_url, "--token", self.api.token, *mode]
 
-    def _before_start(self) -> float:
-        return time.monotonic()
+    def _before_start(self) -> tuple[float, int]:
+        hooks = sum(1 for m, _ in self.api.calls if m == "setWebhook")
+        return time.monotonic(), hooks
 
     def _wait_ready(self, bot: BotProcess, before: object) -> None:
         # Polling starts only after start-up recovery: the notices come first.
-        assert isinstance(before, float)
+        assert isinstance(before, tuple)
+        started, hooks = before
         bot.wait_for_log(READY, timeout=30)
-        self.api.wait_for_poll(timeout=30, since=before)
+        if self.mode == "webhook":
+            # run_webhook sets the webhook once its server listens.
+            self.api.wait_for_call("setWebhook", timeout=30, count=hooks + 1)
+        else:
+            self.api.wait_for_poll(timeout=30, since=started)
 
     def new_place(self, n: int) -> Place:
         return Place(str(-1002000000000 - n))
@@ -62,11 +88,16 @@ class TelegramDriver(Driver):
         update_id = self.api.inject_message(
             int(place.chat), text, message_thread_id=thread, user_id=int(user)
         )
-        message = str(self.api.last_message_id(place.chat))  # says nothing else meanwhile
-        return Said(place, update_id, message, user)
+        return Said(place, update_id, str(self.api.message_id_of(update_id)), user)
 
     def wait_delivered(self, said: Said) -> None:
         self.api.wait_until_confirmed(said.handle)
+
+    def hold_acks(self) -> None:
+        self.api.hold_confirmations()
+
+    def release_acks(self) -> None:
+        self.api.release_confirmations()
 
     def send_attempts(self, place: Place) -> int:
         return sum(

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,6 +40,10 @@ def sign_request(body: str | bytes, secret: str, timestamp: int | None = None) -
     }
 
 
+#: Seconds Slack waits for an Events API answer before it counts a timeout.
+ACK_TIMEOUT = 3.0
+
+
 class _PostOptions(TypedDict, total=False):
     """The keyword arguments of ``post_event`` and ``post_event_async``."""
 
@@ -53,6 +58,104 @@ class _PostOptions(TypedDict, total=False):
 
 class _HttpEvents(_EventBuilders):
     """Posts signed Events API requests to an HTTP-mode app's own endpoint."""
+
+    # ------------------------------------------------------ acks and retries
+    def hold_acks(self) -> None:
+        """From now on acknowledgements do not arrive, until :meth:`release_acks`.
+
+        A Socket Mode ack is dropped (the envelope goes out again on the next
+        connection); an HTTP answer counts as a timeout, and the retry waits
+        for the release. The state a bot killed after taking an event, before
+        Slack heard it took it, leaves.
+        """
+        with self._changed:
+            self._holding_acks = True
+            self._changed.notify_all()
+
+    def release_acks(self) -> None:
+        """Acknowledgements arrive again; held HTTP retries go out."""
+        with self._changed:
+            self._holding_acks = False
+            self._changed.notify_all()
+
+    @property
+    def http_deliveries(self) -> list[tuple[str, int, int]]:
+        """Every :meth:`deliver_event` POST: ``(event_id, retry_num, status)``.
+
+        ``status`` 0: no answer; negative: the app answered, but acks were held.
+        """
+        with self._lock:
+            return list(self._http_deliveries)
+
+    def deliver_event(self, app_url: str, event: Mapping[str, Any]) -> str:
+        """Deliver ``event`` to an HTTP-mode app as Slack does; return its ``event_id``.
+
+        In a background thread: POST, and unless the app answers 2xx within
+        :data:`ACK_TIMEOUT` (and acks are not held), retry after each of
+        :attr:`retry_delays` with ``X-Slack-Retry-Num`` 1, 2, 3 and
+        ``X-Slack-Retry-Reason`` (``http_timeout``, ``http_error``,
+        ``connection_failed``); the same ``event_id`` every time.
+        :meth:`wait_for_http_ack` waits for the outcome.
+        """
+        body = dict(event) if event.get("type") == "event_callback" else self.event_callback(event)
+        event_id = str(body["event_id"])
+        thread = threading.Thread(
+            target=self._deliver_with_retries,
+            args=(app_url, body),
+            name=f"slack-standin-deliver-{event_id}",
+            daemon=True,
+        )
+        thread.start()
+        return event_id
+
+    def wait_for_http_ack(self, event_id: str, timeout: float = 30.0) -> int:
+        """Block until a POST of ``event_id`` was answered 2xx (not held); return its retry_num."""
+
+        def acked() -> int | None:
+            return next(
+                (r for e, r, status in self._http_deliveries if e == event_id and status == 200),
+                None,
+            )
+
+        return self._wait_until(
+            acked,
+            timeout,
+            lambda: f"waited {timeout}s for an ack of {event_id}: {self._http_deliveries!r}",
+        )
+
+    def _deliver_with_retries(self, app_url: str, body: dict[str, Any]) -> None:
+        event_id = str(body["event_id"])
+        reason = None
+        for retry in range(len(self.retry_delays) + 1):
+            if retry:
+                self._wait_retry(self.retry_delays[retry - 1])
+            options: _PostOptions = {"timeout": ACK_TIMEOUT}
+            if retry:
+                options["retry_num"], options["retry_reason"] = retry, reason
+            try:
+                status, _ = _post(app_url, *self._request(body, options))
+            except OSError as exc:  # refused, reset, timed out
+                status = 0
+                reason = "http_timeout" if isinstance(exc, TimeoutError) else "connection_failed"
+            else:
+                reason = "http_error"
+            with self._changed:
+                held = self._holding_acks and 200 <= status < 300
+                self._http_deliveries.append((event_id, retry, -status if held else status))
+                self._changed.notify_all()
+            if 200 <= status < 300 and not held:
+                return
+            if held:
+                reason = "http_timeout"
+
+    def _wait_retry(self, delay: float) -> None:
+        deadline = time.monotonic() + delay
+        with self._changed:
+            while True:
+                left = deadline - time.monotonic()
+                if (left <= 0 and not self._holding_acks) or self._stopping:
+                    return
+                self._changed.wait(max(left, 0.1))
 
     # ------------------------------------------------------------ HTTP delivery
     def post_event(

@@ -294,6 +294,9 @@ class _SocketMode(_EventBuilders):
         except ValueError:
             return
         if isinstance(message, dict) and isinstance(message.get("envelope_id"), str):
+            with self._lock:
+                if self._holding_acks:
+                    return  # lost on the way (hold_acks): the envelope stays unacknowledged
             envelope_id = message["envelope_id"]
             # A client acks on its current session, which after a reconnection is
             # not always the one the envelope came in on.

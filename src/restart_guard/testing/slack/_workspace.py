@@ -48,6 +48,7 @@ class _Workspace(StandIn):
         user_id: str = USER_ID,
         ping_interval: float | None = 0.5,
         redeliver: bool = True,
+        retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0),
     ) -> None:
         super().__init__(host, port)
         #: Seconds between the stand-in's own websocket pings (None: never). Slack's
@@ -57,6 +58,9 @@ class _Workspace(StandIn):
         #: Whether envelopes left unacknowledged when their connection closes go out
         #: again (see :meth:`inject_event`).
         self.redeliver = redeliver
+        #: Seconds before each retry of an unacknowledged HTTP event
+        #: (:meth:`deliver_event`); Slack's: immediately, after 1 and after 5 minutes.
+        self.retry_delays = retry_delays
         #: Bot token (``xoxb-``) accepted for every Web API method but ``apps.connections.open``.
         self.bot_token = bot_token
         #: App-level token (``xapp-``) accepted only for ``apps.connections.open``.
@@ -92,6 +96,8 @@ class _Workspace(StandIn):
         self._envelope_by_event: dict[tuple[str, str], str] = {}
         self._last_ts_us = 0
         self._stopping = False
+        self._holding_acks = False  # hold_acks(): acks and 2xx answers do not arrive
+        self._http_deliveries: list[tuple[str, int, int]] = []
         # Touched only on the stand-in's loop:
         self._live: set[_Connection] = set()
         self._pending: deque[dict[str, Any]] = deque()
