@@ -13,6 +13,7 @@ import html
 from typing import Any
 
 from restart_guard import Conversation, Notice
+from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
@@ -26,6 +27,8 @@ __all__ = [
     "migrated",
     "notice_message",
     "notice_target",
+    "press_in",
+    "question_buttons",
     "rate_limited",
     "rejected",
 ]
@@ -93,6 +96,28 @@ def is_private(conversation: Conversation) -> bool:
 
 def _mention(user: str) -> str:
     return f'<a href="tg://user?id={html.escape(user)}">{MENTION_LABEL}</a>'
+
+
+def press_in(query: Any) -> Press | None:
+    """The restart-guard button press a ``callback_query`` is, or None (the bot's own button).
+
+    Both frameworks name the query's fields as the Bot API does (``id``,
+    ``data``, ``from_user``). Malformed ``rg1:`` data is ours all the same:
+    never handed to the bot's handlers (it is answered as a dismissal of
+    nothing: no question has an empty token).
+    """
+    if query is None or not is_press_data(query.data):
+        return None
+    user = str(query.from_user.id)
+    parsed = parse_press(query.data)
+    if parsed is None:
+        return Press(Choice.DISMISS, "", user, query.id)
+    return Press(parsed[0], parsed[1], user, query.id)
+
+
+def question_buttons(token: str) -> list[tuple[str, str]]:
+    """``(label, callback_data)`` of a question's *Continue* and *Dismiss* buttons, in order."""
+    return [(choice.label, press_data(choice, token)) for choice in Choice]
 
 
 def rate_limited(retry_after: float, message: str) -> RateLimited:

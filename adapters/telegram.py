@@ -69,7 +69,7 @@ from typing import Any
 
 from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
-from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
+from restart_guard._ask import Press
 from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
@@ -131,15 +131,9 @@ def origin_of(update: object) -> Origin | None:
 
 def press_of(update: object) -> Press | None:
     """The restart-guard button press in ``update``, or None (any other update)."""
-    if not isinstance(update, Update) or update.callback_query is None:
+    if not isinstance(update, Update):
         return None
-    query = update.callback_query
-    if not is_press_data(query.data):
-        return None
-    parsed = parse_press(query.data)
-    if parsed is None:  # "rg1:" but malformed: ours all the same, never the bot's
-        return Press(Choice.DISMISS, "", str(query.from_user.id), query.id)
-    return Press(parsed[0], parsed[1], str(query.from_user.id), query.id)
+    return common.press_in(update.callback_query)
 
 
 @dataclass
@@ -352,8 +346,8 @@ class _Link:
 
     async def send_question(self, notice: Notice, token: str) -> str:
         buttons = [
-            InlineKeyboardButton(choice.label, callback_data=press_data(choice, token))
-            for choice in Choice
+            InlineKeyboardButton(label, callback_data=data)
+            for label, data in common.question_buttons(token)
         ]
         message = await self._send(notice, InlineKeyboardMarkup([buttons]))
         return str(message.message_id)

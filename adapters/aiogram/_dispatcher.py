@@ -21,7 +21,7 @@ from restart_guard._lifecycle import CUT_OFF, Lifecycle
 from restart_guard._policy import running
 
 from . import _offsets as offsets
-from ._keys import PLATFORM, conversation_of, origin_of
+from ._keys import PLATFORM, conversation_of, origin_of, press_of
 from ._link import Link, payload_of
 from ._state import IN_HANDLER, BotState, DispatcherState, log, state_of
 
@@ -54,32 +54,33 @@ class GuardedDispatcher(Dispatcher):
                 # Stopping: hand aiogram nothing more and ask Telegram for nothing more;
                 # what was fetched stays unconfirmed, so Telegram delivers it again.
                 await asyncio.Event().wait()  # until aiogram cancels polling
-            key = (bot.id, update.update_id)
-            if key in state.replayed:
-                log.info(
-                    "restart-guard: update %d was redelivered by Telegram and already "
-                    "replayed; skipped",
-                    update.update_id,
-                )
-                continue
             if bot_state is not None:
-                # In flight from the moment it is taken: the next getUpdates confirms it.
-                run = _begin(state, bot_state, update)
-                if run is not None:
-                    state.taken[key] = run
-                offsets.took(bot_state, update.update_id)
+                offsets.took(bot_state, update.update_id)  # confirmed by the next getUpdates
+                if bot_state.lifecycle.redelivered(str(update.update_id)):
+                    continue  # a claimed turn restart-guard replays itself
+                if press_of(update) is None:
+                    # In flight from the moment it is taken: the next getUpdates confirms it.
+                    run = _begin(state, bot_state, update)
+                    if run is not None:
+                        state.taken[(bot.id, update.update_id)] = (update, run)
             yield update
 
     # ------------------------------------------------------------ every update
     async def feed_update(self, bot: Bot, update: Update, **kwargs: Any) -> Any:
         state = state_of(self)
-        run = state.taken.pop((bot.id, update.update_id), None) if state.taken else None
+        run = _adopt(state, bot, update)
         if run is None:
             bot_state = state.bots.get(bot.id)
             if bot_state is None and not state.stopping:
                 # A bot first seen here: a webhook with a bot per token.
                 bot_state = await _start(self, state, bot, wait_for_notices=False)
             if bot_state is not None:
+                press = press_of(update)
+                if press is not None:  # a replay="ask" button: never the bot's handlers
+                    await bot_state.lifecycle.press(press)
+                    return None
+                if bot_state.lifecycle.redelivered(str(update.update_id)):
+                    return None  # webhook: a claimed turn restart-guard replays itself
                 run = _begin(state, bot_state, update)
             if run is None:
                 return await super().feed_update(bot, update, **kwargs)
@@ -151,14 +152,13 @@ class GuardedDispatcher(Dispatcher):
                     log.info("restart-guard: aiogram is shutting down; draining first")
                     await asyncio.sleep(0)  # handler tasks created before the cancel take theirs
                     while state.taken:
-                        Lifecycle.end(state.taken.popitem()[1], cut_off=True)
+                        Lifecycle.end(state.taken.popitem()[1][1], cut_off=True)
                 await _stop(state)
                 await offsets.confirm_taken(state)
             finally:
                 offsets.release(state)
                 state.bots.clear()
                 state.taken.clear()
-                state.replayed.clear()
                 await _release_sessions(state)
         await super().emit_shutdown(*args, **kwargs)  # the user's shutdown handlers last
 
@@ -227,6 +227,18 @@ async def _release_sessions(state: DispatcherState) -> None:
             await deferred.restore()
         except Exception as exc:
             log.warning("restart-guard: closing the bot session failed: %s", exc)
+
+
+def _adopt(state: DispatcherState, bot: Bot, update: Update) -> Any:
+    """The run begun for this very ``update`` object before ``feed_update``, or None."""
+    if not state.taken:
+        return None
+    key = (bot.id, update.update_id)
+    taken = state.taken.get(key)
+    if taken is None or taken[0] is not update:
+        return None  # not taken, or Telegram's own copy of a replayed update
+    del state.taken[key]
+    return taken[1]
 
 
 def _begin(state: DispatcherState, bot_state: BotState, update: Update) -> Any:

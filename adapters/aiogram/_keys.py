@@ -13,10 +13,11 @@ from typing import Any
 from aiogram.types import Message, Update
 
 from restart_guard import Conversation, Origin
+from restart_guard._ask import Press
 
-from .._telegram_common import PLATFORM, conversation_at
+from .._telegram_common import PLATFORM, conversation_at, press_in
 
-__all__ = ["PLATFORM", "conversation_of", "origin_of"]
+__all__ = ["PLATFORM", "conversation_of", "origin_of", "press_of"]
 
 # python-telegram-bot's Update.effective_chat / effective_message, in its order.
 # Read with getattr: older aiogram releases lack the newer update kinds (and keep
@@ -91,6 +92,13 @@ def origin_of(update: object) -> Origin | None:
     _, message = _effective(update)
     message_id = None if message is None else str(message.message_id)
     return Origin(str(update.update_id), message_id, user_id)
+
+
+def press_of(update: object) -> Press | None:
+    """The press of a ``replay="ask"`` question's button in ``update``, or None."""
+    if not isinstance(update, Update):
+        return None
+    return press_in(update.callback_query)
 
 
 def _user_id(update: Update) -> str | None:

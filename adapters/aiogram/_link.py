@@ -8,13 +8,14 @@ import inspect
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
+    TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramMigrateToChat,
     TelegramRetryAfter,
 )
-from aiogram.methods import TelegramMethod
-from aiogram.types import Update
+from aiogram.methods import GetUpdates, TelegramMethod
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 
 from restart_guard import Conversation, Marker, Notice
 from restart_guard._ask import Press
@@ -43,9 +44,6 @@ class Link:
     """Posts notices with ``bot`` and replays updates through ``dispatcher``."""
 
     notices_per_second = common.NOTICES_PER_SECOND
-    #: replay="ask" has no buttons on aiogram yet: its questions go out as plain
-    #: notices, and the three question calls below are never made.
-    can_ask = False
 
     def __init__(self, dispatcher: Dispatcher, bot: Bot, state: DispatcherState) -> None:
         self.dispatcher = dispatcher
@@ -57,6 +55,43 @@ class Link:
 
         Telegram has no idempotency key for sendMessage: ``notice.nonce`` is not used.
         """
+        await self._send(notice)
+
+    async def send_question(self, notice: Notice, token: str) -> str:
+        """The notice with *Continue* / *Dismiss* as an inline keyboard; its message_id."""
+        buttons = [
+            InlineKeyboardButton(text=label, callback_data=data)
+            for label, data in common.question_buttons(token)
+        ]
+        message = await self._send(notice, InlineKeyboardMarkup(inline_keyboard=[buttons]))
+        return str(message.message_id)
+
+    async def close_question(
+        self, conversation: Conversation, question: str, text: str, press: Press | None
+    ) -> None:
+        if press is not None:  # first: the presser's client stops its spinner
+            await self._answer(press)
+        try:
+            # Without reply_markup, Telegram removes the inline keyboard.
+            await self.bot.edit_message_text(
+                text=text, chat_id=int(conversation.chat), message_id=int(question)
+            )
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
+    async def refuse_press(self, press: Press, text: str) -> None:
+        await self._answer(press, text)
+
+    async def _answer(self, press: Press, text: str | None = None) -> None:
+        try:
+            await self.bot.answer_callback_query(
+                str(press.handle), text=text, show_alert=text is not None
+            )
+        except TelegramBadRequest as exc:  # answered already, or older than Telegram keeps them
+            log.info("restart-guard: could not answer a button press: %s", exc.message)
+
+    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
         kwargs, reply_to = common.notice_message(notice)
         accepts = inspect.signature(self.bot.send_message).parameters
         if "business_connection_id" in kwargs and "business_connection_id" not in accepts:
@@ -73,8 +108,10 @@ class Link:
             else:
                 kwargs["reply_to_message_id"] = reply_to
                 kwargs["allow_sending_without_reply"] = True
+        if markup is not None:
+            kwargs["reply_markup"] = markup
         try:
-            await self.bot.send_message(**kwargs)
+            return await self.bot.send_message(**kwargs)
         except TelegramRetryAfter as exc:
             raise common.rate_limited(float(exc.retry_after), exc.message) from exc
         except TelegramMigrateToChat as exc:
@@ -84,22 +121,27 @@ class Link:
         except TelegramBadRequest as exc:
             raise common.rejected(exc.message) from exc
 
-    async def send_question(self, notice: Notice, token: str) -> str:
-        raise NotImplementedError("replay='ask' is not supported on aiogram yet")
+    async def pending_deliveries(self) -> set[str] | None:
+        """``update_id`` s Telegram still holds for this bot (None: cannot tell).
 
-    async def close_question(
-        self, conversation: Conversation, question: str, text: str, press: Press | None
-    ) -> None:
-        raise NotImplementedError("replay='ask' is not supported on aiogram yet")
-
-    async def refuse_press(self, press: Press, text: str) -> None:
-        raise NotImplementedError("replay='ask' is not supported on aiogram yet")
+        ``getUpdates`` without an offset confirms nothing: these updates go
+        to the first poll after start-up all the same. With a webhook set
+        Telegram refuses the call (409): None, every notice goes out.
+        """
+        try:
+            updates = await self.bot(GetUpdates(timeout=0, limit=100))
+        except TelegramAPIError as exc:
+            log.info("restart-guard: cannot look at the pending updates: %s", exc)
+            return None
+        return {str(update.update_id) for update in updates}
 
     async def replay(self, marker: Marker) -> None:
         """Feed the stored updates to the dispatcher again, each in a task of its own.
 
         Each run begins here, before this returns, so the marker is never
-        released between the notice and the re-run.
+        released between the notice and the re-run. The run waits in
+        ``state.taken`` for this very update object: Telegram's own copy of
+        it (a new object) is not the replay, and is skipped as redelivered.
         """
         bot_state = self.state.bots.get(self.bot.id)
         if bot_state is None:
@@ -112,9 +154,7 @@ class Link:
             run = bot_state.lifecycle.begin(conversation, raw, origin_of(update))
             if run is None:
                 continue
-            key = (self.bot.id, update.update_id)
-            self.state.replayed.add(key)
-            self.state.taken[key] = run
+            self.state.taken[(self.bot.id, update.update_id)] = (update, run)
             task = asyncio.ensure_future(self._handle(update))
             self.state.replays.add(task)
             task.add_done_callback(self.state.replays.discard)

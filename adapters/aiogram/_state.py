@@ -40,11 +40,9 @@ class DispatcherState:
     settings: Settings
     original_class: type
     bots: dict[int, BotState] = field(default_factory=dict)
-    #: Runs begun when polling took their update, until ``feed_update`` adopts them.
-    taken: dict[tuple[int, int], Run] = field(default_factory=dict)
-    #: (bot id, update_id) re-run by replay: Telegram redelivers an update the
-    #: killed process never confirmed, and the turn must not run twice.
-    replayed: set[tuple[int, int]] = field(default_factory=set)
+    #: Runs begun before ``feed_update`` (polling took the update, or a replay feeds
+    #: it), by (bot id, update_id), with the very update object ``feed_update`` gets.
+    taken: dict[tuple[int, int], tuple[Any, Run]] = field(default_factory=dict)
     #: Replayed updates being handled (kept referenced until done).
     replays: set[asyncio.Task[Any]] = field(default_factory=set)
     #: Session middlewares installed for the offset hold, to remove at shutdown.

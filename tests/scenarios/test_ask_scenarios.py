@@ -29,7 +29,9 @@ def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
     """Each platform whose driver can press buttons, its demo bot in its default mode."""
     driver_class, _ = request.param
     if not driver_class.has_buttons:
-        pytest.skip(f"the {driver_class.platform} driver cannot press buttons yet")
+        pytest.skip(
+            f"the {driver_class.name or driver_class.platform} driver cannot press buttons yet"
+        )
     yield from _running(request, tmp_path)
 
 

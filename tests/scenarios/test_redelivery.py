@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 #: (driver, mode) of every platform path, and whether it can redeliver.
 PATHS = [
-    pytest.param((d, mode), id=f"{d.platform}-{mode}")
+    pytest.param((d, mode), id=f"{d.name or d.platform}-{mode}")
     for d in DRIVERS
     for mode in d.modes
     if mode not in ("non-blocking", "async-socket", "async-http")  # same path as their twins
@@ -88,7 +88,7 @@ def test_interrupted_turn_runs_exactly_once_after_a_restart(
     finished = len(texts(d, place, "done"))
     notices = [m.text for m in d.notices(place)]
     print(
-        f"MATRIX {d.platform}-{d.mode} acked={acked} replay={replay}: "
+        f"MATRIX {d.name or d.platform}-{d.mode} acked={acked} replay={replay}: "
         f"started={started} finished={finished} notices={len(notices)}"
     )
     assert (started, finished) == ((1, 1) if reruns else (0, 0))

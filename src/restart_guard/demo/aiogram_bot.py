@@ -17,7 +17,6 @@ aiohttp webhook handler on that port instead and registers it with
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import os
@@ -30,6 +29,8 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 
 import restart_guard
+
+from ._options import guard_from, guard_options
 
 router = Router(name="demo")
 WEBHOOK_PATH = "/webhook"
@@ -100,36 +101,23 @@ def serve_webhook(dp: Dispatcher, bot: Bot, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = guard_options(__doc__)
     parser.add_argument("--api-url", required=True, help="Bot API root, e.g. http://127.0.0.1:PORT")
     parser.add_argument("--token", default="123456:TEST-TOKEN")
-    parser.add_argument("--marker-dir", required=True)
     parser.add_argument(
         "--store",
         metavar="URL",
         help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
     )
-    parser.add_argument("--drain-timeout", type=float, default=20.0)
-    parser.add_argument("--max-attempts", type=int, default=3)
-    parser.add_argument("--replay", action="store_true")
     parser.add_argument(
         "--sequential", action="store_true", help="handle_as_tasks=False: one update at a time"
     )
     parser.add_argument("--tasks-limit", type=int, default=None, help="tasks_concurrency_limit")
     parser.add_argument("--webhook", type=int, metavar="PORT", help="webhook mode on this port")
-    parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    dp = build_dispatcher()
-    if not args.unguarded:
-        dp = restart_guard.protect(
-            marker_dir=args.marker_dir,
-            store=args.store,
-            drain_timeout=args.drain_timeout,
-            max_attempts=args.max_attempts,
-            replay=args.replay,
-        )(dp)
+    dp = guard_from(args, store=args.store)(build_dispatcher())
     bot = make_bot(args.api_url, args.token)
     if args.webhook is not None:
         serve_webhook(dp, bot, args.webhook)

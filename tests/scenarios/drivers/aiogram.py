@@ -27,14 +27,13 @@ class AiogramDriver(TelegramDriver):
     concurrent_mode = "polling"  # every update is a task of its own
     module = "restart_guard.demo.aiogram_bot"
     ready_log = None  # no line both modes log once they serve
-    has_buttons = False  # the aiogram link sets can_ask = False: no replay="ask" buttons yet
 
-    port = 0  # webhook: the port the bot listens on
+    webhook_needs = None  # aiogram's webhook runs on aiohttp, which aiogram requires
 
     def _bot_args(self) -> list[str]:
         if self.mode == "polling":
             return ["--api-url", self.api.url, "--token", self.api.token]
-        self.port = free_port()
+        self.port = self.port or free_port()  # the same URL across restarts, as in production
         return ["--api-url", self.api.url, "--token", self.api.token, "--webhook", str(self.port)]
 
     def _before_start(self) -> tuple[float, int]:
@@ -46,7 +45,9 @@ class AiogramDriver(TelegramDriver):
         if self.mode == "webhook":
             # A startup handler registers the webhook; aiohttp listens once startup is over.
             self.api.wait_for_call(WEBHOOK, timeout=30, count=webhooks + 1)
-            eventually(lambda: _listens(self.port), timeout=30, what=f"the bot on port {self.port}")
+            port = self.port
+            assert port is not None
+            eventually(lambda: _listens(port), timeout=30, what=f"the bot on port {port}")
         else:
             # Polling starts only after start-up recovery: the notices come first.
             self.api.wait_for_poll(timeout=30, since=since)
