@@ -54,8 +54,12 @@ class _HoldOffset:
             bot_state = self.state.bots.get(bot.id)
             if bot_state is not None:
                 await bot_state.lifecycle.durable()
+                answer = await make_request(bot, method)
+                # Counted once answered: a poll cancelled on the way may never have
+                # reached Telegram (confirm_taken then asks again, which is harmless).
                 if method.offset:
                     bot_state.asked_offset = max(bot_state.asked_offset, method.offset)
+                return answer
         return await make_request(bot, method)
 
 

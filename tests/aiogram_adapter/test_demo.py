@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -11,9 +10,8 @@ import pytest
 
 @pytest.mark.e2e
 def test_demo_loses_the_conversation_unguarded_and_tells_the_user_guarded() -> None:
-    command = shutil.which("restart-guard")
-    base = [command] if command else [sys.executable, "-m", "restart_guard.cli"]
-    argv = [*base, "demo", "--platform", "aiogram"]
+    # This interpreter's restart-guard (the console script tests/telegram_adapter runs).
+    argv = [sys.executable, "-m", "restart_guard.cli", "demo", "--platform", "aiogram"]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
     unguarded, guarded = result.stdout.split("=== WITH restart-guard ===")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from scenarios.drivers.aiogram import AiogramDriver
 from scenarios.drivers.base import Driver
 from scenarios.drivers.discord import DiscordDriver
 from scenarios.drivers.kill import Trial, kill_trial
@@ -39,6 +40,7 @@ def run_trials(driver: Driver, delays: tuple[float, ...]) -> list[Trial]:
 @pytest.fixture(
     params=[
         pytest.param((TelegramDriver, "blocking"), id="telegram"),
+        pytest.param((AiogramDriver, "polling"), id="aiogram"),
         pytest.param((SlackDriver, "socket"), id="slack-App"),
         pytest.param((SlackDriver, "async-socket"), id="slack-AsyncApp"),
     ]

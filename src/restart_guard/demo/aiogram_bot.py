@@ -40,7 +40,8 @@ WEBHOOK_SECRET = "demo-secret"
 @router.message(Command("work"))
 async def work(message: Message, command: CommandObject) -> None:
     """Answer at once, work for N seconds, answer again."""
-    seconds = float(command.args) if command.args else 5.0
+    # The first word: anything after it is a tag the fault tests add to tell turns apart.
+    seconds = float(command.args.split()[0]) if command.args else 5.0
     await message.reply(f"working on it ({seconds:g}s)…")
     await asyncio.sleep(seconds)
     await message.reply(f"done: {seconds:g}s of work finished")

@@ -188,6 +188,11 @@ class _WebhookControls:
 
     async def _confirmation_arrives(self, offset: int, request: web.Request) -> bool:
         """Hold a confirming ``getUpdates`` while confirmations are held; False: client gone."""
+        with self._lock:
+            if not self._holding:
+                # Telegram confirms on receipt: a client that hangs up right after
+                # asking (polling cancelled by a stop) has confirmed all the same.
+                return True
         while True:
             # The client first: a bot killed while held never confirms, released or not.
             transport = request.transport
