@@ -205,7 +205,7 @@ def _what_to_do(support: FrameworkSupport) -> str:
 def _fork_error(fork: str, support: FrameworkSupport) -> UnsupportedFrameworkVersion:
     version = _installed(fork) or "unknown"
     ranges = ", ".join(f"{r.distribution}{r.supported}" for r in support.requirements)
-    supported = "python-telegram-bot, discord.py and slack-bolt"
+    supported = ", ".join(spec.framework for spec in ADAPTERS)
     return UnsupportedFrameworkVersion(
         f"restart-guard does not support {fork} {version}, a fork of discord.py: "
         f"{FORKS[fork]}, so its bots would run unguarded. restart-guard supports "

@@ -12,6 +12,7 @@ whose ``spec`` is that row.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = [
@@ -93,54 +94,77 @@ class AdapterSpec:
         )
 
 
-TELEGRAM = AdapterSpec(
-    platform="telegram",
-    framework="python-telegram-bot",
-    import_name="telegram",
+def _row(
+    platform: str,
+    requirements: str,
+    classes: str,
+    *,
+    objects: str,
+    shares_keys_with: AdapterSpec | None = None,
+) -> AdapterSpec:
+    """One row of the table below, the rest by convention.
+
+    ``requirements``: space-separated pins, the framework's own first (it
+    names the framework); ``classes``: space-separated ``module:Name`` of the
+    framework classes the adapter takes (the first one's package is the
+    import name). The pip extra is the platform's name, the adapter module
+    ``restart_guard.adapters.<platform>``, the demo runner
+    ``restart_guard.demo.<platform>_runner``.
+    """
+    needs = tuple(_requirement(pin) for pin in requirements.split())
+    taken = tuple(
+        (target.partition(":")[0], target.partition(":")[2]) for target in classes.split()
+    )
+    return AdapterSpec(
+        platform=platform,
+        framework=needs[0].distribution,
+        import_name=taken[0][0].partition(".")[0],
+        requirements=needs,
+        extra=platform,
+        module=f"restart_guard.adapters.{platform}",
+        classes=taken,
+        objects=objects,
+        demo=f"restart_guard.demo.{platform}_runner",
+        shares_keys_with=None if shares_keys_with is None else shares_keys_with.platform,
+    )
+
+
+def _requirement(pin: str) -> Requirement:
+    """``"aiogram>=3.2,<4"`` → ``Requirement("aiogram", ">=3.2,<4")``."""
+    match = re.fullmatch(r"([A-Za-z0-9_.\-]+)([<>=!].*)", pin)
+    if match is None:
+        raise ValueError(f"not a pinned requirement: {pin!r}")
+    return Requirement(match.group(1), match.group(2))
+
+
+TELEGRAM = _row(
+    "telegram",
     # 21.1 is the first release whose reply_text() in a forum topic stays in the topic;
     # on 21.0 a bot's own replies land in the general chat (the adapter's tests use them).
-    requirements=(Requirement("python-telegram-bot", ">=21.1,<23"),),
-    extra="telegram",
-    module="restart_guard.adapters.telegram",
-    classes=(("telegram.ext._application", "Application"),),
+    "python-telegram-bot>=21.1,<23",
+    "telegram.ext._application:Application",
     objects="telegram.ext.Application",
-    demo="restart_guard.demo.telegram_runner",
 )
-DISCORD = AdapterSpec(
-    platform="discord",
-    framework="discord.py",
-    import_name="discord",
+DISCORD = _row(
+    "discord",
     # 2.6 is the first release whose ViewStore.add_task sees every view and
     # modal callback task; on 2.3–2.5 those callbacks would run untracked.
-    requirements=(Requirement("discord.py", ">=2.6,<3"),),
-    extra="discord",
-    module="restart_guard.adapters.discord",
-    classes=(("discord.client", "Client"),),
+    "discord.py>=2.6,<3",
+    "discord.client:Client",
     objects="discord.Client / commands.Bot",
-    demo="restart_guard.demo.discord_runner",
 )
-SLACK = AdapterSpec(
-    platform="slack",
-    framework="slack-bolt",
-    import_name="slack_bolt",
-    requirements=(Requirement("slack-bolt", ">=1.18,<2"), Requirement("slack-sdk", ">=3.26,<4")),
-    extra="slack",
-    module="restart_guard.adapters.slack",
-    classes=(("slack_bolt.app.app", "App"), ("slack_bolt.app.async_app", "AsyncApp")),
+SLACK = _row(
+    "slack",
+    "slack-bolt>=1.18,<2 slack-sdk>=3.26,<4",
+    "slack_bolt.app.app:App slack_bolt.app.async_app:AsyncApp",
     objects="slack_bolt.App / AsyncApp",
-    demo="restart_guard.demo.slack_runner",
 )
-AIOGRAM = AdapterSpec(
-    platform="aiogram",
-    framework="aiogram",
-    import_name="aiogram",
-    requirements=(Requirement("aiogram", ">=3.2,<4"),),
-    extra="aiogram",
-    module="restart_guard.adapters.aiogram",
-    classes=(("aiogram.dispatcher.dispatcher", "Dispatcher"),),
+AIOGRAM = _row(
+    "aiogram",
+    "aiogram>=3.2,<4",
+    "aiogram.dispatcher.dispatcher:Dispatcher",
     objects="aiogram.Dispatcher",
-    demo="restart_guard.demo.aiogram_runner",
-    shares_keys_with=TELEGRAM.platform,
+    shares_keys_with=TELEGRAM,  # a bot moved between the two resumes either's markers
 )
 
 #: Every adapter, in the order ``protect()`` tries them.

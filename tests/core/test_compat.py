@@ -12,7 +12,7 @@ import importlib.util
 import logging
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -134,36 +134,55 @@ def _telegram_app() -> object:
     return telegram_ext.ApplicationBuilder().token("1:abc").build()
 
 
+def _aiogram_dispatcher() -> object:
+    aiogram = pytest.importorskip("aiogram")
+    return aiogram.Dispatcher()
+
+
+#: A bot object of each Telegram framework (the other platforms' objects need a token
+#: or a loop to build; the check before the adapter import is the same for every row).
+_BOTS = [
+    pytest.param("telegram", _telegram_app, id="python-telegram-bot"),
+    pytest.param("aiogram", _aiogram_dispatcher, id="aiogram"),
+]
+
+
+@pytest.mark.parametrize(("platform", "make_bot"), _BOTS)
 def test_a_release_outside_the_range_is_refused_at_protect_with_what_to_do(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, platform: str, make_bot: Callable[[], object]
 ) -> None:
-    app = _telegram_app()
-    _narrow_range(monkeypatch, "telegram", ">=99,<100")
+    bot = make_bot()
+    support = FRAMEWORKS[platform]
+    _narrow_range(monkeypatch, platform, ">=99,<100")
     with pytest.raises(UnsupportedFrameworkVersion) as raised:
-        restart_guard.protect()(app)
+        restart_guard.protect()(bot)
     message = str(raised.value)
-    version = compat._installed("python-telegram-bot")
-    assert f"python-telegram-bot {version}" in message
-    assert "python-telegram-bot>=99,<100" in message
+    version = compat._installed(support.requirements[0].distribution)
+    assert f"{support.framework} {version}" in message
+    assert f"{support.requirements[0].distribution}>=99,<100" in message
     assert "pip install" in message
     assert "upgrade restart-guard" in message
     assert compat.ALLOW_UNTESTED_ENV in message
-    assert raised.value.framework == "python-telegram-bot"
+    assert raised.value.framework == support.framework
     assert isinstance(raised.value, restart_guard.AdapterNotAvailable)
 
 
+@pytest.mark.parametrize(("platform", "make_bot"), _BOTS)
 def test_an_operator_can_accept_an_untested_release_with_one_warning(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    platform: str,
+    make_bot: Callable[[], object],
 ) -> None:
-    _narrow_range(monkeypatch, "telegram", ">=99,<100")
+    _narrow_range(monkeypatch, platform, ">=99,<100")
     monkeypatch.setenv(compat.ALLOW_UNTESTED_ENV, "1")
     with caplog.at_level(logging.WARNING, logger="restart_guard"):
-        first = restart_guard.protect()(_telegram_app())
-        second = restart_guard.protect()(_telegram_app())
+        first = restart_guard.protect()(make_bot())
+        second = restart_guard.protect()(make_bot())
     warnings = [r for r in caplog.records if "untested" in r.getMessage()]
     assert len(warnings) == 1
     assert compat.ALLOW_UNTESTED_ENV in warnings[0].getMessage()
-    assert type(first).__name__ == type(second).__name__ == "Application"
+    assert type(first).__name__ == type(second).__name__ == type(make_bot()).__name__
     restart_guard.unprotect(first)
     restart_guard.unprotect(second)
 
