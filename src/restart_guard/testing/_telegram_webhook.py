@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -137,11 +137,10 @@ class _WebhookControls:
     _answered_held: set[int]
     _webhook: WebhookDelivery
 
-    def _confirm(self, offset: int) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # provided by the stand-in
 
-    def _notify_async(self) -> None:
-        raise NotImplementedError
+        def _confirm(self, offset: int) -> None: ...
+        def _notify_async(self) -> None: ...
 
     def hold_confirmations(self) -> None:
         """From now on the bot's confirmations do not arrive, until :meth:`release_confirmations`.

@@ -80,7 +80,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import threading
 import time
 import zlib
 from collections.abc import Awaitable, Callable
@@ -88,12 +87,13 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from ._standin import Failure, SentMessage, StandIn
+from ._standin import Failure, SentMessage
 from ._telegram_api import ApiError as _ApiError
 from ._telegram_api import error_body, read_params
 from ._telegram_api import int_param as _int_param
 from ._telegram_buttons import Buttons, inline_keyboard
 from ._telegram_html import HtmlError, parse_html
+from ._telegram_waits import TelegramWaits
 from ._telegram_webhook import WEBHOOK_CONFLICT, WebhookDelivery, _WebhookControls
 from ._telegram_wire import _CONFLICT, _DISCONNECT_CHECK, _FIRST_UPDATE_ID, _Poll, _utf16_len
 
@@ -103,7 +103,7 @@ _T = TypeVar("_T")
 _Json = dict[str, Any]
 
 
-class TelegramStandIn(_WebhookControls, Buttons, StandIn):
+class TelegramStandIn(_WebhookControls, Buttons, TelegramWaits):
     """Loopback Telegram Bot API for one bot token.
 
     ``token`` must look like a real one (``"<bot id>:<secret>"``); the bot's
@@ -114,9 +114,6 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
     ``with TelegramStandIn.running() as api:`` in a thread of its own; every
     public method is thread-safe.
     """
-
-    # A poll's client can vanish without a state change to wake a waiter.
-    _recheck_every = _DISCONNECT_CHECK * 2
 
     def __init__(
         self,
@@ -163,10 +160,6 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
             lambda update_id, status: self._notify_async(),
             webhook_retry_delay,
         )
-        # Async waiters live on other event loops; they are woken through their
-        # own loop, never from the stand-in's thread directly.
-        self._waiters_lock = threading.Lock()
-        self._async_waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._methods: dict[str, Callable[[_Json, web.Request], Awaitable[Any]]] = {
             "getme": self._get_me,
             "getupdates": self._get_updates,
@@ -331,91 +324,6 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
         self._wake_webhook()
         self._notify_async()
         return update_id
-
-    # -------------------------------------------------------- confirmation state
-    @property
-    def confirmed_offset(self) -> int:
-        """The highest ``offset`` the bot confirmed: every update below it is gone for good."""
-        with self._lock:
-            return self._confirmed_offset
-
-    @property
-    def pending_update_ids(self) -> list[int]:
-        """Injected updates not yet confirmed (delivered or not), oldest first."""
-        with self._lock:
-            return [int(u["update_id"]) for u in self._updates]
-
-    def wait_until_confirmed(self, update_id: int, timeout: float = 15.0) -> int:
-        """Block until the bot confirmed ``update_id``; return :attr:`confirmed_offset`.
-
-        python-telegram-bot confirms with its next ``getUpdates`` (at the latest
-        the one ``Updater.stop()`` makes). Raises ``TimeoutError`` with the
-        confirmation state.
-        """
-        return self._wait_until(
-            lambda: self._check_confirmed(update_id),
-            timeout,
-            lambda: self._describe_confirmation(update_id, timeout),
-        )
-
-    async def wait_until_confirmed_async(self, update_id: int, timeout: float = 15.0) -> int:
-        """:meth:`wait_until_confirmed` for code running on an event loop."""
-        return await self._wait_async(
-            lambda: self._check_confirmed(update_id),
-            timeout,
-            lambda: self._describe_confirmation(update_id, timeout),
-        )
-
-    def wait_for_poll(self, timeout: float = 15.0, *, since: float | None = None) -> int:
-        """Block until a ``getUpdates`` long poll is waiting; return its confirmed offset.
-
-        A waiting poll means the bot is up, has taken every update below the
-        returned offset and is waiting for more. A poll whose client went away
-        stops counting within about 0.1 s; to wait for a *restarted* bot
-        without that race, pass ``since=time.monotonic()`` taken before the
-        restart: only polls that began at or after it count. Raises
-        ``TimeoutError``.
-        """
-        return self._wait_until(
-            lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
-        )
-
-    async def wait_for_poll_async(
-        self, timeout: float = 15.0, *, since: float | None = None
-    ) -> int:
-        """:meth:`wait_for_poll` for code running on an event loop."""
-        return await self._wait_async(
-            lambda: self._check_poll(since), timeout, lambda: self._describe_poll(timeout)
-        )
-
-    async def wait_for_sent_async(
-        self,
-        predicate: Callable[[SentMessage], bool] | None = None,
-        timeout: float = 15.0,
-        count: int = 1,
-    ) -> list[SentMessage]:
-        """:meth:`~restart_guard.testing._standin.StandIn.wait_for_sent` for event-loop code."""
-
-        return await self._wait_async(
-            lambda: self._sent_matching(predicate, count),
-            timeout,
-            lambda: self._describe_sent_wait(timeout, count),
-        )
-
-    async def wait_for_call_async(
-        self,
-        method: str,
-        predicate: Callable[[dict[str, Any]], bool] | None = None,
-        timeout: float = 15.0,
-        count: int = 1,
-    ) -> list[dict[str, Any]]:
-        """:meth:`~restart_guard.testing._standin.StandIn.wait_for_call` for event-loop code."""
-
-        return await self._wait_async(
-            lambda: self._calls_matching(method, predicate, count),
-            timeout,
-            lambda: self._describe_call_wait(method, timeout, count),
-        )
 
     # --------------------------------------------------------- failure injection
     def forget_chat(self, chat_id: int | str) -> None:
@@ -748,74 +656,3 @@ class TelegramStandIn(_WebhookControls, Buttons, StandIn):
             # A closed loop means the stand-in is gone; the update stays queued.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(wake)
-
-    def _notify_async(self) -> None:
-        with self._waiters_lock:
-            waiters = list(self._async_waiters)
-        for loop, event in waiters:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
-    def _record(self, message: SentMessage) -> None:
-        super()._record(message)
-        self._notify_async()
-
-    def _record_call(self, method: str, params: dict[str, Any]) -> None:
-        super()._record_call(method, params)
-        self._notify_async()
-
-    def clear(self) -> None:
-        """Forget the record of sent messages and calls (failures and updates stay)."""
-        super().clear()
-        self._notify_async()
-
-    def _check_confirmed(self, update_id: int) -> int | None:
-        # Caller holds self._lock.
-        return self._confirmed_offset if self._confirmed_offset > update_id else None
-
-    def _describe_confirmation(self, update_id: int, timeout: float) -> str:
-        return (
-            f"waited {timeout}s for update {update_id} to be confirmed; confirmed offset: "
-            f"{self._confirmed_offset}, pending: {[u['update_id'] for u in self._updates]}, "
-            f"getUpdates offsets asked: "
-            f"{[p.get('offset') for m, p in self._calls if m.lower() == 'getupdates']}"
-        )
-
-    def _check_poll(self, since: float | None) -> int | None:
-        # Caller holds self._lock.
-        for poll in self._polls:
-            if poll.alive() and (since is None or poll.started >= since):
-                return poll.offset
-        return None
-
-    def _describe_poll(self, timeout: float) -> str:
-        return (
-            f"waited {timeout}s for a getUpdates long poll; calls so far: "
-            f"{[m for m, _ in self._calls]!r}"
-        )
-
-    async def _wait_async(
-        self, check: Callable[[], _T | None], timeout: float, describe: Callable[[], str]
-    ) -> _T:
-        loop = asyncio.get_running_loop()
-        waiter = (loop, asyncio.Event())
-        with self._waiters_lock:
-            self._async_waiters.add(waiter)
-        try:
-            deadline = loop.time() + timeout
-            while True:
-                # Cleared before the check, so a change during the check re-wakes us.
-                waiter[1].clear()
-                with self._lock:
-                    result = check()
-                    if result is None and loop.time() >= deadline:
-                        raise TimeoutError(describe())
-                if result is not None:
-                    return result
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        waiter[1].wait(), min(deadline - loop.time(), _DISCONNECT_CHECK * 2)
-                    )
-        finally:
-            with self._waiters_lock:
-                self._async_waiters.discard(waiter)
