@@ -15,30 +15,23 @@ from typing import Any
 from restart_guard import Conversation, Notice
 from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
 from restart_guard._registry import TELEGRAM
-from restart_guard.errors import ConversationGone, ConversationMoved, RateLimited, ThreadGone
 
 __all__ = [
     "MENTION_LABEL",
     "NOTICES_PER_SECOND",
     "PLATFORM",
     "conversation_at",
-    "forbidden",
     "is_private",
-    "migrated",
     "notice_message",
     "notice_target",
     "press_in",
     "question_buttons",
-    "rate_limited",
-    "rejected",
 ]
 
 #: ``Conversation.platform`` of every Telegram conversation, whichever the framework.
 PLATFORM = TELEGRAM.platform
 #: Telegram allows about 30 messages per second per bot; stay under it.
 NOTICES_PER_SECOND = 20.0
-# What Telegram's 400 says when the forum topic (not the chat) is gone.
-_THREAD_GONE = ("thread not found", "topic_deleted", "topic_closed", "topic not found")
 #: What a mention of an asker shows in a group (names are never stored: ids only);
 #: Telegram links it to the user, who is notified.
 MENTION_LABEL = "👤"
@@ -118,26 +111,3 @@ def press_in(query: Any) -> Press | None:
 def question_buttons(token: str) -> list[tuple[str, str]]:
     """``(label, callback_data)`` of a question's *Continue* and *Dismiss* buttons, in order."""
     return [(choice.label, press_data(choice, token)) for choice in Choice]
-
-
-def rate_limited(retry_after: float, message: str) -> RateLimited:
-    """429: wait ``retry_after`` seconds."""
-    return RateLimited(retry_after, message)
-
-
-def migrated(new_chat_id: int, message: str) -> ConversationMoved:
-    """400 with ``migrate_to_chat_id``: a group upgraded to a supergroup has a new chat id."""
-    return ConversationMoved(str(new_chat_id), message)
-
-
-def forbidden(message: str) -> ConversationGone:
-    """403: kicked from the chat, blocked by the user — nobody to tell."""
-    return ConversationGone(f"forbidden: {message}")
-
-
-def rejected(message: str) -> ThreadGone | ConversationGone:
-    """Any other 400: the topic is gone (post in the chat), or the chat is."""
-    if any(sign in message.lower() for sign in _THREAD_GONE):
-        return ThreadGone(message)
-    # Chat not found, user deactivated, text rejected: retrying cannot help.
-    return ConversationGone(f"rejected by Telegram: {message}")

@@ -62,12 +62,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import datetime as dtm
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
+from restart_guard import Conversation, Marker, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._ask import Press
 from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
@@ -90,6 +89,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise AdapterNotAvailable(TELEGRAM.missing(exc)) from exc
 
 from . import _telegram_common as common
+from ._telegram_link import Refusals, TelegramLink
 
 __all__ = ["ADAPTER", "PLATFORM", "TelegramAdapter", "conversation_of", "origin_of"]
 
@@ -331,90 +331,42 @@ async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
         Lifecycle.end(run, cut_off=cut_off)
 
 
-class _Link:
+class _Link(TelegramLink):
     """Posts notices and replays updates through the application's own bot."""
 
-    notices_per_second = common.NOTICES_PER_SECOND
+    refusals = Refusals(
+        RetryAfter, ChatMigrated, "new_chat_id", Forbidden, BadRequest, TelegramError
+    )
 
     def __init__(self, app: Application) -> None:  # type: ignore[type-arg]
         self.app = app
 
-    async def send_notice(self, notice: Notice) -> None:
-        """Reply to the interrupted message; in a group, mention the askers (HTML)."""
-        # Telegram has no idempotency key for sendMessage: ``nonce`` is not used.
-        await self._send(notice)
-
-    async def send_question(self, notice: Notice, token: str) -> str:
-        buttons = [
-            InlineKeyboardButton(label, callback_data=data)
-            for label, data in common.question_buttons(token)
-        ]
-        message = await self._send(notice, InlineKeyboardMarkup([buttons]))
-        return str(message.message_id)
-
-    async def close_question(
-        self, conversation: Conversation, question: str, text: str, press: Press | None
-    ) -> None:
-        if press is not None:  # first: the presser's client stops its spinner
-            await self._answer(press)
-        try:
-            # Without reply_markup, Telegram removes the inline keyboard.
-            await self.app.bot.edit_message_text(
-                text, chat_id=int(conversation.chat), message_id=int(question)
-            )
-        except BadRequest as exc:
-            if "not modified" not in exc.message.lower():
-                raise
-
-    async def refuse_press(self, press: Press, text: str) -> None:
-        await self._answer(press, text)
-
-    async def _answer(self, press: Press, text: str | None = None) -> None:
-        try:
-            await self.app.bot.answer_callback_query(
-                str(press.handle), text=text, show_alert=text is not None
-            )
-        except BadRequest as exc:  # answered already, or older than Telegram keeps them
-            log.info("restart-guard: could not answer a button press: %s", exc.message)
-
-    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
-        kwargs, reply_to = common.notice_message(notice)
+    async def _send_message(
+        self, kwargs: dict[str, Any], reply_to: int | None, buttons: list[tuple[str, str]] | None
+    ) -> int:
         if reply_to is not None:
             kwargs["reply_parameters"] = ReplyParameters(reply_to, allow_sending_without_reply=True)
-        if markup is not None:
-            kwargs["reply_markup"] = markup
-        try:
-            message: Message = await self.app.bot.send_message(**kwargs)
-            return message
-        except RetryAfter as exc:
-            delay = exc.retry_after
-            seconds = delay.total_seconds() if isinstance(delay, dtm.timedelta) else float(delay)
-            raise common.rate_limited(seconds, str(exc)) from exc
-        except ChatMigrated as exc:
-            raise common.migrated(exc.new_chat_id, exc.message) from exc
-        except Forbidden as exc:
-            raise common.forbidden(exc.message) from exc
-        except BadRequest as exc:
-            raise common.rejected(exc.message) from exc
+        if buttons is not None:
+            keys = [InlineKeyboardButton(label, callback_data=data) for label, data in buttons]
+            kwargs["reply_markup"] = InlineKeyboardMarkup([keys])
+        message: Message = await self.app.bot.send_message(**kwargs)
+        return message.message_id
 
-    async def pending_deliveries(self) -> set[str] | None:
-        """``update_id`` s Telegram still holds for this bot (None: cannot tell).
+    async def _edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+        await self.app.bot.edit_message_text(text, chat_id=chat_id, message_id=message_id)
 
-        ``getUpdates`` without an offset confirms nothing: these updates go
-        to the first poll after start-up all the same. With a webhook set
-        Telegram refuses the call (409): None, every notice goes out.
-        """
+    async def _answer_query(self, query_id: str, text: str | None) -> None:
+        await self.app.bot.answer_callback_query(query_id, text=text, show_alert=text is not None)
+
+    async def _pending_update_ids(self) -> list[int]:
         polling = _POLLING.get()
         try:
             updates = await self.app.bot.get_updates(timeout=0, limit=100)
-        except TelegramError as exc:
-            log.info("restart-guard: cannot look at the pending updates: %s", exc)
-            return None
         finally:
             # A look, not a poll: _ConfirmingBot.get_updates must not leave this task
             # (and the replays it starts) counted as the polling one.
             _POLLING.set(polling)
-        return {str(update.update_id) for update in updates}
+        return [update.update_id for update in updates]
 
     async def replay(self, marker: Marker) -> None:
         state = _state(self.app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import (
@@ -15,14 +16,13 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 from aiogram.methods import GetUpdates, TelegramMethod
-from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Update
 
-from restart_guard import Conversation, Marker, Notice
-from restart_guard._ask import Press
+from restart_guard import Marker
 from restart_guard._guard import LazyPayload
 from restart_guard.errors import ConversationGone
 
-from .. import _telegram_common as common
+from .._telegram_link import Refusals, TelegramLink
 from ._keys import conversation_of, origin_of
 from ._state import DispatcherState, log
 
@@ -40,100 +40,52 @@ def payload_of(update: Update) -> LazyPayload:
     return functools.partial(update.model_dump, mode="json", exclude_unset=True, by_alias=True)
 
 
-class Link:
+class Link(TelegramLink):
     """Posts notices with ``bot`` and replays updates through ``dispatcher``."""
 
-    notices_per_second = common.NOTICES_PER_SECOND
+    refusals = Refusals(
+        TelegramRetryAfter,
+        TelegramMigrateToChat,
+        "migrate_to_chat_id",
+        TelegramForbiddenError,
+        TelegramBadRequest,
+        TelegramAPIError,
+    )
 
     def __init__(self, dispatcher: Dispatcher, bot: Bot, state: DispatcherState) -> None:
         self.dispatcher = dispatcher
         self.bot = bot
         self.state = state
 
-    async def send_notice(self, notice: Notice) -> None:
-        """Reply to the interrupted message; in a group, mention the askers (HTML).
-
-        Telegram has no idempotency key for sendMessage: ``notice.nonce`` is not used.
-        """
-        await self._send(notice)
-
-    async def send_question(self, notice: Notice, token: str) -> str:
-        """The notice with *Continue* / *Dismiss* as an inline keyboard; its message_id."""
-        buttons = [
-            InlineKeyboardButton(text=label, callback_data=data)
-            for label, data in common.question_buttons(token)
-        ]
-        message = await self._send(notice, InlineKeyboardMarkup(inline_keyboard=[buttons]))
-        return str(message.message_id)
-
-    async def close_question(
-        self, conversation: Conversation, question: str, text: str, press: Press | None
-    ) -> None:
-        if press is not None:  # first: the presser's client stops its spinner
-            await self._answer(press)
-        try:
-            # Without reply_markup, Telegram removes the inline keyboard.
-            await self.bot.edit_message_text(
-                text=text, chat_id=int(conversation.chat), message_id=int(question)
-            )
-        except TelegramBadRequest as exc:
-            if "not modified" not in exc.message.lower():
-                raise
-
-    async def refuse_press(self, press: Press, text: str) -> None:
-        await self._answer(press, text)
-
-    async def _answer(self, press: Press, text: str | None = None) -> None:
-        try:
-            await self.bot.answer_callback_query(
-                str(press.handle), text=text, show_alert=text is not None
-            )
-        except TelegramBadRequest as exc:  # answered already, or older than Telegram keeps them
-            log.info("restart-guard: could not answer a button press: %s", exc.message)
-
-    async def _send(self, notice: Notice, markup: InlineKeyboardMarkup | None = None) -> Message:
-        kwargs, reply_to = common.notice_message(notice)
+    async def _send_message(
+        self, kwargs: dict[str, Any], reply_to: int | None, buttons: list[tuple[str, str]] | None
+    ) -> int:
         accepts = inspect.signature(self.bot.send_message).parameters
         if "business_connection_id" in kwargs and "business_connection_id" not in accepts:
             raise ConversationGone("a business chat: aiogram 3.5 or later can post there")
         kwargs.setdefault("parse_mode", None)  # plain text, whatever the bot's default
-        if reply_to is not None:
-            # A deleted message must not keep the notice from going out.
-            if "reply_parameters" in accepts:  # aiogram 3.4+ (Bot API 7.0)
-                from aiogram.types import ReplyParameters
+        if reply_to is not None and "reply_parameters" in accepts:  # aiogram 3.4+ (Bot API 7.0)
+            from aiogram.types import ReplyParameters
 
-                kwargs["reply_parameters"] = ReplyParameters(
-                    message_id=reply_to, allow_sending_without_reply=True
-                )
-            else:
-                kwargs["reply_to_message_id"] = reply_to
-                kwargs["allow_sending_without_reply"] = True
-        if markup is not None:
-            kwargs["reply_markup"] = markup
-        try:
-            return await self.bot.send_message(**kwargs)
-        except TelegramRetryAfter as exc:
-            raise common.rate_limited(float(exc.retry_after), exc.message) from exc
-        except TelegramMigrateToChat as exc:
-            raise common.migrated(exc.migrate_to_chat_id, exc.message) from exc
-        except TelegramForbiddenError as exc:
-            raise common.forbidden(exc.message) from exc
-        except TelegramBadRequest as exc:
-            raise common.rejected(exc.message) from exc
+            kwargs["reply_parameters"] = ReplyParameters(
+                message_id=reply_to, allow_sending_without_reply=True
+            )
+        elif reply_to is not None:
+            kwargs.update(reply_to_message_id=reply_to, allow_sending_without_reply=True)
+        if buttons is not None:
+            keys = [InlineKeyboardButton(text=label, callback_data=data) for label, data in buttons]
+            kwargs["reply_markup"] = InlineKeyboardMarkup(inline_keyboard=[keys])
+        message = await self.bot.send_message(**kwargs)
+        return message.message_id
 
-    async def pending_deliveries(self) -> set[str] | None:
-        """``update_id`` s Telegram still holds for this bot (None: cannot tell).
+    async def _edit_text(self, chat_id: int, message_id: int, text: str) -> None:
+        await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
 
-        ``getUpdates`` without an offset confirms nothing: these updates go
-        to the first poll after start-up all the same. With a webhook set
-        Telegram refuses the call (409): None, every notice goes out.
-        """
-        try:
-            updates = await self.bot(GetUpdates(timeout=0, limit=100))
-        except TelegramAPIError as exc:
-            log.info("restart-guard: cannot look at the pending updates: %s", exc)
-            return None
-        return {str(update.update_id) for update in updates}
+    async def _answer_query(self, query_id: str, text: str | None) -> None:
+        await self.bot.answer_callback_query(query_id, text=text, show_alert=text is not None)
+
+    async def _pending_update_ids(self) -> list[int]:
+        return [update.update_id for update in await self.bot(GetUpdates(timeout=0, limit=100))]
 
     async def replay(self, marker: Marker) -> None:
         """Feed the stored updates to the dispatcher again, each in a task of its own.
