@@ -239,17 +239,7 @@ class _GuardedApplication(Application):  # type: ignore[type-arg]
         if run is None:
             await super().process_update(update)
             return
-        cut_off = False
-        task = state.enter()
-        try:
-            with running(run):  # a @no_replay callback flags this run's turn
-                await super().process_update(update)
-        except CUT_OFF:
-            cut_off = True
-            raise
-        finally:
-            state.leave(task)
-            Lifecycle.end(run, cut_off=cut_off)
+        await _tracked(state, run, super().process_update(update))
 
     def create_task(
         self, coroutine: Any, update: object | None = None, *, name: str | None = None
@@ -318,10 +308,11 @@ class _ConfirmingBot(Bot):
 
 
 async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
+    """Await ``coroutine`` as ``run``'s handler work: counted for the drain, ended after."""
     cut_off = False
     task = state.enter()
     try:
-        with running(run):
+        with running(run):  # a @no_replay callback flags this run's turn
             return await coroutine
     except CUT_OFF:
         cut_off = True

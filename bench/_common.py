@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +83,11 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> None
 
 
 # ------------------------------------- a framework's guarded vs. unguarded handler runs
+REPS = 41  # timed repetitions per row (odd: the median is one of them)
+RUNS = 500  # handler runs per repetition and handler
+WARM = 500  # untimed runs of each handler first (also fills the framework's caches)
+
+
 class DiscardingStore:
     """A Store that keeps nothing: isolates the handler's path from the writer's work."""
 
@@ -170,65 +175,80 @@ def print_overhead_table(
     print_table(header, rows)
 
 
-TimeBatch = Callable[[Any, list[Any]], Awaitable[Timing]]
+RunBatch = Callable[[Any, list[Any]], Awaitable[None]]
 
 
 async def measure_overhead(
     what: str,
     guard: Any,
     pair: tuple[Any, Any],
-    timed: TimeBatch,
-    warm: list[Any],
-    batches: Iterable[list[Any]],
+    run_batch: RunBatch,
+    batch: Callable[[int], list[Any]],
 ) -> Result:
-    """Time ``pair`` (guarded, unguarded) on each batch in turn; summarise as ``what``.
+    """Time ``pair`` (guarded, unguarded) on :data:`REPS` batches; summarise as ``what``.
 
-    ``timed(handler, batch)`` runs one batch and returns the time per run;
+    ``batch(n)`` makes ``n`` fresh events (each handler warms up on one of
+    :data:`WARM` first, then both run each of :data:`RUNS`);
+    ``run_batch(handler, events)`` has ``handler`` handle them and returns when
+    the last handler run has ended (the time per run is that over ``len(events)``);
     ``guard`` is the guarded handler's ``Guard``. Many short repetitions,
     finely interleaved: a burst of load from elsewhere on the machine then
     spoils a few pairs, which the median ignores. The writer's last flush runs
     inside the fsync counter on a thread of its own, so the handler thread's
     count must stay 0 while the writer's shows the markers reached the disk.
     """
+
+    async def timed(handler: Any, events: list[Any]) -> Timing:
+        clock = Stopwatch()
+        await run_batch(handler, events)
+        return clock.per_run(len(events))
+
     guarded, plain = pair
+    warm = batch(WARM)
     await timed(plain, warm)
     await timed(guarded, warm)
     pairs = []
     batches_before = guard.writer.batches
     with FsyncCounter() as counter:
-        for rep, batch in enumerate(batches):
+        for rep in range(REPS):
+            events = batch(RUNS)
             gc.collect()
             # Alternate which goes first so neither always runs on a warmer cache.
             if rep % 2:
-                g, u = await timed(guarded, batch), await timed(plain, batch)
+                g, u = await timed(guarded, events), await timed(plain, events)
             else:
-                u, g = await timed(plain, batch), await timed(guarded, batch)
+                u, g = await timed(plain, events), await timed(guarded, events)
             pairs.append((g, u))
         await asyncio.get_running_loop().run_in_executor(None, guard.flush)
     assert guard.in_flight == 0
     return summarise(what, pairs, counter, guard.writer.batches - batches_before)
 
 
-def print_report(
-    title: str,
-    framework: str,
-    medians: str,
-    results: Sequence[Result],
-    target: float,
-    started: float,
-    **columns: str,
-) -> None:
-    """The machine and ``framework``, the run's ``medians`` line, the table
-    (``columns`` as for :func:`print_overhead_table`), the time since ``started``."""
+@dataclass(frozen=True)
+class Report:
+    """What a framework benchmark's report says around its table."""
+
+    title: str  # "discord.py benchmark"
+    framework: str  # the framework and its version
+    medians: str  # what each median is over
+    target: float  # seconds the guard may add to one handler run
+    run: str  # the table's first column: what one handler run is
+    cpu: str  # the CPU column: on which thread
+    fsync: str  # the fsync column: on which thread
+
+
+def print_report(report: Report, results: Sequence[Result], started: float) -> None:
+    """The machine and framework, what the medians are over, the table, the time since
+    ``started``."""
     print(
-        f"restart-guard {title} — nproc {os.cpu_count()}, Python "
+        f"restart-guard {report.title} — nproc {os.cpu_count()}, Python "
         f"{platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}, {framework}"
+        f"{platform.system()} {platform.release()}, {report.framework}"
     )
     print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(medians)
+    print(report.medians)
     print()
-    print_overhead_table(results, target, **columns)
+    print_overhead_table(results, report.target, run=report.run, cpu=report.cpu, fsync=report.fsync)
     print()
     print(f"total benchmark time {time.monotonic() - started:.0f} s")
 
@@ -237,7 +257,7 @@ def overhead_main(
     doc: str,
     prefix: str,
     run_all: Callable[[Path], list[Result]],
-    report: Callable[[list[Result], float], None],
+    report: Report,
     argv: list[str] | None = None,
 ) -> int:
     """The command line of a framework benchmark: ``--dir``; run, then report."""
@@ -248,5 +268,5 @@ def overhead_main(
     started = time.monotonic()
     with scratch_dir(args.dir, prefix=prefix) as path:
         results = run_all(path)
-    report(results, started)
+    print_report(report, results, started)
     return 0

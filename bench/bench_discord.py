@@ -30,28 +30,37 @@ This is a benchmark, not a test: nothing here fails a build.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import discord
 from _common import (
+    REPS,
+    RUNS,
     DiscardingStore,
+    Report,
     Result,
-    Stopwatch,
-    Timing,
     measure_overhead,
     overhead_main,
-    print_report,
 )
 
 import restart_guard
 from restart_guard.testing.discord import DiscordStandIn, point_discord_at
 
-REPS = 41  # repetitions (odd: the median is one of them)
-RUNS = 500  # events per repetition and client
 CHANNELS = 50
-TARGET = 25e-6  # seconds added per handler run (issue 3)
+REPORT = Report(
+    "discord.py benchmark",
+    f"discord.py {discord.__version__}",
+    f"Medians over {REPS} repetitions × {RUNS:,} events each, over {CHANNELS} channels and "
+    "a thread; guarded and unguarded clients alternate in the same run.",
+    target=25e-6,  # seconds added per handler run (issue 3)
+    run="event handler run",
+    cpu="of which loop-thread CPU",
+    fsync="fsync on the loop thread",
+)
 
 
 class Counting(discord.Client):
@@ -72,26 +81,31 @@ class Counting(discord.Client):
 
 
 def raw_messages(
-    template: dict[str, Any], channels: list[int], n: int, first: int
-) -> list[dict[str, Any]]:
-    """``n`` copies of the stand-in's MESSAGE_CREATE ``template``, spread over ``channels``."""
-    return [
-        {**template, "id": str(first + i), "channel_id": str(channels[i % len(channels)])}
-        for i in range(n)
-    ]
+    template: dict[str, Any], channels: list[int]
+) -> Callable[[int], list[dict[str, Any]]]:
+    """``make(n)``: ``n`` copies of the stand-in's MESSAGE_CREATE ``template``, spread
+    over ``channels``, each with a message id not used before."""
+    ids = itertools.count(10**15)
+
+    def make(n: int) -> list[dict[str, Any]]:
+        return [
+            {**template, "id": str(next(ids)), "channel_id": str(channels[i % len(channels)])}
+            for i in range(n)
+        ]
+
+    return make
 
 
-async def timed(client: Counting, batch: list[Any]) -> Timing:
+async def handle(client: Counting, batch: list[Any]) -> None:
+    """Feed ``batch`` to the client's parser; return when every handler run has ended."""
     parse = client._connection.parsers["MESSAGE_CREATE"]
     client.target = client.handled + len(batch)
     client.reached.clear()
-    clock = Stopwatch()
     for data in batch:
         parse(data)
     # Tasks run in order, and the guard ends a run as its handler returns: when
     # the last handler has run, every run is over.
     await client.reached.wait()
-    return clock.per_run(len(batch))
 
 
 async def online(client: discord.Client) -> asyncio.Task[None]:
@@ -113,14 +127,8 @@ async def bench(
     guarded = restart_guard.protect(marker_dir=marker_dir, **options)(Counting())
     connections = [await online(plain), await online(guarded)]
     state = guarded.__dict__["_restart_guard"]
-    first = 10**15
     result = await measure_overhead(
-        what,
-        state.lifecycle.guard,
-        (guarded, plain),
-        timed,
-        raw_messages(template, channels, 500, first),
-        (raw_messages(template, channels, RUNS, first + (rep + 1) * RUNS) for rep in range(REPS)),
+        what, state.lifecycle.guard, (guarded, plain), handle, raw_messages(template, channels)
     )
     assert not state.active
     await offline(guarded, connections[1])
@@ -150,24 +158,9 @@ async def run_all(path: Path) -> list[Result]:
             return results
 
 
-def report(results: list[Result], started: float) -> None:
-    print_report(
-        "discord.py benchmark",
-        f"discord.py {discord.__version__}",
-        f"Medians over {REPS} repetitions × {RUNS:,} events each, over {CHANNELS} channels and "
-        "a thread; guarded and unguarded clients alternate in the same run.",
-        results,
-        TARGET,
-        started,
-        run="event handler run",
-        cpu="of which loop-thread CPU",
-        fsync="fsync on the loop thread",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     return overhead_main(
-        __doc__, "rg-bench-discord-", lambda path: asyncio.run(run_all(path)), report, argv
+        __doc__, "rg-bench-discord-", lambda path: asyncio.run(run_all(path)), REPORT, argv
     )
 
 

@@ -35,19 +35,20 @@ This is a benchmark, not a test: nothing here fails a build.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 import slack_bolt
 from _common import (
+    REPS,
+    RUNS,
     DiscardingStore,
+    Report,
     Result,
-    Stopwatch,
-    Timing,
     measure_overhead,
     overhead_main,
-    print_report,
 )
 from restart_guard.adapters import slack as slack_guard
 from slack_bolt import App, BoltRequest
@@ -59,9 +60,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 import restart_guard
 from restart_guard.testing.slack import SlackStandIn
 
-REPS = 41  # repetitions (odd: the median is one of them)
-RUNS = 500  # dispatches per repetition and app
-TARGET = 25e-6  # seconds added per listener run (issue 4)
+REPORT = Report(
+    "slack-bolt benchmark",
+    f"slack-bolt {slack_bolt.version.__version__}",
+    f"Medians over {REPS} repetitions × {RUNS:,} dispatches each; every dispatch is a new "
+    "conversation; guarded and unguarded apps alternate in the same run.",
+    target=25e-6,  # seconds added per listener run (issue 4)
+    run="listener run through",
+    cpu="of which listener-thread CPU",
+    fsync="fsync on listener thread",
+)
 
 
 def bodies(api: SlackStandIn, n: int) -> list[dict[str, Any]]:
@@ -69,22 +77,26 @@ def bodies(api: SlackStandIn, n: int) -> list[dict[str, Any]]:
     return [api.event_callback(api.message_event(f"C{i % 50:04d}", "hi")) for i in range(n)]
 
 
-def measure(api: SlackStandIn, what: str, guarded: Any, plain: Any, timed: Any) -> Any:
+def measure(api: SlackStandIn, what: str, guarded: Any, plain: Any, dispatch: Any) -> Any:
     """:func:`measure_overhead` of the two apps on fresh bodies (a coroutine)."""
     state = slack_guard.state_of(guarded)
     assert state is not None
+    # The warm-up bodies also fill the cache of the one auth.test each app's middleware makes.
     return measure_overhead(
-        what,
-        state.lifecycle.guard,
-        (guarded, plain),
-        timed,
-        bodies(api, 500),  # also the one auth.test each app's middleware caches
-        (bodies(api, RUNS) for _ in range(REPS)),
+        what, state.lifecycle.guard, (guarded, plain), dispatch, functools.partial(bodies, api)
     )
 
 
-def listening_app(api: SlackStandIn, app_class: Any, client_class: Any, listener: Any) -> Any:
-    """An ``App`` or ``AsyncApp`` on the stand-in whose ``message`` listener is ``listener``.
+def listener() -> None:
+    """``App``'s listener: it does nothing, so what is timed is Bolt's path and the guard's."""
+
+
+async def async_listener() -> None:
+    """``AsyncApp``'s listener, likewise."""
+
+
+def listening_app(api: SlackStandIn, app_class: Any, client_class: Any) -> Any:
+    """An ``App`` or ``AsyncApp`` on the stand-in whose ``message`` listener does nothing.
 
     ``process_before_response=True``: the listener, and with it the guard's whole
     bracket, runs inside the dispatch the benchmark times.
@@ -94,66 +106,50 @@ def listening_app(api: SlackStandIn, app_class: Any, client_class: Any, listener
         signing_secret=api.signing_secret,
         process_before_response=True,
     )
-    app.event("message")(listener)
+    app.event("message")(async_listener if app_class is AsyncApp else listener)
     return app
 
 
 # ---------------------------------------------------------------------- sync
-def sync_app(api: SlackStandIn) -> App:
-    def listener() -> None:
-        pass
-
-    app: App = listening_app(api, App, WebClient, listener)
-    return app
-
-
-async def timed_sync(app: App, batch: list[dict[str, Any]]) -> Timing:
+async def dispatch_sync(app: App, batch: list[dict[str, Any]]) -> None:
     # A plain loop of app.dispatch() on this thread: the coroutine only lets
     # measure_overhead() drive it, and nothing awaited falls inside the timing.
     dispatch = app.dispatch
-    clock = Stopwatch()
     for body in batch:
         dispatch(BoltRequest(body=body, mode="socket_mode"))
-    return clock.per_run(len(batch))
 
 
 def bench_sync(api: SlackStandIn, marker_dir: Path, what: str, store: Any = None) -> Result:
-    plain = sync_app(api)
-    guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(sync_app(api))
+    plain = listening_app(api, App, WebClient)
+    guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(
+        listening_app(api, App, WebClient)
+    )
     slack_guard.startup(guarded)
-    result: Result = asyncio.run(measure(api, what, guarded, plain, timed_sync))
+    result: Result = asyncio.run(measure(api, what, guarded, plain, dispatch_sync))
     slack_guard.shutdown(guarded)
     return result
 
 
 # ---------------------------------------------------------------------- async
-def async_app(api: SlackStandIn) -> AsyncApp:
-    async def listener() -> None:
-        pass
-
-    app: AsyncApp = listening_app(api, AsyncApp, AsyncWebClient, listener)
-    return app
-
-
-async def timed_async(app: AsyncApp, batch: list[dict[str, Any]]) -> Timing:
+async def dispatch_async(app: AsyncApp, batch: list[dict[str, Any]]) -> None:
     dispatch = app.async_dispatch
-    clock = Stopwatch()
     for body in batch:
         await dispatch(AsyncBoltRequest(body=body, mode="socket_mode"))
-    return clock.per_run(len(batch))
 
 
 async def bench_async(marker_dir: Path, what: str, store: Any = None) -> Result:
     async with SlackStandIn() as api:
-        plain = async_app(api)
-        guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(async_app(api))
+        plain = listening_app(api, AsyncApp, AsyncWebClient)
+        guarded = restart_guard.protect(marker_dir=marker_dir, store=store)(
+            listening_app(api, AsyncApp, AsyncWebClient)
+        )
         await slack_guard.startup_async(guarded)
-        result: Result = await measure(api, what, guarded, plain, timed_async)
+        result: Result = await measure(api, what, guarded, plain, dispatch_async)
         await slack_guard.shutdown_async(guarded)
     return result
 
 
-# ---------------------------------------------------------------------- report
+# ---------------------------------------------------------------------- run
 def run_all(path: Path) -> list[Result]:
     results = []
     print("sync App …", file=sys.stderr, flush=True)
@@ -172,23 +168,8 @@ def run_all(path: Path) -> list[Result]:
     return results
 
 
-def report(results: list[Result], started: float) -> None:
-    print_report(
-        "slack-bolt benchmark",
-        f"slack-bolt {slack_bolt.version.__version__}",
-        f"Medians over {REPS} repetitions × {RUNS:,} dispatches each; every dispatch is a new "
-        "conversation; guarded and unguarded apps alternate in the same run.",
-        results,
-        TARGET,
-        started,
-        run="listener run through",
-        cpu="of which listener-thread CPU",
-        fsync="fsync on listener thread",
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
-    return overhead_main(__doc__, "rg-bench-slack-", run_all, report, argv)
+    return overhead_main(__doc__, "rg-bench-slack-", run_all, REPORT, argv)
 
 
 if __name__ == "__main__":

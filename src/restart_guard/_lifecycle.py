@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import enum
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from ._ask import RESTARTING_ANSWER, Press
@@ -184,17 +185,12 @@ class Lifecycle:
     async def _start(
         self, identity: AsyncIdentity, link: PlatformLink, stop_waiting: asyncio.Event | None
     ) -> None:
-        previous = self.stage
-        self._enter(Stage.STARTING)
-        try:
+        with self._opening():
             if callable(identity):
                 identity = await identity() if _identity_needed(self.settings) else ""
-            if self._stopped_while_starting():
-                return
             claimed = self._open(identity, link)
-        except BaseException:
-            self._enter(previous)
-            raise
+        if claimed is None:
+            return
         assert self.resumer is not None
         done = await _resume_first(self.resumer, claimed, stop_waiting)
         self._started(claimed, identity, done)
@@ -210,17 +206,12 @@ class Lifecycle:
         with self._lock:
             if self.stage not in (Stage.NEW, Stage.STOPPED):
                 return
-            previous = self.stage
-            self._enter(Stage.STARTING)
-            try:
+            with self._opening():
                 if callable(identity):
                     identity = identity() if _identity_needed(self.settings) else ""
-                if self._stopped_while_starting():
-                    return
                 claimed = self._open(identity, link)
-            except BaseException:
-                self._enter(previous)
-                raise
+            if claimed is None:
+                return
             # Always a loop thread: the resume step also re-claims in the background.
             self._loop_thread = LoopThread()
             try:
@@ -235,11 +226,22 @@ class Lifecycle:
         assert self.resumer is not None
         return await _resume_first(self.resumer, claimed, None)
 
-    def _stopped_while_starting(self) -> bool:
-        """A stop came before the store was opened (see :meth:`pre_mark`): open nothing."""
-        return self.stage is not Stage.STARTING
+    @contextlib.contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Stage STARTING while the store opens; back to the stage before if that fails."""
+        previous = self.stage
+        self._enter(Stage.STARTING)
+        try:
+            yield
+        except BaseException:
+            self._enter(previous)
+            raise
 
-    def _open(self, identity: str, link: PlatformLink) -> list[Marker]:
+    def _open(self, identity: str, link: PlatformLink) -> list[Marker] | None:
+        """Open the store and claim; None, opening nothing, when a stop came first (see
+        :meth:`pre_mark`)."""
+        if self.stage is not Stage.STARTING:
+            return None
         guard = Guard(
             self.platform, make_store(self.settings, self.platform, identity), self.settings
         )

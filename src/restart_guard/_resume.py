@@ -39,8 +39,6 @@ import hashlib
 import heapq
 import itertools
 import logging
-import math
-import os
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +57,7 @@ from ._ask import (
     question_token,
 )
 from ._conversation import Conversation
+from ._env import seconds_from_env
 from ._guard import Guard, Run
 from ._marker import Marker
 from ._notice import Notice
@@ -759,22 +758,9 @@ def notice_nonce(marker: Marker, giving_up: bool = False) -> str:
 
 
 def _reclaim_interval() -> float:
-    raw = os.environ.get(ENV_RECLAIM_INTERVAL, "").strip()
-    if not raw:
-        return RECLAIM_INTERVAL
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        log.warning(
-            "restart-guard: ignoring $%s=%r (want seconds >= 0); re-claiming every %.0fs",
-            ENV_RECLAIM_INTERVAL,
-            raw,
-            RECLAIM_INTERVAL,
-        )
-        return RECLAIM_INTERVAL
-    return value
+    return seconds_from_env(
+        ENV_RECLAIM_INTERVAL, RECLAIM_INTERVAL, 0.0, f"re-claiming every {RECLAIM_INTERVAL:.0f}s"
+    )
 
 
 def _by_age(marker: Marker) -> float:

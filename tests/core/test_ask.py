@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -58,6 +59,21 @@ async def resume(
     return guard, resumer, link
 
 
+class Asked(NamedTuple):
+    """A turn of ASKER's, cut off, and the question posted in its place."""
+
+    marker: Marker
+    guard: Guard
+    resumer: Resumer
+    link: FakeLink
+
+
+@pytest.fixture
+async def asked(make_guard: MakeGuard, marker_dir: Path) -> Asked:
+    m = interrupted()
+    return Asked(m, *await resume(make_guard, marker_dir, m))
+
+
 def press(choice: Choice, m: Marker, user: str = ASKER) -> Press:
     return Press(choice, question_token(m), user, handle=f"press-by-{user}")
 
@@ -66,11 +82,8 @@ def on_disk(guard: Guard) -> list[Marker]:
     return list(stored(guard.store).values())
 
 
-async def test_the_notice_asks_and_the_marker_waits_in_phase_asked(
-    make_guard: MakeGuard, marker_dir: Path
-) -> None:
-    m = interrupted()
-    guard, _, link = await resume(make_guard, marker_dir, m)
+async def test_the_notice_asks_and_the_marker_waits_in_phase_asked(asked: Asked) -> None:
+    m, guard, _, link = asked
     assert link.questions == [(conv(-1001, thread="7"), ASK_NOTICE, question_token(m))]
     [waiting] = on_disk(guard)
     assert (waiting.phase, waiting.question, waiting.noticed) == (Phase.ASKED, "q1", True)
@@ -78,11 +91,8 @@ async def test_the_notice_asks_and_the_marker_waits_in_phase_asked(
     assert link.replayed == []
 
 
-async def test_continue_replays_once_counts_the_attempt_and_edits_the_notice(
-    make_guard: MakeGuard, marker_dir: Path
-) -> None:
-    m = interrupted()
-    guard, resumer, link = await resume(make_guard, marker_dir, m)
+async def test_continue_replays_once_counts_the_attempt_and_edits_the_notice(asked: Asked) -> None:
+    m, guard, resumer, link = asked
     attempts_during_replay: list[int] = []
     link.on_replay = lambda _: attempts_during_replay.extend(x.attempts for x in on_disk(guard))
     pressed = press(Choice.CONTINUE, m)
@@ -95,11 +105,8 @@ async def test_continue_replays_once_counts_the_attempt_and_edits_the_notice(
     assert len(link.replayed) == 1
 
 
-async def test_dismiss_drops_the_marker_and_never_replays(
-    make_guard: MakeGuard, marker_dir: Path
-) -> None:
-    m = interrupted()
-    guard, resumer, link = await resume(make_guard, marker_dir, m)
+async def test_dismiss_drops_the_marker_and_never_replays(asked: Asked) -> None:
+    m, guard, resumer, link = asked
     pressed = press(Choice.DISMISS, m)
     await resumer.answer(pressed)
     assert on_disk(guard) == []
@@ -108,10 +115,9 @@ async def test_dismiss_drops_the_marker_and_never_replays(
 
 
 async def test_another_users_press_is_refused_privately_and_the_question_stays(
-    make_guard: MakeGuard, marker_dir: Path
+    asked: Asked,
 ) -> None:
-    m = interrupted()
-    guard, resumer, link = await resume(make_guard, marker_dir, m)
+    m, guard, resumer, link = asked
     stranger = press(Choice.CONTINUE, m, user="999")
     await resumer.answer(stranger)
     assert link.refused == [(stranger, NOT_YOURS_ANSWER)]
@@ -123,10 +129,9 @@ async def test_another_users_press_is_refused_privately_and_the_question_stays(
 
 
 async def test_the_question_survives_a_restart_and_the_press_is_honoured_after_it(
-    make_guard: MakeGuard, marker_dir: Path
+    asked: Asked, make_guard: MakeGuard, marker_dir: Path
 ) -> None:
-    m = interrupted()
-    guard, resumer, _link = await resume(make_guard, marker_dir, m)
+    m, guard, resumer, _link = asked
     await resumer.cancel()  # the bot stops with the question open
     guard.close()
     [left] = [s.marker for s in guard.store.load()]
@@ -180,9 +185,8 @@ async def test_without_a_stored_update_there_is_nothing_to_ask(
     assert on_disk(guard) == []
 
 
-async def test_two_presses_at_once_act_once(make_guard: MakeGuard, marker_dir: Path) -> None:
-    m = interrupted()
-    guard, resumer, link = await resume(make_guard, marker_dir, m)
+async def test_two_presses_at_once_act_once(asked: Asked) -> None:
+    m, guard, resumer, link = asked
     await asyncio.gather(
         resumer.answer(press(Choice.CONTINUE, m)), resumer.answer(press(Choice.DISMISS, m))
     )

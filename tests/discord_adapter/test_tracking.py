@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from discord.ext import commands
 from restart_guard.adapters import discord as discord_guard
 
 import restart_guard
+from discord_views import ask_with_a_button
 from held_runs import Gate, Key, fdatasync_threads, held_then_released, stored
 from restart_guard import Conversation, DirectoryStore, Guard, Phase, Settings
 from restart_guard.testing.discord import (
@@ -223,18 +224,18 @@ async def test_slash_commands_are_tracked_wherever_the_tree_came_from(
         assert tree.checked == 1  # the user's tree class keeps working
 
 
-async def test_context_menu_commands_are_tracked(
-    api: DiscordStandIn, protect: Callable[..., Any], markers: Path
-) -> None:
-    bot = protect()(make_bot())
-    gate = Gate()
+# An interaction kind: registers a handler that waits at the gate on the bot; returns how
+# to use it: inject what runs it, and say where its run is keyed and what it answers.
+UseInteraction = Callable[[DiscordStandIn, Path], Awaitable[tuple[Key, str]]]
 
+
+def context_menu(bot: commands.Bot, gate: Gate) -> UseInteraction:
     @bot.tree.context_menu(name="Inspect")
     async def inspect(interaction: discord.Interaction, message: discord.Message) -> None:
         await gate()
         await interaction.response.send_message(f"inspected {message.content}")
 
-    async with online(bot):
+    async def use(api: DiscordStandIn, markers: Path) -> tuple[Key, str]:
         message_id = api.inject_message(api.channel_id, "look at me")
         data = {
             "id": str(api.new_id()),
@@ -244,43 +245,29 @@ async def test_context_menu_commands_are_tracked(
             "resolved": {"messages": {str(message_id): api.message(message_id)}},
         }
         inject_interaction(api, 2, api.channel_id, data)
-        await held_then_released(gate, markers, channel_key(api))
-        await answered(api, "inspected look at me")
+        return channel_key(api), "inspected look at me"
+
+    return use
 
 
-async def test_view_button_callbacks_are_tracked(
-    api: DiscordStandIn, protect: Callable[..., Any], markers: Path
-) -> None:
-    bot = protect()(make_bot())
-    gate = Gate()
+def view_button(bot: commands.Bot, gate: Gate) -> UseInteraction:
+    async def confirm(interaction: discord.Interaction) -> None:
+        await gate()
+        await interaction.response.edit_message(content="confirmed", view=None)
 
-    class Confirm(discord.ui.View):
-        @discord.ui.button(label="Confirm", custom_id="confirm")
-        async def confirm(
-            self, interaction: discord.Interaction, button: discord.ui.Button[Confirm]
-        ) -> None:
-            await gate()
-            await interaction.response.edit_message(content="confirmed", view=None)
+    ask_with_a_button(bot, "sure?", "confirm", confirm)
 
-    @bot.command()
-    async def ask(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.send("sure?", view=Confirm())
-
-    async with online(bot):
+    async def use(api: DiscordStandIn, markers: Path) -> tuple[Key, str]:
         api.inject_message(api.thread_id, "!ask")
         await answered(api, "sure?")
         await eventually_async(lambda: stored(markers) == {})
         api.inject_component("confirm", api.thread_id)
-        await held_then_released(gate, markers, thread_key(api))
-        await answered(api, "confirmed")
+        return thread_key(api), "confirmed"
+
+    return use
 
 
-async def test_modal_submissions_are_tracked(
-    api: DiscordStandIn, protect: Callable[..., Any], markers: Path
-) -> None:
-    bot = protect()(make_bot())
-    gate = Gate()
-
+def modal(bot: commands.Bot, gate: Gate) -> UseInteraction:
     class Feedback(discord.ui.Modal, title="Feedback"):
         text: discord.ui.TextInput[Feedback] = discord.ui.TextInput(label="text", custom_id="text")
 
@@ -288,13 +275,13 @@ async def test_modal_submissions_are_tracked(
             await gate()
             await interaction.response.send_message(f"thanks for {self.text.value}")
 
-    modal = Feedback(custom_id="feedback")
+    form = Feedback(custom_id="feedback")
 
     @bot.tree.command(description="feedback")
     async def feedback(interaction: discord.Interaction) -> None:
-        await interaction.response.send_modal(modal)
+        await interaction.response.send_modal(form)
 
-    async with online(bot):
+    async def use(api: DiscordStandIn, markers: Path) -> tuple[Key, str]:
         api.inject_slash_command("feedback", api.channel_id)
         await asyncio.to_thread(
             api.wait_for_call,
@@ -305,8 +292,32 @@ async def test_modal_submissions_are_tracked(
         await eventually_async(lambda: stored(markers) == {})
         row = {"type": 1, "components": [{"type": 4, "custom_id": "text", "value": "cake"}]}
         inject_interaction(api, 5, api.channel_id, {"custom_id": "feedback", "components": [row]})
-        await held_then_released(gate, markers, channel_key(api))
-        await answered(api, "thanks for cake")
+        return channel_key(api), "thanks for cake"
+
+    return use
+
+
+@pytest.mark.parametrize(
+    "interaction",
+    [
+        pytest.param(context_menu, id="context-menu-command"),
+        pytest.param(view_button, id="view-button-callback"),
+        pytest.param(modal, id="modal-submission"),
+    ],
+)
+async def test_interactions_are_tracked(
+    interaction: Callable[[commands.Bot, Gate], UseInteraction],
+    api: DiscordStandIn,
+    protect: Callable[..., Any],
+    markers: Path,
+) -> None:
+    bot = protect()(make_bot())
+    gate = Gate()
+    use = interaction(bot, gate)
+    async with online(bot):
+        key, answer = await use(api, markers)
+        await held_then_released(gate, markers, key)
+        await answered(api, answer)
 
 
 async def test_dms_are_keyed_by_their_dm_channel(

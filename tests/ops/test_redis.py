@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from restart_guard.testing.wait import eventually
+from stores.conftest import RedisServer, free_port, redis_binary  # noqa: F401  (a fixture)
 
 from .conftest import TOKENS, Bots, chats, folder_of, run_cli, start_work, status_json
 
@@ -22,49 +19,17 @@ redis = pytest.importorskip("redis")
 DEAD_CHAT, HELD_CHAT = 71, 72
 
 
-def _missing(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: these tests must not be skipped)", pytrace=False)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis_url(redis_binary: str, tmp_path: Path) -> Iterator[str]:  # noqa: F811
     """A redis-server of our own, without persistence (doctor must say so)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _missing("redis-server not found: apt-get install -y redis-server")
-    assert binary is not None
-    port = free_port()
-    server = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-
-    def answers() -> bool:
-        try:
-            return bool(client.ping())
-        except redis.ConnectionError:
-            return False
-
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = RedisServer(redis_binary, directory)
+    server.start()
     try:
-        eventually(answers, what="redis-server to answer")
-        yield url
+        yield server.url
     finally:
-        client.close()
-        server.terminate()
-        server.wait(10)
+        server.kill()
 
 
 @pytest.fixture

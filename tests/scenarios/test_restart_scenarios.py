@@ -13,6 +13,7 @@ import signal
 
 import pytest
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 
@@ -35,6 +36,16 @@ def stop_gracefully(bot: BotProcess, sig: int = signal.SIGTERM) -> None:
     assert bot.wait_exit(30) == 0
 
 
+def restart_for_one_notice(d: Driver, place: Place) -> tuple[BotProcess, SentMessage]:
+    """Start the bot again; its notice in ``place``, which stays the only notice posted
+    anywhere once start-up recovery is over (the bot serves)."""
+    bot = d.start_bot()
+    notice = d.wait_notice(place)
+    d.serve_one()
+    assert d.notices() == [notice]
+    return bot, notice
+
+
 # ------------------------------------------------------------ the original bug
 def test_sigkill_during_the_drain_gets_one_notice_in_the_thread(driver_any_mode: Driver) -> None:
     d = driver_any_mode
@@ -47,11 +58,8 @@ def test_sigkill_during_the_drain_gets_one_notice_in_the_thread(driver_any_mode:
     assert status == -signal.SIGKILL
     assert d.markers() == [place.conversation]
 
-    second = d.start_bot()
-    notice = d.wait_notice(place)
+    second, notice = restart_for_one_notice(d, place)  # not in the main chat, nor the other
     assert notice.thread == place.thread
-    assert d.notices() == [notice]  # not in the main chat, not in the other chat
-    d.serve_one()
     stop_gracefully(second)
 
     third = d.start_bot()
@@ -115,11 +123,8 @@ def test_sigkill_in_a_plain_chat_gets_the_notice_where_the_bot_answered(driver: 
     place = driver.start_work(driver.chat, 60)
     bot.kill()
 
-    driver.start_bot()
-    notice = driver.wait_notice(place)
+    _, notice = restart_for_one_notice(driver, place)
     assert notice.thread == place.thread
-    driver.serve_one()
-    assert driver.notices() == [notice]
 
 
 def test_one_notice_per_conversation_however_many_turns_were_in_flight(
@@ -271,12 +276,9 @@ def test_the_notice_answers_the_interrupted_message_and_notifies_its_asker(drive
     said = driver.said[-1]
     assert bot.kill() == -signal.SIGKILL
 
-    driver.start_bot()
-    notice = driver.wait_notice(place)
+    _, notice = restart_for_one_notice(driver, place)
     assert notice.reply_to == driver.reply_target(said)
     assert notice.mentions == (asker,)
-    driver.serve_one()
-    assert driver.notices() == [notice]
 
 
 def test_two_askers_cut_off_in_one_conversation_get_one_notice_for_both(
@@ -293,10 +295,7 @@ def test_two_askers_cut_off_in_one_conversation_get_one_notice_for_both(
     )
     assert bot.kill() == -signal.SIGKILL
 
-    d.start_bot()
-    notice = d.wait_notice(place)
-    d.serve_one()
-    assert d.notices() == [notice]  # one notice for the conversation
+    _, notice = restart_for_one_notice(d, place)  # one notice for the conversation
     assert notice.reply_to == d.reply_target(d.said[-1])  # the latest message
     assert set(notice.mentions) == {first, second}
 

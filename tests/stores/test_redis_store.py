@@ -7,6 +7,7 @@ Every test talks to a real ``redis-server`` of its own or to the shared one
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import subprocess
@@ -100,9 +101,10 @@ class Child:
 
 
 @pytest.fixture
-def children() -> Iterator[Callable[..., Child]]:
-    """``spawn(url, namespace, lease, owner, action)`` → a :class:`Child`, killed at the end."""
-    yield from killed_at_the_end(Child)
+def children(redis_server: RedisServer, namespace: str) -> Iterator[Callable[..., Child]]:
+    """``spawn(lease, owner, action)`` → a :class:`Child` on the shared server, in this
+    test's namespace; killed at the end."""
+    yield from killed_at_the_end(functools.partial(Child, redis_server.url, namespace))
 
 
 @pytest.fixture
@@ -112,11 +114,14 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def stores() -> Iterator[Callable[..., RedisStore]]:
-    """``make(url, namespace, lease)``; every store made is closed at the end."""
+def stores(request: pytest.FixtureRequest, namespace: str) -> Iterator[Callable[..., RedisStore]]:
+    """``make(lease=5.0, *, url=the shared server's)`` → a store in this test's namespace;
+    every store made is closed at the end."""
     made: list[RedisStore] = []
 
-    def make(url: str, namespace: str, lease: float = 5.0) -> RedisStore:
+    def make(lease: float = 5.0, *, url: str | None = None) -> RedisStore:
+        if url is None:  # only now: a test that never uses the shared server does not start it
+            url = request.getfixturevalue("redis_server").url
         store = RedisStore(url, namespace=namespace, lease=lease)
         made.append(store)
         return store
@@ -141,18 +146,17 @@ def claim_until(store: Any, want: set[str], timeout: float) -> tuple[list[Marker
 
 # ---------------------------------------------------------------------- leases
 def test_markers_of_a_killed_owner_are_claimable_after_its_lease(
-    redis_server: RedisServer,
     namespace: str,
     client: redis.Redis,
     children: Callable[..., Child],
     stores: Callable[..., RedisStore],
 ) -> None:
     lease = 1.0
-    child = children(redis_server.url, namespace, lease, "victim", "commit")
+    child = children(lease, "victim", "commit")
     left = set(child.result())
     child.kill()  # SIGKILL: no close(), the lease just stops being renewed
 
-    claimer = stores(redis_server.url, namespace, lease)
+    claimer = stores(lease)
     claimer.open("heir")
     remaining_ms = client.pttl(f"{namespace}:lease:victim")
     assert remaining_ms > 50, "the lease should still run right after the kill"
@@ -166,24 +170,17 @@ def test_markers_of_a_killed_owner_are_claimable_after_its_lease(
 
 
 def test_claim_by_an_owner_that_then_dies_is_claimable_again(
-    redis_server: RedisServer,
-    namespace: str,
-    children: Callable[..., Child],
-    stores: Callable[..., RedisStore],
+    children: Callable[..., Child], stores: Callable[..., RedisStore]
 ) -> None:
-    leave_behind(
-        stores(redis_server.url, namespace),
-        "first",
-        [marker(i, "first", attempts=1) for i in range(5)],
-    )
+    leave_behind(stores(), "first", [marker(i, "first", attempts=1) for i in range(5)])
 
     lease = 0.5
-    claimer = children(redis_server.url, namespace, lease, "claimer", "claim")
+    claimer = children(lease, "claimer", "claim")
     claimed = set(claimer.result())
     assert claimed == {marker(i).key for i in range(5)}
     claimer.kill()  # died while resuming
 
-    heir = stores(redis_server.url, namespace, lease)
+    heir = stores(lease)
     heir.open("heir")
     got, _ = claim_until(heir, claimed, timeout=lease + 3)
     assert len(got) == 5
@@ -191,23 +188,18 @@ def test_claim_by_an_owner_that_then_dies_is_claimable_again(
 
 
 def test_processes_claiming_at_once_split_the_markers_exactly(
-    redis_server: RedisServer,
-    namespace: str,
-    children: Callable[..., Child],
-    stores: Callable[..., RedisStore],
+    children: Callable[..., Child], stores: Callable[..., RedisStore]
 ) -> None:
     left = set()
     for owner in range(8):
-        store = stores(redis_server.url, namespace)
+        store = stores()
         store.open(f"dead-{owner}")
         markers = [marker(owner * 1000 + i, f"dead-{owner}") for i in range(50)]
         store.commit(markers, [])
         store.close()
         left |= {m.key for m in markers}
 
-    claimers = [
-        children(redis_server.url, namespace, 5.0, f"c{i}", "claim-on-go") for i in range(4)
-    ]
+    claimers = [children(5.0, f"c{i}", "claim-on-go") for i in range(4)]
     for claimer in claimers:
         claimer.go()
     results = [claimer.result() for claimer in claimers]
@@ -217,12 +209,9 @@ def test_processes_claiming_at_once_split_the_markers_exactly(
 
 
 def test_lease_is_renewed_while_open_and_released_on_close(
-    redis_server: RedisServer,
-    namespace: str,
-    client: redis.Redis,
-    stores: Callable[..., RedisStore],
+    namespace: str, client: redis.Redis, stores: Callable[..., RedisStore]
 ) -> None:
-    store = stores(redis_server.url, namespace, 0.3)
+    store = stores(0.3)
     store.open("me")
     lease_key = f"{namespace}:lease:me"
     previous = [client.pttl(lease_key)]
@@ -242,13 +231,12 @@ def test_lease_is_renewed_while_open_and_released_on_close(
 
 
 def test_a_lost_lease_is_reported_and_taken_again(
-    redis_server: RedisServer,
     namespace: str,
     client: redis.Redis,
     stores: Callable[..., RedisStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = stores(redis_server.url, namespace)
+    store = stores()
     store.open("me")
     client.delete(f"{namespace}:lease:me")  # as if Redis had been unreachable for a lease
     with caplog.at_level(logging.ERROR, logger="restart_guard"):
@@ -259,11 +247,9 @@ def test_a_lost_lease_is_reported_and_taken_again(
 
 
 # ---------------------------------------------------------------------- outages
-def test_unreachable_redis_raises_a_clear_store_error(
-    namespace: str, stores: Callable[..., RedisStore]
-) -> None:
+def test_unreachable_redis_raises_a_clear_store_error(stores: Callable[..., RedisStore]) -> None:
     port = free_port()  # nobody listens here
-    store = stores(f"redis://127.0.0.1:{port}/0", namespace)
+    store = stores(url=f"redis://127.0.0.1:{port}/0")
     started = time.monotonic()
     with pytest.raises(StoreError, match=rf"unreachable.*127\.0\.0\.1:{port}"):
         store.open("me")
@@ -280,20 +266,20 @@ def test_unreachable_redis_raises_a_clear_store_error(
 
 
 def test_wrong_credentials_are_named_as_such(
-    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+    redis_server: RedisServer, stores: Callable[..., RedisStore]
 ) -> None:
-    store = stores(f"redis://nobody:wrong-secret@127.0.0.1:{redis_server.port}/0", namespace)
+    store = stores(url=f"redis://nobody:wrong-secret@127.0.0.1:{redis_server.port}/0")
     with pytest.raises(StoreError, match="rejected the credentials") as raised:
         store.open("me")
     assert "wrong-secret" not in str(raised.value)
 
 
 def test_store_opened_while_redis_is_down_works_once_it_is_up(
-    redis_binary: str, tmp_path: Path, namespace: str, stores: Callable[..., RedisStore]
+    redis_binary: str, tmp_path: Path, stores: Callable[..., RedisStore]
 ) -> None:
     server = RedisServer(redis_binary, tmp_path)
     server.port = free_port()
-    store = stores(server.url, namespace)
+    store = stores(url=server.url)
     with pytest.raises(StoreError):
         store.open("me")
     try:
@@ -307,14 +293,11 @@ def test_store_opened_while_redis_is_down_works_once_it_is_up(
 
 
 def test_claim_can_be_retried_after_its_reply_was_lost(
-    redis_server: RedisServer,
-    namespace: str,
-    stores: Callable[..., RedisStore],
-    monkeypatch: pytest.MonkeyPatch,
+    stores: Callable[..., RedisStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    leave_behind(stores(redis_server.url, namespace), "dead", [marker(i, "dead") for i in range(3)])
+    leave_behind(stores(), "dead", [marker(i, "dead") for i in range(3)])
 
-    store = stores(redis_server.url, namespace)
+    store = stores()
     store.open("me")
     # The network fails right after the claim script ran: the second round trip is lost.
     real_pipeline = store._client.pipeline
@@ -342,10 +325,7 @@ def test_claim_can_be_retried_after_its_reply_was_lost(
 
 # ---------------------------------------------------------------------- keys
 def test_other_keys_in_the_database_are_untouched(
-    redis_server: RedisServer,
-    namespace: str,
-    client: redis.Redis,
-    stores: Callable[..., RedisStore],
+    namespace: str, client: redis.Redis, stores: Callable[..., RedisStore]
 ) -> None:
     others = {
         "session:42": "user data",
@@ -360,8 +340,8 @@ def test_other_keys_in_the_database_are_untouched(
     client.expire("session:42", 3600)
 
     # The same owner name as in the other namespace.
-    leave_behind(stores(redis_server.url, namespace), "dead", [marker(i, "dead") for i in range(3)])
-    store = stores(redis_server.url, namespace)
+    leave_behind(stores(), "dead", [marker(i, "dead") for i in range(3)])
+    store = stores()
     store.open("me")
     store.load()
     claimed = store.claim()
@@ -394,7 +374,6 @@ def test_unreadable_records_are_set_aside(
 
 
 def test_a_foreign_key_where_a_marker_hash_should_be_is_left_alone(
-    redis_server: RedisServer,
     namespace: str,
     client: redis.Redis,
     stores: Callable[..., RedisStore],
@@ -402,7 +381,7 @@ def test_a_foreign_key_where_a_marker_hash_should_be_is_left_alone(
 ) -> None:
     client.sadd(f"{namespace}:owners", "weird")
     client.set(f"{namespace}:m:weird", "not a hash")
-    store = stores(redis_server.url, namespace)
+    store = stores()
     store.open("me")
     with caplog.at_level(logging.WARNING, logger="restart_guard"):
         assert store.claim() == []
@@ -441,10 +420,10 @@ def test_constructor_rejects_bad_arguments() -> None:
 
 
 def test_markers_survive_a_redis_crash_with_appendfsync_always(
-    redis_server_factory: ServerFactory, namespace: str, stores: Callable[..., RedisStore]
+    redis_server_factory: ServerFactory, stores: Callable[..., RedisStore]
 ) -> None:
     server = redis_server_factory("always")
-    store = stores(server.url, namespace)
+    store = stores(url=server.url)
     store.open("me")
     store.commit([marker(i, "me") for i in range(100)], [marker(0).key])
     server.kill()  # SIGKILL right after the commit returned
@@ -475,7 +454,7 @@ def test_what_the_bot_holds_is_written_again_when_redis_forgets_it(
     forget: str,
 ) -> None:
     server = redis_server_factory(None)
-    store = stores(server.url, namespace, 0.6)  # renewed every 0.2 s
+    store = stores(0.6, url=server.url)  # renewed every 0.2 s
     store.open("me")
     held = [marker(i, "me") for i in range(5)]
     store.commit(held, [])
@@ -509,12 +488,11 @@ def test_what_the_bot_holds_is_written_again_when_redis_forgets_it(
 
 def test_a_commit_after_redis_forgot_writes_back_what_the_bot_holds(
     redis_server_factory: ServerFactory,
-    namespace: str,
     stores: Callable[..., RedisStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = redis_server_factory(None)
-    store = stores(server.url, namespace, 60.0)  # no renewal during this test
+    store = stores(60.0, url=server.url)  # no renewal during this test
     store.open("me")
     store.commit([marker(1, "me"), marker(2, "me")], [])
     _flushall(server)
@@ -528,8 +506,8 @@ def test_a_commit_after_redis_forgot_writes_back_what_the_bot_holds(
 def test_claimed_markers_are_held_too(
     redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
 ) -> None:
-    leave_behind(stores(redis_server.url, namespace), "dead", [marker(1, "dead")])
-    store = stores(redis_server.url, namespace, 60.0)
+    leave_behind(stores(), "dead", [marker(1, "dead")])
+    store = stores(60.0)
     store.open("me")
     [claimed] = store.claim()
     with contextlib.closing(redis_server.client()) as client:
@@ -642,7 +620,7 @@ def test_fallback_claim_keeps_what_redis_handed_over_when_the_directory_fails(
     stores: Callable[..., RedisStore],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    leave_behind(stores(redis_server.url, namespace), "dead", [marker(1, "dead")])
+    leave_behind(stores(), "dead", [marker(1, "dead")])
     not_a_directory = tmp_path / "file"
     not_a_directory.write_text("")
     store = fallback_store(redis_server.url, namespace, not_a_directory)
@@ -753,9 +731,9 @@ def test_records_are_the_json_of_to_json(conversation: Conversation) -> None:
 
 
 def test_an_unserialisable_payload_is_dropped_not_the_batch(
-    redis_server: RedisServer, namespace: str, stores: Callable[..., RedisStore]
+    stores: Callable[..., RedisStore],
 ) -> None:
-    store = stores(redis_server.url, namespace)
+    store = stores()
     store.open("me")
     bad = marker(1, "me", payload=[object()])
     store.commit([bad, marker(2, "me")], [])

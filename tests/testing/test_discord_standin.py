@@ -21,6 +21,7 @@ import pytest
 from discord import app_commands
 from discord.ext import commands
 
+from discord_views import ask_with_a_button
 from restart_guard.testing.discord import (
     CREATE_MESSAGE,
     DEFAULT_GUILD_ID,
@@ -325,17 +326,11 @@ async def test_button_click_runs_the_view_callback(api: DiscordStandIn) -> None:
     bot = make_bot()
     clicked = asyncio.Event()
 
-    class Confirm(discord.ui.View):
-        @discord.ui.button(label="Confirm", custom_id="confirm")
-        async def confirm(
-            self, interaction: discord.Interaction, button: discord.ui.Button[Confirm]
-        ) -> None:
-            clicked.set()
-            await interaction.response.edit_message(content="confirmed", view=None)
+    async def confirm(interaction: discord.Interaction) -> None:
+        clicked.set()
+        await interaction.response.edit_message(content="confirmed", view=None)
 
-    @bot.command()
-    async def ask(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.send("sure?", view=Confirm())
+    ask_with_a_button(bot, "sure?", "confirm", confirm)
 
     async with online(bot):
         api.inject_message(api.channel_id, "!ask")
@@ -501,20 +496,14 @@ async def test_component_presses_are_answered_ephemerally_or_update_the_message(
     bot = commands.Bot(command_prefix="!", intents=intents(), guild_ready_timeout=0.2)
     presses: list[int] = []
 
-    class Choice(discord.ui.View):
-        @discord.ui.button(label="Go", custom_id="go")
-        async def go(
-            self, interaction: discord.Interaction, button: discord.ui.Button[Choice]
-        ) -> None:
-            presses.append(interaction.user.id)
-            if interaction.user.id == stranger:
-                await interaction.response.send_message("not yours", ephemeral=True)
-            else:
-                await interaction.response.edit_message(content="gone", view=None)
+    async def go(interaction: discord.Interaction) -> None:
+        presses.append(interaction.user.id)
+        if interaction.user.id == stranger:
+            await interaction.response.send_message("not yours", ephemeral=True)
+        else:
+            await interaction.response.edit_message(content="gone", view=None)
 
-    @bot.command()
-    async def ask(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.send("go?", view=Choice())
+    ask_with_a_button(bot, "go?", "go", go)
 
     async with online(bot):
         api.inject_message(api.channel_id, "!ask")

@@ -87,8 +87,9 @@ class FallbackStore:
         self._fallback_stale: set[str] = set()
         # Keys removed while the primary was down: it may still hold them.
         self._primary_stale: set[str] = set()
-        self._primary_down = False
-        self._fallback_reported = False
+        # A broken fallback (a read-only disk) stays broken: its outage never ends.
+        self._primary_outage = _Outage()
+        self._fallback_outage = _Outage()
         # The guard's re-claim runs in a worker thread while the writer thread commits:
         # both change the bookkeeping above, and the directory store is not thread-safe.
         self._lock = threading.RLock()
@@ -102,7 +103,7 @@ class FallbackStore:
         try:
             self.primary.open(owner)
         except Exception as exc:
-            self._primary_failed(
+            self._primary_outage.failed(
                 "restart-guard: marker store %s unavailable at start-up (%s). The bot runs: "
                 "markers go to the local fallback %s until it answers, and the markers it "
                 "holds are claimed in the background once it does",
@@ -114,7 +115,7 @@ class FallbackStore:
         try:
             self.fallback.open(owner)
         except Exception as exc:
-            self._fallback_failed(
+            self._fallback_outage.failed(
                 "restart-guard: cannot open the local fallback marker store %s (%s): markers "
                 "are kept in %s only, and if it is unreachable at shutdown the pre-drain "
                 "write fails. Point marker_dir or $RESTART_GUARD_DIR at a writable directory "
@@ -129,25 +130,8 @@ class FallbackStore:
                 f"neither marker store could be opened: {errors[0]}; {errors[1]}"
             ) from errors[0]
 
-    def _primary_failed(self, message: str, *args: object) -> None:
-        """Log an outage of the primary at ERROR once; until it answers, at DEBUG."""
-        if self._primary_down:
-            log.debug(message, *args)
-            return
-        self._primary_down = True
-        log.error(message, *args)
-
-    def _fallback_failed(self, message: str, *args: object) -> None:
-        """Log a broken fallback at ERROR once (it stays broken: a read-only disk)."""
-        if self._fallback_reported:
-            log.debug(message, *args)
-            return
-        self._fallback_reported = True
-        log.error(message, *args)
-
     def _primary_answered(self) -> None:
-        if self._primary_down:
-            self._primary_down = False
+        if self._primary_outage.ended():
             log.warning("restart-guard: marker store %s answers again", self.primary)
 
     def commit(
@@ -208,7 +192,7 @@ class FallbackStore:
                 f"marker store {self.primary!r} failed ({error}) and so did the fallback "
                 f"{self.fallback!r} ({fallback_error})"
             ) from fallback_error
-        self._primary_failed(
+        self._primary_outage.failed(
             "restart-guard: marker store %s failed (%s); wrote %d marker(s) / %d removal(s) "
             "to the local fallback %s instead, and will until it answers; a start on this "
             "host resumes them from there",
@@ -237,7 +221,7 @@ class FallbackStore:
                 merged[marker.key] = marker
         except Exception as exc:
             primary_error = exc
-            self._primary_failed(
+            self._primary_outage.failed(
                 "restart-guard: cannot claim from marker store %s (%s); claimed from the "
                 "local fallback %s only. The markers it holds are claimed by a later claim "
                 "once it answers",
@@ -255,7 +239,7 @@ class FallbackStore:
                     f"cannot claim from either marker store: {primary_error}; {exc}"
                 ) from exc
             # What the primary handed over is ours now: return it rather than strand it.
-            self._fallback_failed(
+            self._fallback_outage.failed(
                 "restart-guard: cannot claim from the local fallback marker store %s: %s",
                 self.fallback,
                 exc,
@@ -312,3 +296,23 @@ class FallbackStore:
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+class _Outage:
+    """One store's outage: its first failure logged at ERROR, the rest at DEBUG."""
+
+    def __init__(self) -> None:
+        self.ongoing = False
+
+    def failed(self, message: str, *args: object) -> None:
+        """Log a failure: at ERROR if it starts an outage, else at DEBUG."""
+        if self.ongoing:
+            log.debug(message, *args)
+            return
+        self.ongoing = True
+        log.error(message, *args)
+
+    def ended(self) -> bool:
+        """The store answered: whether that ends an outage (then say so once)."""
+        was, self.ongoing = self.ongoing, False
+        return was

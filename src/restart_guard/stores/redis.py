@@ -147,7 +147,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -164,6 +163,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
+from .._env import seconds_from_env
 from .._marker import Marker, Phase, marker_json_text
 from .base import UNREADABLE, StoredMarker, StoreError
 
@@ -258,23 +258,9 @@ return 0
 
 
 def _lease_from_env() -> float:
-    raw = os.environ.get(ENV_LEASE, "").strip()
-    if not raw:
-        return DEFAULT_LEASE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= _MIN_LEASE):
-        log.warning(
-            "restart-guard: ignoring $%s=%r (want seconds >= %g); the Redis lease is %gs",
-            ENV_LEASE,
-            raw,
-            _MIN_LEASE,
-            DEFAULT_LEASE,
-        )
-        return DEFAULT_LEASE
-    return value
+    return seconds_from_env(
+        ENV_LEASE, DEFAULT_LEASE, _MIN_LEASE, f"the Redis lease is {DEFAULT_LEASE:g}s"
+    )
 
 
 def _text(value: bytes | str) -> str:

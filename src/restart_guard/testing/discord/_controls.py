@@ -15,6 +15,9 @@ from ._model import (
     _PUBLIC_THREAD,
     _TEXT,
     CREATE_MESSAGE,
+    DEFAULT_CHANNEL_ID,
+    DEFAULT_GUILD_ID,
+    DEFAULT_THREAD_ID,
     _Channel,
     _Guild,
     _now_iso,
@@ -25,6 +28,11 @@ class _Controls(_Gateway):
     """What a test changes on the platform: guilds, channels, failures, injected events."""
 
     # -------------------------------------------------------------- configuration
+    def _add_default_guild(self) -> None:
+        self.add_guild(DEFAULT_GUILD_ID, "restart-guard test guild")
+        self.add_channel(DEFAULT_GUILD_ID, DEFAULT_CHANNEL_ID, "general")
+        self.add_thread(DEFAULT_CHANNEL_ID, DEFAULT_THREAD_ID, "a thread")
+
     def add_guild(self, guild_id: int | None = None, name: str = "guild") -> int:
         """Add a guild with the bot and the default user as members; return its id.
 

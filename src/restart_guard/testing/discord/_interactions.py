@@ -112,15 +112,8 @@ class _Interactions(_Rest):
                 extra["flags"] = 128 | (64 if ephemeral else 0)
                 message = self._post(interaction.channel_id, {}, [], extra)
             else:
-                message = self._post(interaction.channel_id, data, call.files, extra)
-                self._record_sent(
-                    interaction.channel_id,
-                    message["content"],
-                    data,
-                    message_id=message["id"],
-                    ephemeral=ephemeral,
-                    **marks,
-                    **_files_mark(call),
+                message = self._post_recorded(
+                    interaction.channel_id, data, call, extra, ephemeral=ephemeral, **marks
                 )
             interaction.original_id = int(message["id"])
             result["interaction"]["response_message_id"] = message["id"]
@@ -130,14 +123,7 @@ class _Interactions(_Rest):
                 target = self._messages.get(interaction.message_id)
             if target is not None:
                 updated = self._edit(target, data)
-                self._record_sent(
-                    interaction.channel_id,
-                    updated["content"],
-                    data,
-                    message_id=updated["id"],
-                    edit=True,
-                    **marks,
-                )
+                self._record_sent(interaction.channel_id, updated, data, edit=True, **marks)
                 result["interaction"]["response_message_id"] = updated["id"]
                 result["resource"]["message"] = updated
         if "with_response" not in call.query or call.query["with_response"] in ("0", "false"):
@@ -150,15 +136,13 @@ class _Interactions(_Rest):
             return _error(404, 10015, "Unknown Webhook")
         body = call.json
         extra = {"webhook_id": str(self.application_id), "application_id": str(self.application_id)}
-        message = self._post(interaction.channel_id, body, call.files, extra)
-        self._record_sent(
+        message = self._post_recorded(
             interaction.channel_id,
-            message["content"],
             body,
-            message_id=message["id"],
+            call,
+            extra,
             followup=True,
             interaction_id=str(interaction.id),
-            **_files_mark(call),
         )
         if call.query.get("wait") in ("1", "true", "True"):
             return _json_response(message)
@@ -199,9 +183,8 @@ class _Interactions(_Rest):
         updated = self._edit(message, body)
         self._record_sent(
             interaction.channel_id,
-            updated["content"],
+            updated,
             call.json,
-            message_id=updated["id"],
             edit=True,
             interaction_id=str(interaction.id),
             **_files_mark(call),

@@ -256,9 +256,25 @@ class _Rest(_Controls):
             self._broadcast_message(payload)
         return payload
 
+    def _post_recorded(
+        self,
+        channel_id: int,
+        body: Mapping[str, Any],
+        call: _Call,
+        extra: Mapping[str, Any] | None = None,
+        **marks: Any,
+    ) -> dict[str, Any]:
+        """:meth:`_post` ``body`` with ``call``'s files, recorded in :attr:`sent` with ``marks``."""
+        message = self._post(channel_id, body, call.files, extra)
+        self._record_sent(channel_id, message, body, **marks, **_files_mark(call))
+        return message
+
     def _record_sent(
-        self, channel_id: int, text: str, body: Mapping[str, Any], **marks: Any
+        self, channel_id: int, message: Mapping[str, Any], body: Mapping[str, Any], **marks: Any
     ) -> None:
+        """Record ``message``, posted or edited from request ``body``, in :attr:`sent`."""
+        mid = message["id"]
+        text = message["content"]
         with self._state:
             channel = self._channels.get(channel_id)
         params: dict[str, Any] = dict(body)
@@ -269,8 +285,8 @@ class _Rest(_Controls):
         if channel is not None and channel.is_thread:
             thread = str(channel_id)
             params["parent_id"] = str(channel.parent_id)
+        params["message_id"] = mid
         params.update(marks)
-        mid = marks.get("message_id")
         reference = body.get("message_reference")
         reply_to = None
         if isinstance(reference, dict) and reference.get("message_id") is not None:
@@ -283,7 +299,7 @@ class _Rest(_Controls):
                 params=params,
                 reply_to=reply_to,
                 mentions=self._notified(text, body.get("allowed_mentions"), reply_to),
-                id=None if mid is None else str(mid),
+                id=str(mid),
             )
         )
 
@@ -324,15 +340,7 @@ class _Rest(_Controls):
                     400,
                 )
             body = {k: v for k, v in body.items() if k != "message_reference"}  # ...or posted plain
-        payload = self._post(channel_id, body, call.files)
-        self._record_sent(
-            channel_id,
-            payload["content"],
-            body,
-            message_id=payload["id"],
-            **_files_mark(call),
-        )
-        return _json_response(payload)
+        return _json_response(self._post_recorded(channel_id, body, call))
 
     def _notified(self, text: str, allowed: Any, reply_to: str | None) -> tuple[str, ...]:
         """Who Discord pings: allowed ``<@id>`` mentions, and the replied-to author."""
@@ -400,13 +408,7 @@ class _Rest(_Controls):
         if message["author"]["id"] != str(self.bot_user_id) and "content" in call.json:
             return _error(403, 50005, "Cannot edit a message authored by another user")
         updated = self._edit(message, call.json)
-        self._record_sent(
-            int(call.path["channel_id"]),
-            updated["content"],
-            call.json,
-            message_id=updated["id"],
-            edit=True,
-        )
+        self._record_sent(int(call.path["channel_id"]), updated, call.json, edit=True)
         return _json_response(updated)
 
     async def _delete_message(self, call: _Call) -> web.StreamResponse:

@@ -3,13 +3,6 @@
 from __future__ import annotations
 
 from ._interactions import _Interactions
-from ._model import (
-    DEFAULT_BOT_USER_ID,
-    DEFAULT_CHANNEL_ID,
-    DEFAULT_GUILD_ID,
-    DEFAULT_THREAD_ID,
-    DEFAULT_USER_ID,
-)
 
 
 class DiscordStandIn(_Interactions):
@@ -36,35 +29,3 @@ class DiscordStandIn(_Interactions):
     ``heartbeat_interval``
         Seconds announced in HELLO.
     """
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        bot_user_id: int = DEFAULT_BOT_USER_ID,
-        bot_name: str = "restart-guard-bot",
-        user_id: int = DEFAULT_USER_ID,
-        token: str | None = None,
-        default_guild: bool = True,
-        enforce_intents: bool = True,
-        echo_own_messages: bool = True,
-        heartbeat_interval: float = 41.25,
-    ) -> None:
-        super().__init__(
-            host,
-            port,
-            bot_user_id=bot_user_id,
-            bot_name=bot_name,
-            user_id=user_id,
-            token=token,
-            enforce_intents=enforce_intents,
-            echo_own_messages=echo_own_messages,
-            heartbeat_interval=heartbeat_interval,
-        )
-        self.add_user(bot_user_id, bot_name, bot=True)
-        self.add_user(user_id, "tester")
-        if default_guild:
-            self.add_guild(DEFAULT_GUILD_ID, "restart-guard test guild")
-            self.add_channel(DEFAULT_GUILD_ID, DEFAULT_CHANNEL_ID, "general")
-            self.add_thread(DEFAULT_CHANNEL_ID, DEFAULT_THREAD_ID, "a thread")

@@ -20,9 +20,11 @@ from ._model import (
     _MAX_STORED_MESSAGES,
     _MENTION,
     API_VERSION,
+    DEFAULT_BOT_USER_ID,
     DEFAULT_CHANNEL_ID,
     DEFAULT_GUILD_ID,
     DEFAULT_THREAD_ID,
+    DEFAULT_USER_ID,
     ENV_API,
     ENV_GATEWAY,
     _Channel,
@@ -40,20 +42,22 @@ class _World(StandIn):
     Builds the JSON objects (users, members, channels, guilds, messages,
     interactions) the way Discord sends them. Everything here is guarded by
     ``self._state``; the gateway state is touched on the stand-in's loop only.
+    The keyword arguments are :class:`DiscordStandIn`'s (documented there).
     """
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
         *,
-        bot_user_id: int,
-        bot_name: str,
-        user_id: int,
-        token: str | None,
-        enforce_intents: bool,
-        echo_own_messages: bool,
-        heartbeat_interval: float,
+        bot_user_id: int = DEFAULT_BOT_USER_ID,
+        bot_name: str = "restart-guard-bot",
+        user_id: int = DEFAULT_USER_ID,
+        token: str | None = None,
+        default_guild: bool = True,
+        enforce_intents: bool = True,
+        echo_own_messages: bool = True,
+        heartbeat_interval: float = 41.25,
     ) -> None:
         super().__init__(host, port)
         #: The bot's user id (also its application id).
@@ -100,6 +104,15 @@ class _World(StandIn):
         # Guarded by the base class's lock (self._changed).
         self._identifies: list[dict[str, Any]] = []
         self._live = 0
+
+        self.add_user(bot_user_id, bot_name, bot=True)
+        self.add_user(user_id, "tester")
+        if default_guild:
+            self._add_default_guild()
+
+    def _add_default_guild(self) -> None:
+        """Add the guild, channel and thread of ``guild_id``, ``channel_id``, ``thread_id``."""
+        raise NotImplementedError  # the test controls, which add guilds, override this
 
     # ------------------------------------------------------------------ addresses
     @property
