@@ -26,110 +26,93 @@ This is a benchmark, not a test: nothing here fails a build.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import gc
-import logging
-import os
-import platform
+import itertools
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiogram
 from _common import (
+    REPS,
+    RUNS,
     DiscardingStore,
-    FsyncCounter,
+    Report,
     Result,
-    Timing,
-    print_overhead_table,
-    scratch_dir,
-    summarise,
+    measure_overhead,
+    overhead_main,
 )
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
 import restart_guard
 
-REPS = 41  # repetitions (odd: the median is one of them)
-RUNS = 500  # updates per repetition and dispatcher
 CHATS = 50
-TARGET = 25e-6  # seconds added per update (issue 12)
 TOKEN = "123456:BENCH-TOKEN"
+REPORT = Report(
+    "aiogram benchmark",
+    f"aiogram {aiogram.__version__}",
+    f"Medians over {REPS} repetitions × {RUNS:,} updates each, over {CHATS} chats and a "
+    "forum topic; guarded and unguarded dispatchers alternate in the same run.",
+    target=25e-6,  # seconds added per update (issue 12)
+    run="update (feed_update)",
+    cpu="of which loop-thread CPU",
+    fsync="fsync on the loop thread",
+)
 
 
-def counting_dispatcher() -> tuple[Dispatcher, list[int]]:
-    """A dispatcher whose only handler counts."""
+def counting_dispatcher() -> Dispatcher:
+    """A dispatcher whose only handler does nothing (a message handler, so it matches)."""
     dp = Dispatcher()
-    handled = [0]
 
     @dp.message()
     async def count(message: Message) -> None:
-        handled[0] += 1
+        pass
 
-    return dp, handled
-
-
-def updates(bot: Bot, n: int, first: int) -> list[Update]:
-    """``n`` text messages from users, over ``CHATS`` chats and one forum topic."""
-    result = []
-    for i in range(n):
-        chat = -1001000000000 - (i % (CHATS + 1))
-        message: dict[str, Any] = {
-            "message_id": i + 1,
-            "date": 1_700_000_000,
-            "chat": {"id": chat, "type": "supergroup", "title": "c"},
-            "from": {"id": 1000 + i % 7, "is_bot": False, "first_name": "u"},
-            "text": "hello",
-        }
-        if i % (CHATS + 1) == CHATS:
-            message.update(message_thread_id=7, is_topic_message=True)
-            message["chat"]["is_forum"] = True
-        raw = {"update_id": first + i, "message": message}
-        result.append(Update.model_validate(raw, context={"bot": bot}))
-    return result
+    return dp
 
 
-async def timed(dp: Dispatcher, bot: Bot, batch: list[Update]) -> Timing:
-    started, cpu = time.perf_counter(), time.thread_time()
-    for update in batch:
-        await dp.feed_update(bot, update)
-    n = len(batch)
-    return (time.perf_counter() - started) / n, (time.thread_time() - cpu) / n
+def text_updates(bot: Bot) -> Callable[[int], list[Update]]:
+    """``make(n)``: ``n`` text messages from users over ``CHATS`` chats and one forum
+    topic, each with an update_id not used before."""
+    ids = itertools.count(1)
+
+    def make(n: int) -> list[Update]:
+        return [_update(bot, next(ids), i) for i in range(n)]
+
+    return make
+
+
+def _update(bot: Bot, update_id: int, i: int) -> Update:
+    message: dict[str, Any] = {
+        "message_id": update_id,
+        "date": 1_700_000_000,
+        "chat": {"id": -1001000000000 - (i % (CHATS + 1)), "type": "supergroup", "title": "c"},
+        "from": {"id": 1000 + i % 7, "is_bot": False, "first_name": "u"},
+        "text": "hello",
+    }
+    if i % (CHATS + 1) == CHATS:
+        message.update(message_thread_id=7, is_topic_message=True)
+        message["chat"]["is_forum"] = True
+    return Update.model_validate({"update_id": update_id, "message": message}, context={"bot": bot})
 
 
 async def bench(marker_dir: Path, what: str, **options: Any) -> Result:
     bot = Bot(TOKEN)
-    plain, _ = counting_dispatcher()
-    guarded, handled = counting_dispatcher()
-    restart_guard.protect(marker_dir=marker_dir, **options)(guarded)
+    plain = counting_dispatcher()
+    guarded = restart_guard.protect(marker_dir=marker_dir, **options)(counting_dispatcher())
     await guarded.emit_startup(bot=bot, bots=[bot])
-    state = type(guarded)._restart_guard  # type: ignore[attr-defined]
-    guard = state.bots[bot.id].lifecycle.guard
-    assert guard is not None
-    warm = updates(bot, 500, 1)
-    await timed(plain, bot, warm)
-    await timed(guarded, bot, warm)
-    pairs = []
-    batches_before = guard.writer.batches
-    with FsyncCounter() as counter:
-        for rep in range(REPS):
-            batch = updates(bot, RUNS, (rep + 1) * RUNS + 1000)
-            gc.collect()
-            # Alternate which goes first so neither always runs on a warmer cache.
-            if rep % 2:
-                g, u = await timed(guarded, bot, batch), await timed(plain, bot, batch)
-            else:
-                u, g = await timed(plain, bot, batch), await timed(guarded, bot, batch)
-            pairs.append((g, u))
-        await asyncio.get_running_loop().run_in_executor(None, guard.flush)
-    batches = guard.writer.batches - batches_before
-    assert guard.in_flight == 0
-    assert handled[0] == 500 + REPS * RUNS
+    guard = type(guarded)._restart_guard.bots[bot.id].lifecycle.guard
+
+    async def feed(dp: Dispatcher, batch: list[Update]) -> None:
+        for update in batch:  # what polling and the webhook handler do with each update
+            await dp.feed_update(bot, update)
+
+    result = await measure_overhead(what, guard, (guarded, plain), feed, text_updates(bot))
     await guarded.emit_shutdown(bot=bot, bots=[bot])
     await bot.session.close()
-    return summarise(what, pairs, counter, batches)
+    return result
 
 
 async def run_all(path: Path) -> list[Result]:
@@ -144,39 +127,10 @@ async def run_all(path: Path) -> list[Result]:
     return results
 
 
-def report(results: list[Result], started: float) -> None:
-    print(
-        f"restart-guard aiogram benchmark — nproc {os.cpu_count()}, Python "
-        f"{platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}, aiogram {aiogram.__version__}"
-    )
-    print(f"load average at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(
-        f"Medians over {REPS} repetitions × {RUNS:,} updates each, over {CHATS} chats and a "
-        "forum topic; guarded and unguarded dispatchers alternate in the same run."
-    )
-    print()
-    print_overhead_table(
-        results,
-        TARGET,
-        run="update (feed_update)",
-        cpu="of which loop-thread CPU",
-        fsync="fsync on the loop thread",
-    )
-    print()
-    print(f"total benchmark time {time.monotonic() - started:.0f} s")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=None, help="where the marker directory goes")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    started = time.monotonic()
-    with scratch_dir(args.dir, prefix="rg-bench-aiogram-") as path:
-        results = asyncio.run(run_all(path))
-    report(results, started)
-    return 0
+    return overhead_main(
+        __doc__, "rg-bench-aiogram-", lambda path: asyncio.run(run_all(path)), REPORT, argv
+    )
 
 
 if __name__ == "__main__":
