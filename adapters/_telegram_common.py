@@ -10,10 +10,13 @@ framework.
 from __future__ import annotations
 
 import html
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
-from restart_guard import Conversation, Notice
+from restart_guard import Conversation, Notice, Run
 from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
+from restart_guard._lifecycle import CUT_OFF, Lifecycle
+from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "NOTICES_PER_SECOND",
     "PLATFORM",
     "conversation_at",
+    "handled",
     "is_private",
     "notice_message",
     "notice_target",
@@ -111,3 +115,24 @@ def press_in(query: Any) -> Press | None:
 def question_buttons(token: str) -> list[tuple[str, str]]:
     """``(label, callback_data)`` of a question's *Continue* and *Dismiss* buttons, in order."""
     return [(choice.label, press_data(choice, token)) for choice in Choice]
+
+
+_T = TypeVar("_T")
+
+
+async def handled(run: Run, work: Awaitable[_T]) -> _T:
+    """Await ``work`` as ``run``'s handler work: the run ends with it.
+
+    A ``@no_replay`` handler inside flags the run's turn; cancelled by a
+    drain that did not finish, the run is cut off (its conversation stays
+    marked).
+    """
+    cut_off = False
+    try:
+        with running(run):
+            return await work
+    except CUT_OFF:
+        cut_off = True
+        raise
+    finally:
+        Lifecycle.end(run, cut_off=cut_off)

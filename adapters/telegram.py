@@ -69,8 +69,7 @@ from typing import Any
 from restart_guard import Conversation, Marker, Origin, Run, Settings
 from restart_guard._adapter import Adapter
 from restart_guard._ask import Press
-from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
-from restart_guard._policy import running
+from restart_guard._lifecycle import Lifecycle, Stage
 from restart_guard._registry import TELEGRAM
 from restart_guard.errors import AdapterNotAvailable
 
@@ -309,17 +308,11 @@ class _ConfirmingBot(Bot):
 
 async def _tracked(state: BotState, run: Run, coroutine: Any) -> Any:
     """Await ``coroutine`` as ``run``'s handler work: counted for the drain, ended after."""
-    cut_off = False
     task = state.enter()
     try:
-        with running(run):  # a @no_replay callback flags this run's turn
-            return await coroutine
-    except CUT_OFF:
-        cut_off = True
-        raise
+        return await common.handled(run, coroutine)
     finally:
         state.leave(task)
-        Lifecycle.end(run, cut_off=cut_off)
 
 
 class _Link(TelegramLink):

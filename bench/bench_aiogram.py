@@ -33,16 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import _common as common
 import aiogram
-from _common import (
-    REPS,
-    RUNS,
-    DiscardingStore,
-    Report,
-    Result,
-    measure_overhead,
-    overhead_main,
-)
 from aiogram import Bot, Dispatcher
 from aiogram.types import Message, Update
 
@@ -50,15 +42,21 @@ import restart_guard
 
 CHATS = 50
 TOKEN = "123456:BENCH-TOKEN"
-REPORT = Report(
-    "aiogram benchmark",
-    f"aiogram {aiogram.__version__}",
-    f"Medians over {REPS} repetitions × {RUNS:,} updates each, over {CHATS} chats and a "
-    "forum topic; guarded and unguarded dispatchers alternate in the same run.",
+REPORT = common.Report(
+    title="aiogram benchmark",
+    framework=f"aiogram {aiogram.__version__}",
+    medians=f"Medians over {common.REPS} repetitions × {common.RUNS:,} updates each, over "
+    f"{CHATS} chats and a forum topic; guarded and unguarded dispatchers alternate.",
     target=25e-6,  # seconds added per update (issue 12)
     run="update (feed_update)",
     cpu="of which loop-thread CPU",
     fsync="fsync on the loop thread",
+)
+#: The rows: what each measures, and the protect() options it adds.
+ROWS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("feed_update, DirectoryStore", {}),
+    ("  same, store keeps nothing", {"store": common.DiscardingStore()}),
+    ("  same, replay=True", {"replay": True}),
 )
 
 
@@ -98,7 +96,7 @@ def _update(bot: Bot, update_id: int, i: int) -> Update:
     return Update.model_validate({"update_id": update_id, "message": message}, context={"bot": bot})
 
 
-async def bench(marker_dir: Path, what: str, **options: Any) -> Result:
+async def bench(marker_dir: Path, what: str, options: dict[str, Any]) -> common.Result:
     bot = Bot(TOKEN)
     plain = counting_dispatcher()
     guarded = restart_guard.protect(marker_dir=marker_dir, **options)(counting_dispatcher())
@@ -109,26 +107,23 @@ async def bench(marker_dir: Path, what: str, **options: Any) -> Result:
         for update in batch:  # what polling and the webhook handler do with each update
             await dp.feed_update(bot, update)
 
-    result = await measure_overhead(what, guard, (guarded, plain), feed, text_updates(bot))
+    pair = (guarded, plain)
+    result = await common.measure_overhead(what, guard, pair, feed, text_updates(bot))
     await guarded.emit_shutdown(bot=bot, bots=[bot])
     await bot.session.close()
     return result
 
 
-async def run_all(path: Path) -> list[Result]:
+async def run_all(path: Path) -> list[common.Result]:
     results = []
-    for what, options in (
-        ("feed_update, DirectoryStore", {}),
-        ("  same, store keeps nothing", {"store": DiscardingStore()}),
-        ("  same, replay=True", {"replay": True}),
-    ):
+    for n, (what, options) in enumerate(ROWS):
         print(f"{what.strip()} …", file=sys.stderr, flush=True)
-        results.append(await bench(path / str(len(results)), what, **options))
+        results.append(await bench(path / str(n), what, options))
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
-    return overhead_main(
+    return common.overhead_main(
         __doc__, "rg-bench-aiogram-", lambda path: asyncio.run(run_all(path)), REPORT, argv
     )
 

@@ -17,9 +17,9 @@ from typing import Any
 from aiogram import Bot, Dispatcher
 from aiogram.types import Update
 
-from restart_guard._lifecycle import CUT_OFF, Lifecycle
-from restart_guard._policy import running
+from restart_guard._lifecycle import Lifecycle
 
+from .._telegram_common import handled
 from . import _offsets as offsets
 from ._keys import PLATFORM, conversation_of, origin_of, press_of
 from ._link import Link, payload_of
@@ -85,16 +85,10 @@ class GuardedDispatcher(Dispatcher):
             if run is None:
                 return await super().feed_update(bot, update, **kwargs)
         in_handler = IN_HANDLER.set(True)
-        cut_off = False
         try:
-            with running(run):  # a @no_replay handler flags this run's turn
-                return await super().feed_update(bot, update, **kwargs)
-        except CUT_OFF:
-            cut_off = True
-            raise
+            return await handled(run, super().feed_update(bot, update, **kwargs))
         finally:
             IN_HANDLER.reset(in_handler)
-            Lifecycle.end(run, cut_off=cut_off)
 
     # ------------------------------------------------------------ stop
     def _signal_stop_polling(self, sig: signal.Signals) -> None:

@@ -1,19 +1,18 @@
-"""An aiogram 3 bot protected by restart-guard.
+"""An aiogram 3 bot protected by restart-guard: ``import restart_guard`` and the
+decorator on the function that builds the ``Dispatcher`` are all it adds.
 
-It differs from a plain aiogram bot only by ``import restart_guard`` and the
-decorator. Run it with a real token::
+With a real token (after ``pip install "restart-guard[aiogram]"``)::
 
-    pip install "restart-guard[aiogram]"
     TELEGRAM_TOKEN=123:ABC python examples/bots/aiogram_bot.py
 
-or offline against the loopback stand-in (``restart_guard.testing``) by also
-setting ``TELEGRAM_API_ROOT`` to the stand-in's ``url``.
+Offline, point it at the loopback stand-in (``restart_guard.testing``):
+``TELEGRAM_API_ROOT`` is the stand-in's ``url``.
 
-``/think`` takes 30 seconds, like a slow LLM call: restart the bot meanwhile
-(Ctrl-C, ``systemctl restart``, ``kill -9``) and it tells you so in the same
-chat or forum topic when it is back. Markers are keyed as the
-python-telegram-bot adapter keys them: a bot moved from one framework to the
-other picks up where the other left off.
+``/think`` is 30 seconds of work, like a slow LLM call. Restart the bot while
+it thinks (Ctrl-C, ``systemctl restart``, ``kill -9``): once back, it says so
+in the chat or forum topic where it was asked. Its markers are keyed as the
+python-telegram-bot adapter keys them, so a bot moved over from that framework
+picks up what the old one left off.
 """
 
 import asyncio

@@ -14,20 +14,18 @@ import pytest
 from restart_guard.testing.markers import wait_for_markers
 from restart_guard.testing.process import BotProcess
 
+pytest.importorskip("telegram")  # the bot the user moves over from
+pytestmark = pytest.mark.e2e
+
 BOTS = Path(__file__).parents[2] / "examples" / "bots"
 
 
-@pytest.mark.e2e
 def test_a_turn_cut_off_under_python_telegram_bot_is_resumed_by_the_aiogram_bot(
     telegram_api: Any, marker_dir: Path, bot_process: Callable[..., BotProcess]
 ) -> None:
-    pytest.importorskip("telegram")
-    env = {
-        "TELEGRAM_TOKEN": telegram_api.token,
-        "TELEGRAM_API_URL": telegram_api.base_url,  # python-telegram-bot's example
-        "TELEGRAM_API_ROOT": telegram_api.url,  # aiogram's
-        "RESTART_GUARD_DIR": str(marker_dir),
-    }
+    # Where each example bot finds the Bot API: python-telegram-bot's base URL, aiogram's root.
+    urls = {"TELEGRAM_API_URL": telegram_api.base_url, "TELEGRAM_API_ROOT": telegram_api.url}
+    env = {**urls, "TELEGRAM_TOKEN": telegram_api.token, "RESTART_GUARD_DIR": str(marker_dir)}
     since = time.monotonic()
     bot = bot_process([sys.executable, str(BOTS / "telegram_bot.py")], env=env)
     telegram_api.wait_for_poll(timeout=30, since=since)

@@ -15,8 +15,9 @@ docs/how-it-works/guarantees-notices.md has this table in words.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import discord
@@ -116,37 +117,15 @@ TELEGRAM: list[tuple[str, Callable[[TelegramStandIn], Any], int | None, Outcome]
 ]
 
 
-@pytest.mark.parametrize(
-    ("fault", "thread", "outcome"),
-    [pytest.param(f, t, o, id=name) for name, f, t, o in TELEGRAM],
-)
-async def test_telegram(
-    fault: Callable[[TelegramStandIn], Any], thread: int | None, outcome: Outcome
-) -> None:
-    async with TelegramStandIn() as api:
-        fault(api)
-        app = ApplicationBuilder().token(api.token).base_url(api.base_url).build()
-        where = Conversation("telegram", str(GROUP), None if thread is None else str(thread))
-        error: BaseException | None = None
-        async with app.bot:
-            try:
-                await TelegramLink(app).send_notice(_notice(where, "n"))
-            except Exception as exc:
-                error = exc
-        assert _outcome_of(error) == outcome
-        if isinstance(error, ConversationMoved):
-            assert error.new_chat == "-1009"
-        if isinstance(error, RateLimited):
-            assert error.retry_after == 3.0
+@contextlib.asynccontextmanager
+async def _python_telegram_bot_link(api: TelegramStandIn) -> AsyncIterator[Any]:
+    app = ApplicationBuilder().token(api.token).base_url(api.base_url).build()
+    async with app.bot:
+        yield TelegramLink(app)
 
 
-@pytest.mark.parametrize(
-    ("fault", "thread", "outcome"),
-    [pytest.param(f, t, o, id=name) for name, f, t, o in TELEGRAM],
-)
-async def test_aiogram(
-    fault: Callable[[TelegramStandIn], Any], thread: int | None, outcome: Outcome
-) -> None:
+@contextlib.asynccontextmanager
+async def _aiogram_link(api: TelegramStandIn) -> AsyncIterator[Any]:
     # Telegram's answers again, through aiogram's exceptions: the same outcomes.
     pytest.importorskip("aiogram")
     from aiogram import Bot, Dispatcher
@@ -155,19 +134,39 @@ async def test_aiogram(
     from restart_guard.adapters.aiogram._link import Link as AiogramLink
     from restart_guard.adapters.aiogram._state import DispatcherState
 
+    bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.url)))
+    try:
+        yield AiogramLink(Dispatcher(), bot, DispatcherState(Settings(), Dispatcher))
+    finally:
+        await bot.session.close()
+
+
+@pytest.mark.parametrize(
+    "link_to",
+    [
+        pytest.param(_python_telegram_bot_link, id="python-telegram-bot"),
+        pytest.param(_aiogram_link, id="aiogram"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("fault", "thread", "outcome"),
+    [pytest.param(f, t, o, id=name) for name, f, t, o in TELEGRAM],
+)
+async def test_telegram(
+    link_to: Callable[[TelegramStandIn], contextlib.AbstractAsyncContextManager[Any]],
+    fault: Callable[[TelegramStandIn], Any],
+    thread: int | None,
+    outcome: Outcome,
+) -> None:
     async with TelegramStandIn() as api:
         fault(api)
-        bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.url)))
-        dp = Dispatcher()
-        link = AiogramLink(dp, bot, DispatcherState(Settings(), Dispatcher))
         where = Conversation("telegram", str(GROUP), None if thread is None else str(thread))
         error: BaseException | None = None
-        try:
-            await link.send_notice(_notice(where, "n"))
-        except Exception as exc:
-            error = exc
-        finally:
-            await bot.session.close()
+        async with link_to(api) as link:
+            try:
+                await link.send_notice(_notice(where, "n"))
+            except Exception as exc:
+                error = exc
         assert _outcome_of(error) == outcome
         if isinstance(error, ConversationMoved):
             assert error.new_chat == "-1009"

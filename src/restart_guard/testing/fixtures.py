@@ -47,8 +47,11 @@ def _running(module: str, class_name: str, framework: str) -> Iterator[Any]:
 
 @pytest.fixture
 def telegram_api() -> Iterator[Any]:
-    """A :class:`~restart_guard.testing.telegram.TelegramStandIn` running in a thread."""
-    yield from _running("restart_guard.testing.telegram", "TelegramStandIn", "telegram")
+    """A :class:`~restart_guard.testing.telegram.TelegramStandIn` running in a thread.
+
+    It serves python-telegram-bot and aiogram bots alike, so it needs neither.
+    """
+    yield from _running("restart_guard.testing.telegram", "TelegramStandIn", "aiohttp")
 
 
 @pytest.fixture
