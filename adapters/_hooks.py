@@ -142,6 +142,18 @@ AIOGRAM = (
         why="a session middleware holds getUpdates until the updates it confirms are marked",
     ),
     HookPoint("aiogram.types:Update.model_validate", "function", why="replay"),
+    HookPoint(
+        "aiogram.webhook.aiohttp_server:BaseRequestHandler._handle_request_background",
+        "coroutine",
+        (*_S, "bot", "request"),
+        why="a webhook's 200 waits until the update's marker is durable",
+    ),
+    HookPoint(
+        "aiogram.webhook.aiohttp_server:BaseRequestHandler._handle_close",
+        "coroutine",
+        _S,
+        why="how the request handlers of a dispatcher are found on the aiohttp app",
+    ),
 )
 
 HOOKS = {"telegram": TELEGRAM, "discord": DISCORD, "slack": SLACK, "aiogram": AIOGRAM}

@@ -1,7 +1,7 @@
 """Canary: does restart-guard still work with the newest release of each framework?
 
-Installs the newest release of python-telegram-bot, discord.py and slack-bolt
-(+ slack-sdk) — newest overall, not only inside the supported range — in a
+Installs the newest release of python-telegram-bot, discord.py, slack-bolt
+(+ slack-sdk) and aiogram — newest overall, not only inside the supported range — in a
 scratch venv per framework, then runs there:
 
 1. the compatibility check ``protect()`` runs (release in range, every hooked
@@ -12,7 +12,7 @@ and prints a table framework × version × result. A scheduled job runs it: the
 day a framework ships a release that moves a hooked internal is a red line
 here, not a user's lost conversation. Exit status 1 when any line is red.
 
-    python tools/check_framework_versions.py [--keep DIR] [telegram discord slack]
+    python tools/check_framework_versions.py [--keep DIR] [telegram discord slack aiogram]
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ FRAMEWORKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "slack": (
         ("slack-bolt", "slack-sdk"),
         ("tests/slack_adapter", "tests/testing/test_slack_standin.py"),
+    ),
+    "aiogram": (
+        ("aiogram",),
+        ("tests/aiogram_adapter", "tests/testing/test_telegram_standin_aiogram.py"),
     ),
 }
 

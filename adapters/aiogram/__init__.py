@@ -39,7 +39,9 @@ aiogram's start-up, updates and stop are):
    ``getUpdates``, which confirms the taken updates to Telegram, waits until
    their markers are durable (one fsync per batch, in a worker thread), so a
    kill can never fall between "confirmed" and "marked". Webhook updates are
-   tracked from ``feed_update``.
+   tracked from ``feed_update``; with ``setup_application`` the early 200 of
+   ``SimpleRequestHandler`` waits for their markers the same way. A
+   ``replay="ask"`` button press is answered before any router sees it.
 3. **Stop** — SIGTERM/SIGINT (aiogram's own handlers, which the subclass
    extends) or ``await dp.stop_polling()``:
 

@@ -24,6 +24,7 @@ from . import _offsets as offsets
 from ._keys import PLATFORM, conversation_of, origin_of, press_of
 from ._link import Link, payload_of
 from ._state import IN_HANDLER, BotState, DispatcherState, log, state_of
+from ._webhook import hold_answers_until_durable
 
 __all__ = ["GuardedDispatcher"]
 
@@ -39,6 +40,9 @@ class GuardedDispatcher(Dispatcher):
         state = state_of(self)
         state.stopping = False
         state.stop_task = None
+        app = kwargs.get("app")  # setup_application's aiohttp application: a webhook
+        if app is not None:
+            hold_answers_until_durable(state, self, app)
         # Several bots: their notices go out side by side, within one start-up wait.
         await asyncio.gather(*(_start(self, state, bot) for bot in _bots_in(kwargs)))
 
