@@ -604,3 +604,21 @@ async def test_html_parse_mode_makes_entities_and_refuses_broken_markup(
     assert sent.entities[0].user is not None
     assert sent.entities[0].user.id == 5
     assert api.sent[0].mentions == ("5",)
+
+
+async def test_a_reply_by_the_parameters_before_bot_api_7_is_a_reply(api: TelegramStandIn) -> None:
+    # reply_to_message_id / allow_sending_without_reply: what aiogram < 3.4 sends.
+    update_id = api.inject_message(-100321, "question")
+    asked = api.message_id_of(update_id)
+    base = f"{api.base_url}{api.token}"
+    async with aiohttp.ClientSession() as http:
+        reply = {"chat_id": "-100321", "text": "answer", "reply_to_message_id": str(asked)}
+        async with http.post(f"{base}/sendMessage", data=reply) as resp:
+            assert (await resp.json())["result"]["reply_to_message"]["message_id"] == asked
+        gone = {**reply, "reply_to_message_id": "999"}
+        async with http.post(f"{base}/sendMessage", data=gone) as resp:
+            assert resp.status == 400
+        lenient = {**gone, "allow_sending_without_reply": "true"}
+        async with http.post(f"{base}/sendMessage", data=lenient) as resp:
+            assert resp.status == 200
+    assert [m.reply_to for m in api.sent] == [str(asked), None]

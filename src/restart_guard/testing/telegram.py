@@ -545,6 +545,12 @@ class TelegramStandIn(_WebhookControls, Buttons, TelegramWaits):
         thread = params.get("message_thread_id")
         business = params.get("business_connection_id")
         reply = params.get("reply_parameters")
+        if reply is None and params.get("reply_to_message_id") is not None:
+            # The parameters before Bot API 7.0 (aiogram < 3.4 sends them); Telegram takes both.
+            reply = {
+                "message_id": params["reply_to_message_id"],
+                "allow_sending_without_reply": params.get("allow_sending_without_reply"),
+            }
         entities = params.get("entities")
         if params.get("parse_mode") == "HTML":
             try:
