@@ -1,7 +1,8 @@
 """What the documentation shows runs as a user runs it: example bots, demos, the test example.
 
-The telegram and discord example bots are run by their adapters' tests
-(tests/testing/test_fixtures.py, tests/discord_adapter/test_example.py); the
+The telegram, aiogram and discord example bots are run by their adapters' tests
+(tests/testing/test_fixtures.py, tests/aiogram_adapter/test_example.py,
+tests/discord_adapter/test_example.py); the
 Slack ones run here, each against the loopback Slack stand-in. The README's
 first command, ``restart-guard demo`` (Telegram), is tests/telegram_adapter/test_demo.py.
 """
