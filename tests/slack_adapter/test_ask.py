@@ -96,12 +96,17 @@ def sync_app(api: SlackStandIn, spy: Spy) -> App:
 
 
 @contextlib.contextmanager
-def socket_mode(app: App, api: SlackStandIn) -> Iterator[None]:
+def asked_over_socket_mode(api: SlackStandIn, marker_dir: Path) -> Iterator[tuple[App, Spy, str]]:
+    """A protected ``App`` that asked about Alice's interrupted turn: the app, its spy, the
+    question's ts."""
+    spy = Spy()
+    app = restart_guard.protect(marker_dir=marker_dir, replay="ask")(sync_app(api, spy))
+    interrupted_turn(api, marker_dir)
     handler = SocketModeHandler(app, api.app_token)
     handler.connect()  # start-up first: the question is posted before the connection opens
     try:
         api.wait_for_connection()
-        yield
+        yield app, spy, the_question(api)
     finally:
         handler.close()
         slack_guard.shutdown(app)
@@ -128,16 +133,18 @@ def press(api: SlackStandIn, ts: str, label: str, user: str, app_url: str | None
     return api.press_button(CHANNEL, ts, action_id, user=user, app_url=app_url)
 
 
+def post_one_button(app: App, action_id: str) -> str:
+    """A message of the app with one button; its ts."""
+    button = {"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": "?"}}
+    blocks = [{"type": "actions", "elements": [button]}]
+    return str(app.client.chat_postMessage(channel=CHANNEL, text="?", blocks=blocks)["ts"])
+
+
 def test_presses_never_reach_the_apps_middleware_or_listeners(
     api: SlackStandIn, marker_dir: Path
 ) -> None:
-    spy = Spy()
-    app = restart_guard.protect(marker_dir=marker_dir, replay="ask")(sync_app(api, spy))
-    interrupted_turn(api, marker_dir)
     api.join(CHANNEL, ALICE, BOB)
-    with socket_mode(app, api):
-        ts = the_question(api)
-
+    with asked_over_socket_mode(api, marker_dir) as (app, spy, ts):
         refused = press(api, ts, "Continue", BOB)
         api.wait_for_ack(refused.envelope_id)  # acked like any interaction
         answer = api.wait_for_ephemeral(lambda e: e.user == BOB)
@@ -148,23 +155,8 @@ def test_presses_never_reach_the_apps_middleware_or_listeners(
         )
         # Malformed data with restart-guard's prefix, and a question not open here: ours too.
         for action_id in ("rg1:x", press_data(Choice.CONTINUE, "0123456789abcdef")):
-            stray = app.client.chat_postMessage(
-                channel=CHANNEL,
-                text="stray",
-                blocks=[
-                    {
-                        "type": "actions",
-                        "elements": [
-                            {
-                                "type": "button",
-                                "action_id": action_id,
-                                "text": {"type": "plain_text", "text": "?"},
-                            }
-                        ],
-                    }
-                ],
-            )
-            pressed = api.press_button(CHANNEL, stray["ts"], action_id, user=ALICE)
+            stray = post_one_button(app, action_id)
+            pressed = api.press_button(CHANNEL, stray, action_id, user=ALICE)
             api.wait_for_ack(pressed.envelope_id)
             closed = api.wait_for_ephemeral(lambda e, p=pressed: e.user == ALICE and e.at >= p.at)
             assert closed.text == CLOSED_ANSWER
@@ -176,23 +168,8 @@ def test_presses_never_reach_the_apps_middleware_or_listeners(
         eventually(lambda: spy.messages == ["work"], what="the turn replayed once")
 
         # The app's own buttons are still the app's.
-        own = app.client.chat_postMessage(
-            channel=CHANNEL,
-            text="mine",
-            blocks=[
-                {
-                    "type": "actions",
-                    "elements": [
-                        {
-                            "type": "button",
-                            "action_id": "approve",
-                            "text": {"type": "plain_text", "text": "Approve"},
-                        }
-                    ],
-                }
-            ],
-        )
-        api.wait_for_ack(api.press_button(CHANNEL, own["ts"], "approve", user=BOB).envelope_id)
+        own = post_one_button(app, "approve")
+        api.wait_for_ack(api.press_button(CHANNEL, own, "approve", user=BOB).envelope_id)
         eventually(lambda: spy.actions == ["approve"], what="the app's own listener")
     assert spy.middleware.count("block_actions") == 1  # the app's button, nothing else
     assert DirectoryStore(marker_dir).load() == []
@@ -201,11 +178,7 @@ def test_presses_never_reach_the_apps_middleware_or_listeners(
 def test_a_presser_outside_the_channel_is_answered_through_the_response_url(
     api: SlackStandIn, marker_dir: Path
 ) -> None:
-    spy = Spy()
-    app = restart_guard.protect(marker_dir=marker_dir, replay="ask")(sync_app(api, spy))
-    interrupted_turn(api, marker_dir)
-    with socket_mode(app, api):
-        ts = the_question(api)
+    with asked_over_socket_mode(api, marker_dir) as (_, spy, ts):
         refused = press(api, ts, "Dismiss", BOB)  # Bob reads the public channel, is not in it
         answer = api.wait_for_ephemeral(lambda e: e.user == BOB)
         assert (answer.text, answer.via, answer.trigger_id) == (
