@@ -175,22 +175,26 @@ class _Link:
 
     async def refuse_press(self, press: Press, text: str) -> None:
         """``chat.postEphemeral`` to the presser; its ``response_url`` if Slack refuses that."""
-        pressed: Pressed = press.handle
-        try:
-            await self._call(
-                pressed.conversation,
-                "chat_postEphemeral",
-                channel=pressed.conversation.chat,
-                user=press.user,
-                text=text,
-                thread_ts=pressed.conversation.thread,
-            )
-        except (SlackApiError, ConversationGone) as exc:
-            # Not a member (a public channel shows its buttons to everyone): the
-            # response_url of the press reaches whoever pressed.
-            if not pressed.response_url:
-                raise
-            log.info("restart-guard: chat.postEphemeral failed (%s); answering the press", exc)
+        pressed = press.handle if isinstance(press.handle, Pressed) else Pressed(None)
+        where = pressed.conversation
+        if where is not None:
+            try:
+                await self._call(
+                    where,
+                    "chat_postEphemeral",
+                    channel=where.chat,
+                    user=press.user,
+                    text=text,
+                    thread_ts=where.thread,
+                )
+                return
+            except (SlackApiError, ConversationGone) as exc:
+                # Not a member (a public channel shows its buttons to everyone): the
+                # response_url of the press reaches whoever pressed.
+                if not pressed.response_url:
+                    raise
+                log.info("restart-guard: chat.postEphemeral failed (%s); answering the press", exc)
+        if pressed.response_url:
             await self._respond(pressed.response_url, text)
 
     async def _respond(self, response_url: str, text: str) -> None:

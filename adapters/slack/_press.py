@@ -58,19 +58,20 @@ def press_of(body: Any) -> Press | None:
     return press_from(action_id, user.get("id") if isinstance(user, dict) else None, _pressed(body))
 
 
-def _pressed(body: dict[str, Any]) -> Pressed | None:
+def _pressed(body: dict[str, Any]) -> Pressed:
     """Where the pressed message is (its channel, thread and team), and the response_url."""
     container = body.get("container")
     container = container if isinstance(container, dict) else {}
     channel = container.get("channel_id") or _id(body.get("channel"))
     team = _id(body.get("team")) or _id(body.get("user"), "team_id")
     response_url = body.get("response_url")
+    conversation: Conversation | None
     try:
         conversation = Conversation(
             PLATFORM, channel, container.get("thread_ts"), team, _id(body.get("enterprise"))
         )
     except (TypeError, ValueError):  # no channel, or ids that are not strings
-        return None
+        conversation = None
     return Pressed(conversation, response_url if isinstance(response_url, str) else None)
 
 

@@ -51,10 +51,11 @@ class Pressed:
     """What answering one button press needs (``Press.handle``): where, and its response_url.
 
     ``conversation`` is the question message's channel and thread, with the
-    team (whose token posts) and the Enterprise Grid org.
+    team (whose token posts) and the Enterprise Grid org; None when the
+    payload did not say (then only the response_url can answer).
     """
 
-    conversation: Conversation
+    conversation: Conversation | None
     response_url: str | None = None
 
 

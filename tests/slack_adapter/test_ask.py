@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from restart_guard.adapters import slack as slack_guard
-from restart_guard.adapters.slack._press import _OURS
+from restart_guard.adapters.slack._press import _OURS, press_of
+from restart_guard.adapters.slack._state import Pressed
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -262,3 +264,37 @@ def test_unprotect_takes_the_press_middleware_out_and_protect_puts_one_back(
         assert names.index("CustomMiddleware") > ours_at
         app = restart_guard.unprotect(app)
         assert ours() == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        {"type": "block_actions"},
+        {"type": "block_actions", "actions": "rg1:c:0123456789abcdef"},
+        {"type": "block_actions", "actions": [None]},
+        {"type": "block_actions", "actions": [{"action_id": 7}]},
+        {"type": "block_actions", "actions": [{"action_id": "approve"}]},
+        {"type": "view_submission", "actions": [{"action_id": "rg1:c:0123456789abcdef"}]},
+    ],
+)
+def test_bodies_without_a_restart_guard_button_are_the_apps(body: Any) -> None:
+    assert press_of(body) is None
+
+
+def test_a_press_with_odd_ids_is_still_restart_guards_and_answerable() -> None:
+    odd = {
+        "type": "block_actions",
+        "user": {"id": 42},  # not a string: no asker can match it
+        "channel": ["C0"],
+        "actions": [{"action_id": "rg1:c:0123456789abcdef"}, {"action_id": "approve"}],
+        "response_url": "https://hooks.slack.com/actions/T/1/x",
+    }
+    pressed = press_of(odd)
+    assert pressed is not None
+    assert (pressed.choice, pressed.token, pressed.user) == (
+        Choice.CONTINUE,
+        "0123456789abcdef",
+        "42",
+    )
+    assert pressed.handle == Pressed(None, "https://hooks.slack.com/actions/T/1/x")
