@@ -70,7 +70,7 @@ from typing import Any
 
 from restart_guard import Conversation, Marker, Notice, Origin, Run, Settings
 from restart_guard._adapter import Adapter
-from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
+from restart_guard._ask import Choice, Press, press_data, press_from
 from restart_guard._lifecycle import CUT_OFF, Lifecycle, Stage
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
@@ -153,12 +153,7 @@ def press_of(update: object) -> Press | None:
     if not isinstance(update, Update) or update.callback_query is None:
         return None
     query = update.callback_query
-    if not is_press_data(query.data):
-        return None
-    parsed = parse_press(query.data)
-    if parsed is None:  # "rg1:" but malformed: ours all the same, never the bot's
-        return Press(Choice.DISMISS, "", str(query.from_user.id), query.id)
-    return Press(parsed[0], parsed[1], str(query.from_user.id), query.id)
+    return press_from(query.data, query.from_user.id, query.id)
 
 
 @dataclass
