@@ -49,6 +49,17 @@ DISCORD = (
     HookPoint("discord.client:Client.setup_hook", "coroutine", _S),
     HookPoint("discord.client:Client.login", "coroutine", (*_S, "token")),
     HookPoint("discord.client:Client.close", "coroutine", _S),
+    HookPoint(
+        "discord.client:Client.connect",
+        "coroutine",
+        _S,
+        why="a stop during the gateway handshake cancels connect() before close()",
+    ),
+    HookPoint(
+        "discord.gateway:DiscordWebSocket.open",
+        "attribute",
+        why="an open gateway socket: connect() is past its handshake, close() ends it cleanly",
+    ),
     HookPoint("discord.client:Client.get_partial_messageable", "function", (*_S, "id")),
     HookPoint("discord.state:ConnectionState.parse_interaction_create", "function", (*_S, "data")),
     HookPoint("discord.state:ConnectionState.parse_message_create", "function", (*_S, "data")),

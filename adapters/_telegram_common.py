@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from restart_guard import Conversation, Notice, Run
-from restart_guard._ask import Choice, Press, is_press_data, parse_press, press_data
+from restart_guard._ask import Choice, Press, press_data, press_from
 from restart_guard._lifecycle import CUT_OFF, Lifecycle
 from restart_guard._policy import running
 from restart_guard._registry import TELEGRAM
@@ -99,17 +99,11 @@ def press_in(query: Any) -> Press | None:
     """The restart-guard button press a ``callback_query`` is, or None (the bot's own button).
 
     Both frameworks name the query's fields as the Bot API does (``id``,
-    ``data``, ``from_user``). Malformed ``rg1:`` data is ours all the same:
-    never handed to the bot's handlers (it is answered as a dismissal of
-    nothing: no question has an empty token).
+    ``data``, ``from_user``).
     """
-    if query is None or not is_press_data(query.data):
+    if query is None:
         return None
-    user = str(query.from_user.id)
-    parsed = parse_press(query.data)
-    if parsed is None:
-        return Press(Choice.DISMISS, "", user, query.id)
-    return Press(parsed[0], parsed[1], user, query.id)
+    return press_from(query.data, query.from_user.id, query.id)
 
 
 def question_buttons(token: str) -> list[tuple[str, str]]:

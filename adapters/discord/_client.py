@@ -13,6 +13,15 @@ client's loop: the first signal durably marks everything in flight of every
 guarded client on that loop, then closes them — and a guarded client's
 ``close()`` drains before it closes; a second signal during the drain stops
 now (the unfinished turns stay marked).
+
+The gateway handshake: discord.py's ``close()`` must not run while
+``connect()`` is inside ``DiscordWebSocket.from_client`` (the socket is open,
+HELLO and IDENTIFY or RESUME not through yet). ``close()`` closes the HTTP
+session and with it that socket; ``connect()`` takes the drop for a reconnect
+and, on the first connection, reads ``self.ws.sequence`` of a websocket it
+never had — an AttributeError out of ``run()``. So when the drain is over and
+``connect()`` has no open gateway socket, the stop cancels ``connect()``
+first (it then returns, as after a close), and closes once it has.
 """
 
 from __future__ import annotations
@@ -25,9 +34,19 @@ from typing import Any, TypeVar
 import discord
 
 from restart_guard import Settings
+from restart_guard._lifecycle import CUT_OFF_WAIT
 
 from ._link import Link
-from ._state import IN_HANDLER, STATE_ATTR, SWAPPED_CLASS, BotState, above, log, state_of
+from ._state import (
+    IN_HANDLER,
+    STATE_ATTR,
+    SWAPPED_CLASS,
+    BotState,
+    Connecting,
+    above,
+    log,
+    state_of,
+)
 from ._tracking import ensure_hooks, schedule_event
 
 __all__ = ["SETTINGS", "attach", "guarded_class", "is_guarded_class", "swap_in"]
@@ -80,15 +99,22 @@ async def _close(client: discord.Client, close_client: Callable[[], Awaitable[No
     if state is None or state.lifecycle.guard is None:
         await close_client()
         return
+    connecting = state.connecting
+    if connecting is not None and connecting.task is asyncio.current_task():
+        # connect() closes the client itself after a gateway error it will raise:
+        # it is past any handshake, and cancelling it would swallow that error.
+        state.connecting = None
     if state.stop_task is None:
-        state.stop_task = asyncio.ensure_future(_stop_then_close(state, close_client))
+        state.stop_task = asyncio.ensure_future(_stop_then_close(client, state, close_client))
     if IN_HANDLER.get() or asyncio.current_task() in state.tasks:
         log.info("restart-guard: close() called by a handler; closing once the drain is over")
         return
     await asyncio.shield(state.stop_task)
 
 
-async def _stop_then_close(state: BotState, close_client: Callable[[], Awaitable[None]]) -> None:
+async def _stop_then_close(
+    client: discord.Client, state: BotState, close_client: Callable[[], Awaitable[None]]
+) -> None:
     lifecycle = state.lifecycle
     drained = False
     try:
@@ -109,7 +135,36 @@ async def _stop_then_close(state: BotState, close_client: Callable[[], Awaitable
         outcome,
         time.monotonic() - lifecycle.stop_started,
     )
+    await _leave_handshake(client, state)
     await close_client()
+
+
+def _in_handshake(client: discord.Client, connecting: Connecting) -> bool:
+    """Whether ``connect()`` runs without an open gateway socket: a handshake, or a reconnect."""
+    if connecting.task.done():
+        return False
+    ws = client.ws
+    return ws is None or not ws.open
+
+
+async def _leave_handshake(client: discord.Client, state: BotState) -> None:
+    """Cancel ``connect()`` if it is in a gateway handshake; wait (bounded) until it returned.
+
+    Not connecting yet, or connected, ``close()`` ends ``connect()`` cleanly
+    by itself (see the module docstring for why a handshake is different).
+    """
+    connecting = state.connecting
+    if connecting is None or not _in_handshake(client, connecting):
+        return
+    log.info("restart-guard: the gateway handshake is not over; cancelling it to close")
+    connecting.cut = True
+    connecting.task.cancel()
+    try:
+        await asyncio.wait_for(connecting.over.wait(), CUT_OFF_WAIT)
+    except asyncio.TimeoutError:
+        # The handshake ended on its own as the cancellation came (Python < 3.12's
+        # wait_for may swallow it then): the gateway is open, close() handles it.
+        log.info("restart-guard: connect() went on after the cancellation; closing anyway")
 
 
 def _init(self: discord.Client, *args: Any, **kwargs: Any) -> None:
@@ -145,6 +200,30 @@ def _schedule_event(
     return schedule_event(self, state, schedule, coro, event_name, args, kwargs)
 
 
+async def _connect(self: discord.Client, *, reconnect: bool = True) -> None:
+    state = state_of(self)
+    task = asyncio.current_task()
+    # AutoShardedClient runs one socket per shard and never sets client.ws: its
+    # connect() is left as it is (the handshake is read from client.ws).
+    if state is None or task is None or isinstance(self, discord.AutoShardedClient):
+        await above(self).connect(reconnect=reconnect)
+        return
+    connecting = state.connecting = Connecting(task)
+    try:
+        await above(self).connect(reconnect=reconnect)
+    except asyncio.CancelledError:
+        if not connecting.cut:
+            raise
+        # Cut short by the stop to close the client: return as after a close().
+        uncancel = getattr(task, "uncancel", None)  # Python 3.11+
+        if uncancel is not None:
+            uncancel()
+    finally:
+        connecting.over.set()
+        if state.connecting is connecting:
+            state.connecting = None
+
+
 async def _close_override(self: discord.Client) -> None:
     await _close(self, above(self).close)
 
@@ -153,6 +232,7 @@ _OVERRIDES = {
     "__init__": _init,
     "setup_hook": _setup_hook,
     "login": _login,
+    "connect": _connect,
     "_schedule_event": _schedule_event,
     "close": _close_override,
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "STATE_ATTR",
     "SWAPPED_CLASS",
     "BotState",
+    "Connecting",
     "Tracked",
     "above",
     "log",
@@ -42,6 +44,16 @@ SWAPPED_CLASS = "_restart_guard_class"
 def above(obj: Any) -> Any:
     """``super()`` for an override that is not defined inside the class made for ``obj``."""
     return super(getattr(type(obj), SWAPPED_CLASS), obj)
+
+
+@dataclasses.dataclass
+class Connecting:
+    """A ``Client.connect()`` that runs: its task, and ``over`` set once it returned."""
+
+    task: asyncio.Task[Any]
+    over: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    #: The stop cancelled it in its gateway handshake, to close the client.
+    cut: bool = False
 
 
 class BotState:
@@ -76,6 +88,8 @@ class BotState:
         self.presses: set[asyncio.Future[None]] = set()
         #: Gateway parsers replaced on the client's ConnectionState (for uninstall).
         self.parsers: dict[str, Any] = {}
+        #: The client's ``connect()`` while it runs (see ``_client.py``).
+        self.connecting: Connecting | None = None
 
     def admits(self, key: str | None) -> bool:
         """Whether a new event of the conversation ``key`` may run now."""

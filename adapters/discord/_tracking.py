@@ -32,7 +32,7 @@ import discord
 from discord import app_commands
 
 from restart_guard import Origin
-from restart_guard._ask import Choice, Press, is_press_data, parse_press
+from restart_guard._ask import Press, is_press_data, press_from
 from restart_guard._policy import CURRENT_RUN, is_no_replay
 
 from ._keys import (
@@ -102,11 +102,10 @@ def press_of(data: Any, client: discord.Client) -> Press | None:
         return None
     custom_id = (data.get("data") or {}).get("custom_id")
     if not is_press_data(custom_id):
-        return None
+        return None  # before building an Interaction for every component press
     user = (data.get("member") or {}).get("user") or data.get("user") or {}
     interaction = discord.Interaction(data=data, state=client._connection)  # type: ignore[arg-type]
-    parsed = parse_press(custom_id) or (Choice.DISMISS, "")  # malformed: ours, closed
-    return Press(parsed[0], parsed[1], str(user.get("id", "")), interaction)
+    return press_from(custom_id, user.get("id", ""), interaction)
 
 
 def _addressed(

@@ -77,6 +77,14 @@ With ``replay=True`` the stored event body is dispatched through the app
 again after the notice (as a Socket Mode request, so no signature is
 needed); should Slack deliver the same event again, it is acked and not
 run twice.
+
+With ``replay="ask"`` the notice carries Block Kit *Continue* / *Dismiss*
+buttons. Their presses (``block_actions``, Socket Mode or HTTP) are taken by
+restart-guard's middleware right after Bolt's request verification and
+authorization, acknowledged at once and never passed to the app's
+middleware or listeners (``_press``); the asker's press edits the notice
+(``chat.update``) and, for *Continue*, replays the turn; anyone else is
+answered with ``chat.postEphemeral``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
 """Putting the guard on an app: its class, its listener runner, Bolt's runners.
 
+- restart-guard's middleware answers the buttons of ``replay="ask"``
+  questions before any of the app's middleware and listeners (``_press``).
 - The app's class is swapped for a subclass made for it that overrides
   public methods only: ``dispatch``/``async_dispatch`` (start-up on the first
   request if nothing else started it; requests arriving after a stop signal
@@ -45,6 +47,7 @@ from ._lifecycle import (
     stop,
     stop_async,
 )
+from ._press import answer_presses, stop_answering_presses
 from ._state import PLATFORM, REPLAY_KEY, BotState
 from ._tracking import track, untrack
 
@@ -261,6 +264,7 @@ def hook(app: App | AsyncApp, settings: Settings) -> App | AsyncApp:
     original = type(app)
     state = BotState(Lifecycle(PLATFORM, settings), original, is_async)
     track(app.listener_runner, state)
+    answer_presses(app, state)
     mixin: type = _GuardedAsyncApp if is_async else _GuardedApp
     namespace = {"_restart_guard": state, "__module__": original.__module__}
     app.__class__ = type(original.__name__, (mixin, original), namespace)
@@ -278,6 +282,7 @@ def unhook(app: App | AsyncApp) -> App | AsyncApp:
             "restart_guard.adapters.slack.shutdown(app) (or shutdown_async) first"
         )
     untrack(app.listener_runner)
+    stop_answering_presses(app)
     app.__class__ = state.original_class
     _unpatch_socket_mode()
     return app

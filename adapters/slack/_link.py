@@ -1,4 +1,4 @@
-"""Posting notices and replaying events through the app's own Web API client."""
+"""Notices, ``replay="ask"`` questions and replays through the app's own Web API client."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ from slack_bolt.response import BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from restart_guard import Conversation, Marker, Notice
-from restart_guard._ask import Press
+from restart_guard._ask import PRESS_PREFIX, Choice, Press, press_data
 from restart_guard.errors import ConversationGone, RateLimited, ThreadGone
 
-from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, log
+from ._state import NOTICES_PER_SECOND, REPLAY_KEY, BotState, Pressed, log
 
-__all__ = ["AsyncLink", "SyncLink", "delivery_error"]
+__all__ = ["AsyncLink", "SyncLink", "delivery_error", "question_blocks"]
 
 T = TypeVar("T")
 
@@ -116,48 +118,128 @@ def _check_replayed(body: dict[str, Any], response: BoltResponse) -> None:
         )
 
 
-class _NoQuestions:
-    """``replay="ask"`` is not wired to Slack yet: its questions become plain notices.
+class _Link:
+    """Notices, questions and the answers to presses: one call each, the client's way.
 
-    ``can_ask = False`` tells the resume step so; these are never called.
+    A subclass says how one Web API call is made (:meth:`_call`): a sync
+    ``App`` with its blocking client off the resume loop, an ``AsyncApp`` on
+    its own loop; with the app's token, or the installation's for an OAuth
+    app. The calls themselves are written once, here.
     """
 
-    can_ask = False
+    notices_per_second = NOTICES_PER_SECOND
+
+    def __init__(self, state: BotState) -> None:
+        self.state = state
+
+    async def _call(self, conversation: Conversation, method: str, **params: Any) -> Any:
+        """``client.<method>(**params)`` for ``conversation``'s team; Slack's errors mapped."""
+        raise NotImplementedError
+
+    async def send_notice(self, notice: Notice) -> None:
+        # chat.postMessage has no idempotency key: ``nonce`` is not used.
+        conversation = notice.conversation
+        await self._call(
+            conversation,
+            "chat_postMessage",
+            channel=conversation.chat,
+            thread_ts=conversation.thread,
+            text=addressed(notice),
+        )
 
     async def send_question(self, notice: Notice, token: str) -> str:
-        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+        """The notice with Block Kit *Continue* / *Dismiss* buttons; its ``ts``."""
+        conversation, text = notice.conversation, addressed(notice)
+        answer = await self._call(
+            conversation,
+            "chat_postMessage",
+            channel=conversation.chat,
+            thread_ts=conversation.thread,
+            text=text,  # what notifications show; the blocks are what the channel shows
+            blocks=question_blocks(text, token),
+        )
+        return str(answer["ts"])
 
     async def close_question(
         self, conversation: Conversation, question: str, text: str, press: Press | None
     ) -> None:
-        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+        """``chat.update`` with the new text; ``blocks=[]`` takes the buttons off."""
+        await self._call(
+            conversation,
+            "chat_update",
+            channel=conversation.chat,
+            ts=question,
+            text=text,
+            blocks=[],
+        )
 
     async def refuse_press(self, press: Press, text: str) -> None:
-        raise NotImplementedError("replay='ask' is not supported on Slack yet")
+        """``chat.postEphemeral`` to the presser; its ``response_url`` if Slack refuses that."""
+        pressed = press.handle if isinstance(press.handle, Pressed) else Pressed(None)
+        where = pressed.conversation
+        if where is not None:
+            try:
+                await self._call(
+                    where,
+                    "chat_postEphemeral",
+                    channel=where.chat,
+                    user=press.user,
+                    text=text,
+                    thread_ts=where.thread,
+                )
+                return
+            except (SlackApiError, ConversationGone) as exc:
+                # Not a member (a public channel shows its buttons to everyone): the
+                # response_url of the press reaches whoever pressed.
+                if not pressed.response_url:
+                    raise
+                log.info("restart-guard: chat.postEphemeral failed (%s); answering the press", exc)
+        if pressed.response_url:
+            await self._respond(pressed.response_url, text)
+
+    async def _respond(self, response_url: str, text: str) -> None:
+        raise NotImplementedError
 
 
-class SyncLink(_NoQuestions):
+def question_blocks(text: str, token: str) -> list[dict[str, Any]]:
+    """The question's Block Kit: its text, then an actions block with the two buttons."""
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "actions",
+            "block_id": f"{PRESS_PREFIX}{token}",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": press_data(choice, token),
+                    "text": {"type": "plain_text", "text": choice.label},
+                    **({"style": "primary"} if choice is Choice.CONTINUE else {}),
+                }
+                for choice in (Choice.CONTINUE, Choice.DISMISS)
+            ],
+        },
+    ]
+
+
+class SyncLink(_Link):
     """Notices and replays for an ``App``: the blocking client, off the resume loop."""
 
-    notices_per_second = NOTICES_PER_SECOND
-
     def __init__(self, app: App, state: BotState) -> None:
+        super().__init__(state)
         self.app = app
-        self.state = state
 
-    async def send_notice(self, notice: Notice) -> None:
-        # chat.postMessage has no idempotency key: ``nonce`` is not used.
-        post = functools.partial(self._post, notice.conversation, addressed(notice))
-        await asyncio.get_running_loop().run_in_executor(None, post)
+    async def _call(self, conversation: Conversation, method: str, **params: Any) -> Any:
+        call = functools.partial(self._call_blocking, conversation, method, params)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
-    def _post(self, conversation: Conversation, text: str) -> None:
+    def _call_blocking(
+        self, conversation: Conversation, method: str, params: dict[str, Any]
+    ) -> Any:
         client = self.app.client
         if client.token is None:
             client = _client_for_token(client, WebClient, self._installed_token(conversation))
         with _delivery_errors():
-            client.chat_postMessage(
-                channel=conversation.chat, thread_ts=conversation.thread, text=text
-            )
+            return getattr(client, method)(**params)
 
     def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
@@ -165,6 +247,11 @@ class SyncLink(_NoQuestions):
         if store is not None:
             bot = store.find_bot(enterprise_id=conversation.parent, team_id=conversation.scope)
         return _bot_token(bot, conversation)
+
+    async def _respond(self, response_url: str, text: str) -> None:
+        hook = WebhookClient(response_url, proxy=self.app.client.proxy)
+        send = functools.partial(hook.send, text=text, response_type="ephemeral")
+        await asyncio.get_running_loop().run_in_executor(None, send)
 
     async def replay(self, marker: Marker) -> None:
         loop = asyncio.get_running_loop()
@@ -177,26 +264,20 @@ class SyncLink(_NoQuestions):
             _check_replayed(body, response)
 
 
-class AsyncLink(_NoQuestions):
+class AsyncLink(_Link):
     """Notices and replays for an ``AsyncApp``, on the app's own loop."""
 
-    notices_per_second = NOTICES_PER_SECOND
-
     def __init__(self, app: AsyncApp, state: BotState) -> None:
+        super().__init__(state)
         self.app = app
-        self.state = state
 
-    async def send_notice(self, notice: Notice) -> None:
-        # chat.postMessage has no idempotency key: ``nonce`` is not used.
-        conversation, text = notice.conversation, addressed(notice)
+    async def _call(self, conversation: Conversation, method: str, **params: Any) -> Any:
         client = self.app.client
         if client.token is None:
             token = await self._installed_token(conversation)
             client = _client_for_token(client, AsyncWebClient, token)
         with _delivery_errors():
-            await client.chat_postMessage(
-                channel=conversation.chat, thread_ts=conversation.thread, text=text
-            )
+            return await getattr(client, method)(**params)
 
     async def _installed_token(self, conversation: Conversation) -> str:
         store = self.app.installation_store
@@ -206,6 +287,11 @@ class AsyncLink(_NoQuestions):
                 enterprise_id=conversation.parent, team_id=conversation.scope
             )
         return _bot_token(bot, conversation)
+
+    async def _respond(self, response_url: str, text: str) -> None:
+        await AsyncWebhookClient(response_url, proxy=self.app.client.proxy).send(
+            text=text, response_type="ephemeral"
+        )
 
     async def replay(self, marker: Marker) -> None:
         for raw in marker.payload or ():

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from restart_guard import Conversation
 from restart_guard._lifecycle import Lifecycle
 from restart_guard._registry import SLACK
 
@@ -36,10 +38,25 @@ class BotState:
     handlers: list[Any] = field(default_factory=list)
     #: ``AsyncApp.start()`` is running: aiohttp's signal handlers are ours to extend.
     standalone: bool = False
+    #: Button presses of replay="ask" questions being answered (an ``AsyncApp``'s tasks).
+    presses: set[asyncio.Future[None]] = field(default_factory=set)
 
     def forget(self) -> None:
         """After a stop: the connections are closed, replays are the next start's business."""
         self.handlers.clear()
+
+
+@dataclass(frozen=True)
+class Pressed:
+    """What answering one button press needs (``Press.handle``): where, and its response_url.
+
+    ``conversation`` is the question message's channel and thread, with the
+    team (whose token posts) and the Enterprise Grid org; None when the
+    payload did not say (then only the response_url can answer).
+    """
+
+    conversation: Conversation | None
+    response_url: str | None = None
 
 
 def identity_from_auth_test(result: Any) -> str | None:

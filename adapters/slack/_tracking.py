@@ -30,13 +30,11 @@ from typing import Any
 
 from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.lazy_listener.runner import LazyListenerRunner
-from slack_bolt.listener.async_listener import AsyncListener
 from slack_bolt.listener.async_listener_completion_handler import (
     AsyncDefaultListenerCompletionHandler,
     AsyncListenerCompletionHandler,
 )
 from slack_bolt.listener.asyncio_runner import AsyncioListenerRunner
-from slack_bolt.listener.listener import Listener
 from slack_bolt.listener.listener_completion_handler import (
     DefaultListenerCompletionHandler,
     ListenerCompletionHandler,
@@ -168,6 +166,12 @@ def _begin(state: BotState, request: AnyRequest, listener: Any) -> bool:
     return True
 
 
+def _listener_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The listener in the rest of Bolt's ``run(request, response, listener_name, listener,
+    starting_time)`` — passed on as Bolt gave it (by keyword, in every Bolt release)."""
+    return kwargs["listener"] if "listener" in kwargs else args[2]
+
+
 def _end(request: AnyRequest, cut_off: bool = False) -> None:
     runs = request.__dict__.get(_RUNS)
     if not runs:
@@ -293,18 +297,11 @@ class _TrackingThreadRunner(ThreadListenerRunner):
         lambda lazy, runner: _TrackingLazyRunner(lazy, runner._restart_guard),
     )
 
-    def run(
-        self,
-        request: BoltRequest,
-        response: BoltResponse,
-        listener_name: str,
-        listener: Listener,
-        starting_time: float | None = None,
-    ) -> BoltResponse | None:
-        if not _begin(self._restart_guard, request, listener):
-            return super().run(request, response, listener_name, listener, starting_time)
+    def run(self, request: BoltRequest, *args: Any, **kwargs: Any) -> BoltResponse | None:
+        if not _begin(self._restart_guard, request, _listener_of(args, kwargs)):
+            return super().run(request, *args, **kwargs)
         try:
-            acked = super().run(request, response, listener_name, listener, starting_time)
+            acked = super().run(request, *args, **kwargs)
         except BaseException:
             # Never handed to the thread pool: no completion handler will end it.
             _end(request)
@@ -396,17 +393,12 @@ class _TrackingAsyncioRunner(AsyncioListenerRunner):
     )
 
     async def run(
-        self,
-        request: AsyncBoltRequest,
-        response: BoltResponse,
-        listener_name: str,
-        listener: AsyncListener,
-        starting_time: float | None = None,
+        self, request: AsyncBoltRequest, *args: Any, **kwargs: Any
     ) -> BoltResponse | None:
-        if not _begin(self._restart_guard, request, listener):
-            return await super().run(request, response, listener_name, listener, starting_time)
+        if not _begin(self._restart_guard, request, _listener_of(args, kwargs)):
+            return await super().run(request, *args, **kwargs)
         try:
-            acked = await super().run(request, response, listener_name, listener, starting_time)
+            acked = await super().run(request, *args, **kwargs)
         except BaseException as exc:
             _end(request, isinstance(exc, CUT_OFF))
             raise

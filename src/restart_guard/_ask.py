@@ -54,6 +54,7 @@ __all__ = [
     "is_press_data",
     "parse_press",
     "press_data",
+    "press_from",
     "question_token",
 ]
 
@@ -140,6 +141,21 @@ def parse_press(data: object) -> tuple[Choice, str] | None:
 def is_press_data(data: object) -> bool:
     """Whether button data is restart-guard's (malformed ``rg1:`` data too: never the bot's)."""
     return isinstance(data, str) and data.startswith(PRESS_PREFIX)
+
+
+def press_from(data: object, user: object, handle: Any = None) -> Press | None:
+    """The :class:`Press` of a button whose data is ``data``, pressed by ``user``; None if
+    the button is not restart-guard's.
+
+    What every adapter does with a pressed button's data (Telegram
+    ``callback_data``, Discord ``custom_id``, Slack ``action_id``): malformed
+    ``rg1:`` data is still restart-guard's — kept from the bot's handlers and
+    answered as a question that is not open (its token matches none).
+    """
+    if not is_press_data(data):
+        return None
+    choice, token = parse_press(data) or (Choice.DISMISS, "")
+    return Press(choice, token, "" if user is None else str(user), handle)
 
 
 def askers_of(marker: Marker) -> frozenset[str]:

@@ -26,6 +26,7 @@ from restart_guard._ask import (
     Press,
     parse_press,
     press_data,
+    press_from,
     question_token,
 )
 from restart_guard._marker import Origin
@@ -204,6 +205,16 @@ def test_button_data_round_trips_and_fits_telegram() -> None:
         assert parse_press(data) == (choice, token)
     for garbage in ("rg1:x:" + token, "rg1:c:../../etc", "rg1:c:" + token + "0", "hello", 5):
         assert parse_press(garbage) is None
+
+
+def test_press_from_keeps_every_rg1_button_from_the_bot() -> None:
+    token = question_token(interrupted())
+    press = press_from(press_data(Choice.CONTINUE, token), 1001, "handle")
+    assert press == Press(Choice.CONTINUE, token, "1001", "handle")
+    # Malformed, but restart-guard's: answered as a question that is not open.
+    assert press_from("rg1:x", None) == Press(Choice.DISMISS, "", "")
+    assert press_from("approve", "U1") is None
+    assert press_from(None, "U1") is None
 
 
 def test_replay_accepts_ask_only() -> None:

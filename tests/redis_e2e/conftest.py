@@ -39,15 +39,23 @@ def is_notice(text: str) -> bool:
 
 
 class SharedRedis:
-    """The test's redis-server (append-only, appendfsync always) and views of the bot's keys."""
+    """The test's redis-server (append-only, appendfsync always) and views of the bot's keys.
 
-    def __init__(self, server: RedisServer, marker_dir: Path) -> None:
+    The bot is the Telegram demo bot of ``TOKEN`` unless ``platform`` and
+    ``identity`` (what its adapter names the marker folder after) say otherwise.
+    """
+
+    def __init__(
+        self,
+        server: RedisServer,
+        marker_dir: Path,
+        platform: str = "telegram",
+        identity: str = TOKEN.split(":")[0],
+    ) -> None:
         self.server = server
         self.marker_dir = marker_dir
         # The namespace protect() gives the bot: derived exactly as the bot derives it.
-        store = make_store(
-            Settings(store=server.url, marker_dir=marker_dir), "telegram", TOKEN.split(":")[0]
-        )
+        store = make_store(Settings(store=server.url, marker_dir=marker_dir), platform, identity)
         self.namespace: str = store.primary.namespace  # type: ignore[attr-defined]
         self._client = server.client(decode_responses=True)
 

@@ -24,9 +24,11 @@ pytestmark = pytest.mark.e2e
 CONTINUE, DISMISS = "Continue", "Dismiss"
 
 
-@pytest.fixture(params=[_param(d, d.modes[0]) for d in DRIVERS])
+@pytest.fixture(
+    params=[_param(d, mode) for d in DRIVERS for mode in (d.button_modes or d.modes[:1])]
+)
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
-    """Each platform whose driver can press buttons, its demo bot in its default mode."""
+    """Each platform whose driver can press buttons, in each of its ``button_modes``."""
     driver_class, _ = request.param
     if not driver_class.has_buttons:
         pytest.skip(

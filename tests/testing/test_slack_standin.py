@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook import WebhookClient
 
 from restart_guard.testing.slack import (
     APP_TOKEN,
@@ -527,3 +529,247 @@ def test_api_url_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert api_url_from_env() == "https://slack.com/api/"
     monkeypatch.setenv(ENV_API, "http://127.0.0.1:1/api/")
     assert api_url_from_env() == "http://127.0.0.1:1/api/"
+
+
+# ------------------------------------------------------------ buttons and edits
+
+QUESTION_BLOCKS = [
+    {"type": "section", "text": {"type": "mrkdwn", "text": "Ship it?"}},
+    {
+        "type": "actions",
+        "block_id": "choice",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": "yes",
+                "value": "y",
+                "style": "primary",
+                "text": {"type": "plain_text", "text": "Yes"},
+            },
+            {"type": "button", "action_id": "no", "text": {"type": "plain_text", "text": "No"}},
+        ],
+    },
+]
+
+
+def test_block_kit_is_checked_and_chat_update_keeps_or_removes_blocks(
+    api: SlackStandIn, client: WebClient
+) -> None:
+    posted = client.chat_postMessage(
+        channel=CHANNEL, thread_ts="1699999999.000001", text="Ship it?", blocks=QUESTION_BLOCKS
+    )
+    ts = posted["ts"]
+    assert api.sent[-1].id == ts
+    assert api.buttons(CHANNEL, ts) == [("Yes", "yes"), ("No", "no")]
+
+    twice = [{**QUESTION_BLOCKS[1], "elements": [QUESTION_BLOCKS[1]["elements"][0]] * 2}]
+    long_label = [
+        {
+            "type": "actions",
+            "elements": [{"type": "button", "text": {"type": "plain_text", "text": "x" * 76}}],
+        }
+    ]
+    for bad in (twice, long_label, [{"type": "actions", "elements": []}]):
+        with pytest.raises(SlackApiError) as raised:
+            client.chat_postMessage(channel=CHANNEL, text="bad", blocks=bad)
+        assert raised.value.response["error"] == "invalid_blocks"
+
+    # Without blocks, chat.update changes the text and keeps the buttons, as Slack does.
+    assert client.chat_update(channel=CHANNEL, ts=ts, text="Still?")["ts"] == ts
+    assert api.buttons(CHANNEL, ts) == [("Yes", "yes"), ("No", "no")]
+    # An empty list takes them off.
+    updated = client.chat_update(channel=CHANNEL, ts=ts, text="Shipped", blocks=[])
+    assert updated["message"]["text"] == "Shipped"
+    assert api.buttons(CHANNEL, ts) == []
+    now = api.message(CHANNEL, ts)
+    assert now is not None
+    assert (now["text"], now["thread_ts"], "blocks" in now) == (
+        "Shipped",
+        "1699999999.000001",
+        False,
+    )
+    assert now["edited"]["user"] == BOT_USER_ID
+
+
+@pytest.mark.parametrize(
+    ("target", "error"),
+    [
+        ("unknown", "message_not_found"),
+        ("users", "cant_update_message"),
+        ("gone", "channel_not_found"),
+    ],
+)
+def test_chat_update_errors_are_slacks(
+    api: SlackStandIn, client: WebClient, target: str, error: str
+) -> None:
+    ts = client.chat_postMessage(channel=CHANNEL, text="mine")["ts"]
+    if target == "unknown":
+        ts = "1600000000.000001"
+    elif target == "users":
+        ts = api.inject_message(CHANNEL, "a user's message")["ts"]  # delivered: it exists now
+    else:
+        api.fail_channel(CHANNEL, "channel_not_found")
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_update(channel=CHANNEL, ts=ts, text="edited")
+    assert raised.value.response["error"] == error
+
+
+def test_ephemeral_messages_reach_members_only(api: SlackStandIn, client: WebClient) -> None:
+    with pytest.raises(SlackApiError) as raised:
+        client.chat_postEphemeral(channel=CHANNEL, user="U0STRANGER", text="psst")
+    assert raised.value.response["error"] == "user_not_in_channel"
+    api.inject_message(CHANNEL, "hi", user="U0AUTHOR")  # who posts in a channel is in it
+    api.join(CHANNEL, "U0JOINED")
+    for user in ("U0AUTHOR", "U0JOINED"):
+        answer = client.chat_postEphemeral(
+            channel=CHANNEL, user=user, text=f"psst {user}", thread_ts="1.2"
+        )
+        assert answer["message_ts"]
+    assert [(e.user, e.text, e.thread, e.via) for e in api.ephemerals] == [
+        ("U0AUTHOR", "psst U0AUTHOR", "1.2", "chat.postEphemeral"),
+        ("U0JOINED", "psst U0JOINED", "1.2", "chat.postEphemeral"),
+    ]
+    assert [m.text for m in api.sent] == []  # nobody else saw anything
+
+
+def buttons_app(api: SlackStandIn, seen: list[dict[str, Any]]) -> App:
+    """A Bolt app whose button listener records the body and answers like a real bot would."""
+    app = App(
+        client=WebClient(token=api.bot_token, base_url=api.api_url),
+        signing_secret=api.signing_secret,
+    )
+
+    @app.action("yes")
+    def on_yes(ack: Any, body: dict[str, Any], client: WebClient, respond: Any) -> None:
+        ack()
+        seen.append(body)
+        container = body["container"]
+        client.chat_update(
+            channel=container["channel_id"], ts=container["message_ts"], text="Yes it is", blocks=[]
+        )
+        respond(text="noted", response_type="ephemeral", replace_original=False)
+
+    return app
+
+
+def test_a_press_over_socket_mode_is_a_block_actions_payload(api: SlackStandIn) -> None:
+    seen: list[dict[str, Any]] = []
+    app = buttons_app(api, seen)
+    ts = app.client.chat_postMessage(
+        channel=CHANNEL, thread_ts="1699999999.000002", text="Ship it?", blocks=QUESTION_BLOCKS
+    )["ts"]
+    with socket_mode(app, api):
+        api.wait_for_connection()
+        press = api.press_button(CHANNEL, ts, "yes", user="U0PRESSER")
+        assert api.wait_for_ack(press.envelope_id)["envelope_id"] == press.envelope_id
+        eventually(lambda: seen, what="the action listener")
+        body = seen[0]
+        assert body["type"] == "block_actions"
+        assert (body["user"]["id"], body["team"]["id"], body["api_app_id"]) == (
+            "U0PRESSER",
+            TEAM_ID,
+            api.app_id,
+        )
+        assert body["container"] == {
+            "type": "message",
+            "message_ts": ts,
+            "channel_id": CHANNEL,
+            "is_ephemeral": False,
+            "thread_ts": "1699999999.000002",
+        }
+        assert body["channel"]["id"] == CHANNEL
+        assert body["message"]["ts"] == ts
+        assert body["message"]["blocks"] == QUESTION_BLOCKS
+        [action] = body["actions"]
+        assert (action["action_id"], action["block_id"], action["value"], action["type"]) == (
+            "yes",
+            "choice",
+            "y",
+            "button",
+        )
+        assert action["text"]["text"] == "Yes"
+        assert body["trigger_id"] == press.trigger_id
+        assert body["response_url"].startswith(f"{api.url}/actions/{TEAM_ID}/")
+
+        # The listener took the buttons off (chat.update) and answered via response_url.
+        api.wait_for_message(CHANNEL, ts, lambda m: m["text"] == "Yes it is")
+        assert api.buttons(CHANNEL, ts) == []
+        noted = api.wait_for_ephemeral(lambda e: e.trigger_id == press.trigger_id)
+        assert (noted.user, noted.text, noted.via, noted.thread) == (
+            "U0PRESSER",
+            "noted",
+            "response_url",
+            "1699999999.000002",
+        )
+        with pytest.raises(ValueError, match="no button"):  # gone from the message now
+            api.press_button(CHANNEL, ts, "no")
+
+
+async def test_an_unacknowledged_press_comes_again_on_the_next_connection() -> None:
+    async with SlackStandIn() as api, aiohttp.ClientSession() as session:
+        web_client = AsyncWebClient(token=api.bot_token, base_url=api.api_url)
+        ts = (await web_client.chat_postMessage(channel=CHANNEL, text="?", blocks=QUESTION_BLOCKS))[
+            "ts"
+        ]
+
+        async def connect() -> aiohttp.ClientWebSocketResponse:
+            opened = await web_client.apps_connections_open(app_token=api.app_token)
+            ws = await session.ws_connect(opened["url"])
+            assert (await ws.receive_json(timeout=5))["type"] == "hello"
+            return ws
+
+        ws = await connect()
+        press = api.press_button(CHANNEL, ts, "no")
+        envelope = await ws.receive_json(timeout=5)
+        assert (envelope["type"], envelope["envelope_id"]) == ("interactive", press.envelope_id)
+        assert envelope["payload"]["actions"][0]["action_id"] == "no"
+        api.disconnect_all("warning")
+        await ws.close()
+        ws = await connect()
+        again = await ws.receive_json(timeout=5)
+        assert (again["envelope_id"], again["retry_attempt"]) == (press.envelope_id, 1)
+        await ws.send_json({"envelope_id": press.envelope_id})
+        await asyncio.to_thread(api.wait_for_ack, press.envelope_id)
+        await ws.close()
+
+
+def test_a_press_over_http_is_signed_form_data_and_never_retried(api: SlackStandIn) -> None:
+    seen: list[dict[str, Any]] = []
+    app = buttons_app(api, seen)
+    ts = app.client.chat_postMessage(channel=CHANNEL, text="Ship it?", blocks=QUESTION_BLOCKS)["ts"]
+    with http_mode(app) as url:
+        forged = api.press_button(CHANNEL, ts, "yes", app_url=url, signing_secret="wrong")
+        assert forged.status == 401
+        assert seen == []
+        press = api.press_button(CHANNEL, ts, "yes", app_url=url)
+        assert press.status == 200
+        assert seen[0]["trigger_id"] == press.trigger_id
+        api.wait_for_message(CHANNEL, ts, lambda m: "blocks" not in m)
+        assert [p.status for p in api.presses] == [401, 200]  # one POST each: no retries
+
+    # The app is gone: Slack tells the user it did not answer, and does not retry.
+    gone = api.message(CHANNEL, ts)
+    assert gone is not None
+    ts2 = app.client.chat_postMessage(channel=CHANNEL, text="?", blocks=QUESTION_BLOCKS)["ts"]
+    assert api.press_button(CHANNEL, ts2, "no", app_url=url).status == 0
+
+
+def test_response_url_replaces_or_deletes_and_is_used_five_times_at_most(
+    api: SlackStandIn, client: WebClient
+) -> None:
+    ts = client.chat_postMessage(channel=CHANNEL, text="?", blocks=QUESTION_BLOCKS)["ts"]
+    press = api.press_button(CHANNEL, ts, "yes")  # nobody listens: only its response_url is used
+    hook = WebhookClient(press.response_url)
+    assert hook.send(text="in place", replace_original=True).status_code == 200
+    replaced = api.message(CHANNEL, ts)
+    assert replaced is not None
+    assert (replaced["text"], "blocks" in replaced) == ("in place", False)
+    assert hook.send(text="for all", response_type="in_channel").status_code == 200
+    assert api.sent[-1].text == "for all"
+    assert hook.send(text="just you").status_code == 200
+    assert api.ephemerals[-1].text == "just you"
+    assert hook.send(delete_original=True).status_code == 200
+    assert api.message(CHANNEL, ts) is None
+    assert hook.send(text="fifth").status_code == 200
+    sixth = hook.send(text="sixth")
+    assert (sixth.status_code, json.loads(sixth.body)["error"]) == (404, "used_url")

@@ -39,6 +39,11 @@ def guard_options(doc: str | None) -> argparse.ArgumentParser:
         "--ask", action="store_true", help='replay="ask": the notice asks Continue / Dismiss'
     )
     parser.add_argument("--max-age", type=float, default=24 * 3600.0)
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
+    )
     parser.add_argument("--unguarded", action="store_true", help="leave restart-guard out")
     return parser
 
@@ -54,5 +59,6 @@ def guard_from(args: argparse.Namespace, **options: Any) -> Callable[[Any], Any]
         max_attempts=args.max_attempts,
         replay="ask" if args.ask else args.replay,
         max_age=args.max_age,
+        store=args.store,
         **options,
     )

@@ -82,11 +82,6 @@ def main(argv: list[str] | None = None) -> None:
         "--api-url", required=True, help="Bot API base, e.g. http://127.0.0.1:PORT/bot"
     )
     parser.add_argument("--token", default="123456:TEST-TOKEN")
-    parser.add_argument(
-        "--store",
-        metavar="URL",
-        help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
-    )
     parser.add_argument("--non-blocking", action="store_true", help="run /work with block=False")
     parser.add_argument(
         "--webhook-port",
@@ -98,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
     app = build_app(args.api_url, args.token, block=not args.non_blocking)
-    app = guard_from(args, store=args.store)(app)
+    app = guard_from(args)(app)
     if args.webhook_port is None:
         app.run_polling(poll_interval=0.0, timeout=10)
         return

@@ -198,6 +198,9 @@ class Driver(abc.ABC):
     # Buttons (replay="ask"), pressed as one of :attr:`users`.
     #: Whether this driver can press buttons (the ``replay="ask"`` scenarios need it).
     has_buttons: ClassVar[bool] = False
+    #: The modes the ``replay="ask"`` scenarios run in (None: the default mode only) —
+    #: where a press takes another way to the bot than an update does.
+    button_modes: ClassVar[tuple[str, ...] | None] = None
 
     def buttons(self, message: SentMessage) -> list[str]:
         """The labels of the buttons ``message`` carries now (after any edit)."""

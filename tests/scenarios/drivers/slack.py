@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
+from restart_guard.testing._standin import SentMessage
 from restart_guard.testing.process import BotProcess
-from restart_guard.testing.slack import SlackStandIn
+from restart_guard.testing.slack import ButtonPress, SlackStandIn
 from restart_guard.testing.wait import eventually
 
 from .base import Driver, Place, Said, free_port
@@ -22,6 +23,10 @@ class SlackDriver(Driver):
     modes = ("socket", "async-socket", "http", "async-http")
     concurrent_mode = "socket"  # sync listeners run in Bolt's thread pool
     module = "restart_guard.demo.slack_bot"
+    has_buttons = True
+    # Presses reach App and AsyncApp through Bolt's sync and async middleware, over
+    # Socket Mode and HTTP: every mode.
+    button_modes = modes
     users = ("U0ALICE", "U0BOB")
     api: SlackStandIn
     url: str | None = None  # HTTP modes: the running bot's event endpoint
@@ -105,3 +110,30 @@ class SlackDriver(Driver):
 
     def rate_limit(self, place: Place, times: int) -> None:
         self.api.rate_limit(place.chat, retry_after=1, times=times)
+
+    # Buttons: Block Kit in the message; a press is a block_actions payload over
+    # Socket Mode, or POSTed to the same Request URL as the events in HTTP mode.
+    def buttons(self, message: SentMessage) -> list[str]:
+        assert message.id is not None
+        return [label for label, _ in self.api.buttons(message.chat, message.id)]
+
+    def text_now(self, message: SentMessage) -> str:
+        assert message.id is not None
+        now = self.api.message(message.chat, message.id)
+        assert now is not None
+        return str(now["text"])
+
+    def press(self, message: SentMessage, label: str, user: str) -> ButtonPress:
+        assert message.id is not None
+        [action_id] = [a for t, a in self.api.buttons(message.chat, message.id) if t == label]
+        self.api.join(message.chat, user)  # a member of the channel, who can be told privately
+        return self.api.press_button(
+            message.chat, message.id, action_id, user=user, app_url=self.url
+        )
+
+    def private_answer(self, pressed: object) -> str:
+        assert isinstance(pressed, ButtonPress)
+        answer = self.api.wait_for_ephemeral(
+            lambda e: (e.user, e.channel) == (pressed.user, pressed.channel) and e.at >= pressed.at
+        )
+        return answer.text

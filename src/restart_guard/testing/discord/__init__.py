@@ -69,6 +69,8 @@ What the stand-in serves:
   resumable for a while. :meth:`~DiscordStandIn.request_reconnect` (op 7) and
   :meth:`~DiscordStandIn.disconnect_clients` exercise resuming; stopping and
   starting the stand-in again is an outage after which clients identify anew.
+  :meth:`~DiscordStandIn.hold_handshakes` makes it a slow gateway: sockets
+  open, HELLO waits for :meth:`~DiscordStandIn.release_handshakes`.
   Events reach the clients connected when they are injected, never later
   ones: as on Discord, nothing is redelivered to a restarted bot. ``zlib-stream``
   compression is honoured when requested; any other requested compression

@@ -30,6 +30,11 @@ from ._world import _World
 class _Gateway(_World):
     """The gateway websocket: sessions, IDENTIFY/RESUME, and events broadcast to clients."""
 
+    # Whether HELLO waits for release_handshakes() (guarded by self._changed), and
+    # the connections waiting for it (loop-thread only; made in start()).
+    _holding_hello = False
+    _held_hellos: list[_Connection]
+
     # ---------------------------------------------------------------- observing
     @property
     def connected(self) -> bool:
@@ -69,10 +74,29 @@ class _Gateway(_World):
 
         self._in_loop(close_all)
 
+    def hold_handshakes(self) -> None:
+        """From now on HELLO does not come, until :meth:`release_handshakes`: a slow gateway.
+
+        A client's websocket opens (``GATEWAY CONNECT`` is recorded: wait for it
+        with ``wait_for_call``) and it then waits for HELLO, so it is inside its
+        handshake — discord.py's ``DiscordWebSocket.from_client``, before IDENTIFY
+        or RESUME — for as long as the hold lasts (discord.py gives up after its
+        heartbeat timeout, 60 s by default, and reconnects).
+        """
+        with self._changed:
+            self._holding_hello = True
+
+    def release_handshakes(self) -> None:
+        """HELLO goes out to every client :meth:`hold_handshakes` held, and at once to new ones."""
+        with self._changed:
+            self._holding_hello = False
+        self._in_loop(self._send_held_hellos)
+
     # ---------------------------------------------------------------- lifecycle
     async def start(self) -> None:
         """Start serving on ``host:port`` (port 0 picks a free one); a stopped one may restart."""
         self._stopping = False
+        self._held_hellos = []
         await super().start()
 
     async def _before_stop(self) -> None:
@@ -80,6 +104,7 @@ class _Gateway(_World):
         # the server's shutdown would wait for that new connection.
         self._stopping = True
         conns = list(self._conns)
+        self._held_hellos.clear()
         for conn in conns:
             conn.queue.put_nowait(None)
         await asyncio.gather(*(c.close(1001) for c in conns), return_exceptions=True)
@@ -173,12 +198,23 @@ class _Gateway(_World):
             raise web.HTTPServiceUnavailable()
         # A short close timeout: stop() must not wait 10 s for a peer that is gone.
         ws = web.WebSocketResponse(timeout=2.0, max_msg_size=0)
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:
+            # The client went away during the upgrade (a bot stopping while it
+            # connects): Discord just drops the connection, nothing to report.
+            # (aiohttp's last write of this stand-in response fails quietly.)
+            return web.Response()
         self._record_call("GATEWAY CONNECT", dict(request.query))
         conn = _Connection(ws, zlib_stream=request.query.get("compress") == "zlib-stream")
         self._conns.add(conn)
         conn.writer = asyncio.ensure_future(conn.write_forever())
-        conn.send({"op": 10, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)}})
+        with self._changed:
+            held = self._holding_hello
+        if held:
+            self._held_hellos.append(conn)  # release_handshakes() sends it
+        else:
+            conn.send(self._hello())
         # The code of the client's close frame; None when the socket just died
         # or we closed it (aiohttp reports 1000 for both).
         client_code: int | None = None
@@ -200,6 +236,8 @@ class _Gateway(_World):
                 await self._on_gateway_payload(conn, payload)
         finally:
             self._conns.discard(conn)
+            if conn in self._held_hellos:
+                self._held_hellos.remove(conn)
             conn.queue.put_nowait(None)
             session = conn.session
             if session is not None and session.conn is conn:
@@ -212,6 +250,15 @@ class _Gateway(_World):
                     self._live -= 1
                     self._changed.notify_all()
         return ws
+
+    def _hello(self) -> dict[str, Any]:
+        return {"op": 10, "d": {"heartbeat_interval": int(self.heartbeat_interval * 1000)}}
+
+    def _send_held_hellos(self) -> None:
+        held, self._held_hellos = self._held_hellos, []
+        for conn in held:
+            if conn in self._conns:  # still connected
+                conn.send(self._hello())
 
     async def _on_gateway_payload(self, conn: _Connection, payload: Mapping[str, Any]) -> None:
         op = payload.get("op")

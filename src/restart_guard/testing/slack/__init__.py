@@ -8,8 +8,10 @@ What it serves
 --------------
 * ``{url}/api/<method>`` — the Web API (form, JSON or query parameters; the
   token in ``Authorization: Bearer ...``). ``auth.test``,
-  ``apps.connections.open`` (app token only) and ``chat.postMessage`` behave
-  like Slack; every other method answers ``{"ok": true}`` (plus a plausible
+  ``apps.connections.open`` (app token only), ``chat.postMessage``,
+  ``chat.update`` and ``chat.postEphemeral`` behave like Slack (messages by
+  channel and ``ts``, Block Kit checked, ephemerals only to members: see
+  ``_messages``); every other method answers ``{"ok": true}`` (plus a plausible
   result for a few common ones, or whatever :meth:`SlackStandIn.set_method_result`
   set), so a listener that calls ``users.info`` does not crash. Every call is
   in :attr:`~restart_guard.testing._standin.StandIn.calls`; every
@@ -21,6 +23,11 @@ What it serves
   envelopes, acks recorded, client pings answered.
 * :meth:`SlackStandIn.post_event` — the other direction for HTTP-mode apps: a
   correctly signed Events API request POSTed to the app's own endpoint.
+* :meth:`SlackStandIn.press_button` — a user presses a Block Kit button: a
+  ``block_actions`` payload over Socket Mode (an ``interactive`` envelope) or
+  POSTed, signed, to the app's Request URL; its ``response_url`` works too.
+  :meth:`~SlackStandIn.message`, :meth:`~SlackStandIn.buttons` and
+  :attr:`~SlackStandIn.ephemerals` show what users see afterwards.
 
 In-process (asyncio), Socket Mode with ``AsyncApp``::
 
@@ -116,11 +123,14 @@ deadlocking when called on its loop.
 """
 
 # The package is split by job: _model (identity constants, the Socket Mode
-# connection), _workspace (shared state), _events (payload builders), _web_api,
-# _socket_mode, _http_events and _server (SlackStandIn, which combines them).
+# connection), _workspace (shared state), _messages (channels' messages, members,
+# ephemerals), _events (payload builders), _web_api, _socket_mode, _http_events,
+# _interactivity (button presses) and _server (SlackStandIn, which combines them).
 from .._standin import Failure, SentMessage
 from .._standin import StandIn as StandIn  # importable from here before the split
 from ._http_events import sign_request
+from ._interactivity import ButtonPress
+from ._messages import Ephemeral
 from ._model import (
     APP_ID,
     APP_TOKEN,
@@ -159,6 +169,8 @@ __all__ = [
     "TEAM_NAME",
     "USER_ID",
     "VERIFICATION_TOKEN",
+    "ButtonPress",
+    "Ephemeral",
     "Failure",
     "SentMessage",
     "SlackStandIn",

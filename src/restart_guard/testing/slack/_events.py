@@ -7,10 +7,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from ._model import (
-    VERIFICATION_TOKEN,
-)
-from ._workspace import _Workspace
+from ._messages import _Messages
+from ._model import VERIFICATION_TOKEN
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -31,7 +29,14 @@ class _MessageFields(_MentionFields, total=False):
     channel_type: str
 
 
-class _EventBuilders(_Workspace):
+class _Origin(TypedDict, total=False):
+    """Whose Events API body carries an event: the team (and Enterprise Grid org)."""
+
+    team: str | None
+    enterprise: str | None
+
+
+class _EventBuilders(_Messages):
     """Builds events and the Events API body around them (nothing is delivered here)."""
 
     def message_event(
@@ -87,12 +92,7 @@ class _EventBuilders(_Workspace):
         return event
 
     def event_callback(
-        self,
-        event: Mapping[str, Any],
-        *,
-        team: str | None = None,
-        enterprise: str | None = None,
-        event_id: str | None = None,
+        self, event: Mapping[str, Any], *, event_id: str | None = None, **origin: Unpack[_Origin]
     ) -> dict[str, Any]:
         """The Events API body (``type: event_callback``) that carries ``event``.
 
@@ -100,7 +100,8 @@ class _EventBuilders(_Workspace):
         ``enterprise`` to the stand-in's enterprise id. ``authorizations``
         names the bot, as Slack's does; Bolt reads team and enterprise from it.
         """
-        team_id = team or event.get("team") or self.team_id
+        team_id = origin.get("team") or event.get("team") or self.team_id
+        enterprise = origin.get("enterprise")
         enterprise_id = enterprise if enterprise is not None else self.enterprise_id
         body: dict[str, Any] = {
             "token": VERIFICATION_TOKEN,

@@ -20,13 +20,20 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
-def sign_request(body: str | bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
+def sign_request(
+    body: str | bytes,
+    secret: str,
+    timestamp: int | None = None,
+    *,
+    content_type: str = "application/json",
+) -> dict[str, str]:
     """Headers that make ``body`` a correctly signed Slack request.
 
     ``X-Slack-Signature`` is ``v0=`` + hex HMAC-SHA256 of ``v0:{timestamp}:{body}``
     keyed with the signing secret; ``X-Slack-Request-Timestamp`` is ``timestamp``
     (default: now; Bolt rejects one more than 5 minutes off). ``Content-Type`` is
-    ``application/json``, what Slack sends for Events API requests.
+    ``application/json``, what Slack sends for Events API requests; interactivity
+    comes as ``application/x-www-form-urlencoded`` (``payload=<json>``).
     """
     ts = int(time.time()) if timestamp is None else int(timestamp)
     raw = body.encode("utf-8") if isinstance(body, str) else body
@@ -34,7 +41,7 @@ def sign_request(body: str | bytes, secret: str, timestamp: int | None = None) -
         secret.encode("utf-8"), b"v0:" + str(ts).encode("ascii") + b":" + raw, hashlib.sha256
     ).hexdigest()
     return {
-        "Content-Type": "application/json",
+        "Content-Type": content_type,
         "X-Slack-Request-Timestamp": str(ts),
         "X-Slack-Signature": f"v0={digest}",
     }
@@ -194,6 +201,7 @@ class _HttpEvents(_EventBuilders):
             body = self.event_callback(
                 event, team=options.get("team"), enterprise=options.get("enterprise")
             )
+        self._remember_user_message(body.get("event") or {})
         data = json.dumps(body).encode("utf-8")
         secret = options.get("signing_secret")
         headers = sign_request(

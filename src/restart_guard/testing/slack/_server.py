@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ._http_events import _HttpEvents
+from ._interactivity import _Interactivity
 from ._model import (
     _PROXY_VARS,
     ENV_API,
@@ -12,12 +12,11 @@ from ._model import (
     ENV_BOT_TOKEN,
     ENV_SIGNING_SECRET,
 )
-from ._socket_mode import _SocketMode
 from ._web_api import _WebApi
 
 
-class SlackStandIn(_WebApi, _SocketMode, _HttpEvents):
-    """Loopback Slack: Web API, Socket Mode websocket and signed Events API sender.
+class SlackStandIn(_WebApi, _Interactivity):
+    """Loopback Slack: Web API, Socket Mode websocket, signed Events API sender, buttons.
 
     Run it with ``async with SlackStandIn() as api:`` on the test's loop or
     ``with SlackStandIn.running() as api:`` in a background thread (see the
@@ -57,3 +56,4 @@ class SlackStandIn(_WebApi, _SocketMode, _HttpEvents):
     def _routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self._socket_mode)
+        app.router.add_post("/actions/{team}/{press}/{secret}", self._response_url)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from ._events import _EventBuilders, _MentionFields, _MessageFields
+from ._events import _EventBuilders, _MentionFields, _MessageFields, _Origin
 from ._model import (
     _MAX_RETRIES,
     _Connection,
@@ -105,16 +105,16 @@ class _SocketMode(_EventBuilders):
         self,
         event: Mapping[str, Any],
         *,
-        team: str | None = None,
-        enterprise: str | None = None,
         envelope_id: str | None = None,
         retry_attempt: int = 0,
         retry_reason: str = "",
+        **origin: Unpack[_Origin],
     ) -> str:
         """Deliver ``event`` over Socket Mode in an ``events_api`` envelope; return its id.
 
         ``event`` is a bare event (wrapped with :meth:`event_callback`) or a
-        whole ``event_callback`` body. Thread-safe and non-blocking; delivery
+        whole ``event_callback`` body (``team`` and ``enterprise`` say whose,
+        see :meth:`event_callback`). Thread-safe and non-blocking; delivery
         happens on the stand-in's loop. With several connections, envelopes go
         round-robin; with none, they wait for the next connection.
 
@@ -130,30 +130,41 @@ class _SocketMode(_EventBuilders):
         if event.get("type") == "event_callback":
             payload = dict(event)
         else:
-            payload = self.event_callback(event, team=team, enterprise=enterprise)
+            payload = self.event_callback(event, **origin)
+        inner = payload.get("event") or {}
+        self._remember_user_message(inner)
+        envelope_id = self._send_envelope(
+            "events_api", payload, envelope_id, retry_attempt, retry_reason
+        )
+        key = self._event_key(inner)
+        with self._lock:
+            if key is not None:
+                self._envelope_by_event[key] = envelope_id
+        return envelope_id
+
+    def _send_envelope(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        envelope_id: str | None = None,
+        retry_attempt: int = 0,
+        retry_reason: str = "",
+    ) -> str:
+        """Queue a Socket Mode envelope of ``kind`` (``events_api``, ``interactive``)."""
         envelope_id = envelope_id or str(uuid.uuid4())
         envelope: dict[str, Any] = {
             "envelope_id": envelope_id,
             "payload": payload,
-            "type": "events_api",
+            "type": kind,
             "accepts_response_payload": False,
             "retry_attempt": retry_attempt,
             "retry_reason": retry_reason,
         }
-        key = self._event_key(payload.get("event") or {})
-        with self._lock:
-            if key is not None:
-                self._envelope_by_event[key] = envelope_id
         self.call_in_loop(lambda: self._deliver(envelope))
         return envelope_id
 
     def inject_message(
-        self,
-        channel: str,
-        text: str,
-        *,
-        enterprise: str | None = None,
-        **fields: Unpack[_MessageFields],
+        self, channel: str, text: str, **fields: Unpack[_MessageFields]
     ) -> dict[str, Any]:
         """A user posts ``text`` in ``channel``: deliver the ``message`` event; return it.
 
@@ -163,16 +174,11 @@ class _SocketMode(_EventBuilders):
         event to :meth:`wait_for_ack`.
         """
         event = self.message_event(channel, text, **fields)
-        self.inject_event(event, enterprise=enterprise)
+        self.inject_event(event)
         return event
 
     def inject_app_mention(
-        self,
-        channel: str,
-        text: str,
-        *,
-        enterprise: str | None = None,
-        **fields: Unpack[_MentionFields],
+        self, channel: str, text: str, **fields: Unpack[_MentionFields]
     ) -> dict[str, Any]:
         """A user mentions the bot: deliver an ``app_mention`` event; return it.
 
@@ -181,7 +187,7 @@ class _SocketMode(_EventBuilders):
         event to an app subscribed to channel messages).
         """
         event = self.app_mention_event(channel, text, **fields)
-        self.inject_event(event, enterprise=enterprise)
+        self.inject_event(event)
         return event
 
     def disconnect_all(self, reason: str | None = "refresh_requested", grace: float = 0.0) -> int:

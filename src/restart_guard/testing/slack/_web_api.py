@@ -1,4 +1,4 @@
-"""The Slack stand-in's Web API: ``auth.test``, ``apps.connections.open``, ``chat.postMessage``."""
+"""The Slack stand-in's Web API: ``auth.test``, ``apps.connections.open``, ``chat.*``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from typing import Any
 from aiohttp import web
 
 from .._standin import Failure, SentMessage
-from ._workspace import _Workspace
+from ._messages import ApiError, _Messages, check_blocks
 
 # ``<@U123>`` or ``<@U123|name>`` in mrkdwn: the user is notified.
 _USER_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
-class _WebApi(_Workspace):
+class _WebApi(_Messages):
     """``{url}/api/<method>``: tokens checked, failures injected, messages recorded."""
 
     # ---------------------------------------------------------------- failures
@@ -121,8 +121,15 @@ class _WebApi(_Workspace):
             return _json(self._auth_test())
         if method == "apps.connections.open":
             return _json(self._connections_open())
-        if method == "chat.postMessage":
-            return _json(self._post_message(params))
+        try:
+            if method == "chat.postMessage":
+                return _json(self._post_message(params))
+            if method == "chat.update":
+                return _json(self._update_message(params))
+            if method == "chat.postEphemeral":
+                return _json(self._post_ephemeral(params))
+        except ApiError as exc:
+            return _json(exc.body())
         return _json(self._other_method(method, params))
 
     def _auth_error(self, method: str, token: str | None) -> str | None:
@@ -165,13 +172,12 @@ class _WebApi(_Workspace):
         if not channel:
             return {"ok": False, "error": "channel_not_found"}
         channel = str(channel)
-        with self._lock:
-            error = self._channel_errors.get(channel)
-        if error is not None:
-            return {"ok": False, "error": error}
+        self._channel_error(channel)
         text = params.get("text")
         if not (text or params.get("blocks") or params.get("attachments")):
             return {"ok": False, "error": "no_text"}
+        if params.get("blocks"):
+            check_blocks(params["blocks"])
         thread_ts = params.get("thread_ts") or None
         ts = self.next_ts()
         message: dict[str, Any] = {
@@ -188,6 +194,7 @@ class _WebApi(_Workspace):
         for key in ("blocks", "attachments", "metadata"):
             if params.get(key):
                 message[key] = params[key]
+        self._store_message(channel, message)
         self._record(
             SentMessage(
                 chat=channel,
@@ -196,6 +203,7 @@ class _WebApi(_Workspace):
                 params=params,
                 reply_to=None if thread_ts is None else str(thread_ts),
                 mentions=tuple(dict.fromkeys(_USER_MENTION.findall(str(text or "")))),
+                id=ts,
             )
         )
         return {"ok": True, "channel": channel, "ts": ts, "message": message}
@@ -226,10 +234,6 @@ class _WebApi(_Workspace):
                 "ok": True,
                 "channel": {"id": channel, "name": channel.lower(), "is_member": True},
             }
-        if method in ("chat.update", "chat.postEphemeral"):
-            ts = str(params.get("ts") or self.next_ts())
-            key = "message_ts" if method == "chat.postEphemeral" else "ts"
-            return {"ok": True, "channel": params.get("channel"), key: ts}
         if method in ("conversations.history", "conversations.replies"):
             return {"ok": True, "messages": [], "has_more": False}
         return {"ok": True}

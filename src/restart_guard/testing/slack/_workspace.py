@@ -9,19 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._standin import StandIn
-from ._model import (
-    APP_ID,
-    APP_TOKEN,
-    BOT_ID,
-    BOT_NAME,
-    BOT_TOKEN,
-    BOT_USER_ID,
-    SIGNING_SECRET,
-    TEAM_ID,
-    TEAM_NAME,
-    USER_ID,
-    _Connection,
-)
+from . import _model as default
+from ._model import _Connection
 
 
 class _Workspace(StandIn):
@@ -35,17 +24,17 @@ class _Workspace(StandIn):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        bot_token: str = BOT_TOKEN,
-        app_token: str = APP_TOKEN,
-        signing_secret: str = SIGNING_SECRET,
-        team_id: str = TEAM_ID,
-        team_name: str = TEAM_NAME,
+        bot_token: str = default.BOT_TOKEN,
+        app_token: str = default.APP_TOKEN,
+        signing_secret: str = default.SIGNING_SECRET,
+        team_id: str = default.TEAM_ID,
+        team_name: str = default.TEAM_NAME,
         enterprise_id: str | None = None,
-        app_id: str = APP_ID,
-        bot_id: str = BOT_ID,
-        bot_user_id: str = BOT_USER_ID,
-        bot_name: str = BOT_NAME,
-        user_id: str = USER_ID,
+        app_id: str = default.APP_ID,
+        bot_id: str = default.BOT_ID,
+        bot_user_id: str = default.BOT_USER_ID,
+        bot_name: str = default.BOT_NAME,
+        user_id: str = default.USER_ID,
         ping_interval: float | None = 0.5,
         redeliver: bool = True,
         retry_delays: tuple[float, ...] = (0.0, 60.0, 300.0),
@@ -98,6 +87,12 @@ class _Workspace(StandIn):
         self._stopping = False
         self._holding_acks = False  # hold_acks(): acks and 2xx answers do not arrive
         self._http_deliveries: list[tuple[str, int, int]] = []
+        # Channels (see _messages): messages by (channel, ts), members, ephemerals shown.
+        self._messages: dict[tuple[str, str], dict[str, Any]] = {}
+        self._members: dict[str, set[str]] = {}
+        self._ephemerals: list[Any] = []
+        # Button presses (see _interactivity), by trigger_id.
+        self._presses: dict[str, Any] = {}
         # Touched only on the stand-in's loop:
         self._live: set[_Connection] = set()
         self._pending: deque[dict[str, Any]] = deque()
