@@ -106,11 +106,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-url", required=True, help="Bot API root, e.g. http://127.0.0.1:PORT")
     parser.add_argument("--token", default="123456:TEST-TOKEN")
     parser.add_argument(
-        "--store",
-        metavar="URL",
-        help="a redis:// URL: markers in Redis, --marker-dir is the fallback when it is down",
-    )
-    parser.add_argument(
         "--sequential", action="store_true", help="handle_as_tasks=False: one update at a time"
     )
     parser.add_argument("--tasks-limit", type=int, default=None, help="tasks_concurrency_limit")
@@ -118,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    dp = guard_from(args, store=args.store)(build_dispatcher())
+    dp = guard_from(args)(build_dispatcher())
     bot = make_bot(args.api_url, args.token)
     if args.webhook is not None:
         serve_webhook(dp, bot, args.webhook)

@@ -25,6 +25,7 @@ class AiogramDriver(TelegramDriver):
     # polling: dp.run_polling (handle_as_tasks=True); webhook: SimpleRequestHandler + run_app.
     modes = ("polling", "webhook")
     concurrent_mode = "polling"  # every update is a task of its own
+    button_modes = modes  # a press arrives by polling or through the webhook: both answered
     module = "restart_guard.demo.aiogram_bot"
     ready_log = None  # no line both modes log once they serve
 
