@@ -91,3 +91,21 @@ def fdatasync_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
     return threads
+
+
+async def confirmed_once_durable(api: Any, store: HeldStore, handled: asyncio.Event) -> None:
+    """A message polled while ``store`` holds its marker's batch: confirmed only after it.
+
+    ``api`` is the Telegram stand-in; the bot is polling it, and its handler sets
+    ``handled`` and stays in flight (a run that ended before its batch needs no
+    marker). The batch stays unwritten a while, as under a slow disk: the update
+    must stay unconfirmed (Telegram would redeliver it) until the batch is written.
+    """
+    update_id = api.inject_message(-1001000000001, "hi")
+    assert await asyncio.to_thread(store.entered.wait, 10)  # the marker's batch is held
+    await asyncio.wait_for(handled.wait(), 10)  # the handler ran meanwhile
+    await asyncio.sleep(0.3)  # the bot polls again within a millisecond: it would show
+    assert api.confirmed_offset <= update_id
+    store.release.set()
+    assert await api.wait_until_confirmed_async(update_id) > update_id
+    assert store.noted[0] <= update_id  # what the stand-in had confirmed as the batch went

@@ -22,7 +22,7 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 import restart_guard
-from held_runs import HeldStore
+from held_runs import HeldStore, confirmed_once_durable
 from restart_guard.testing.telegram import TelegramStandIn
 
 CHAT = -1001000000001
@@ -62,14 +62,7 @@ async def test_polling_confirms_an_update_only_after_its_marker_is_durable(
     bot = Bot(api.token, session=AiohttpSession(api=TelegramAPIServer.from_base(api.url)))
     polling = asyncio.ensure_future(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
     try:
-        update_id = api.inject_message(CHAT, "hi")
-        assert await asyncio.to_thread(store.entered.wait, 10)  # the marker's batch is held
-        await asyncio.wait_for(handled.wait(), 10)  # the handler ran meanwhile
-        await asyncio.sleep(HOLD)  # the batch stays unwritten, as under a slow disk
-        assert api.confirmed_offset <= update_id  # not confirmed: Telegram would redeliver
-        store.release.set()
-        assert await api.wait_until_confirmed_async(update_id) > update_id
-        assert store.noted[0] <= update_id
+        await confirmed_once_durable(api, store, handled)
     finally:
         store.release.set()
         finish.set()

@@ -17,7 +17,7 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 import restart_guard
-from held_runs import HeldStore
+from held_runs import HeldStore, confirmed_once_durable
 from restart_guard import DirectoryStore
 from restart_guard.testing.telegram import TelegramStandIn
 
@@ -55,15 +55,7 @@ async def test_polling_confirms_an_update_only_after_its_marker_is_durable(
     await app.updater.start_polling(poll_interval=0)  # type: ignore[union-attr]
     await app.start()
     try:
-        update_id = api.inject_message(CHAT, "hi")
-        assert await asyncio.to_thread(store.entered.wait, 10)  # the marker's batch is held
-        await asyncio.wait_for(handled.wait(), 10)  # the handler ran meanwhile
-        # The scenario: the batch stays unwritten for a while, as under a slow disk.
-        await asyncio.sleep(HOLD)
-        assert api.confirmed_offset <= update_id  # not confirmed: Telegram would redeliver
-        store.release.set()
-        assert await api.wait_until_confirmed_async(update_id) > update_id
-        assert store.noted[0] <= update_id
+        await confirmed_once_durable(api, store, handled)
     finally:
         store.release.set()
         finish.set()
