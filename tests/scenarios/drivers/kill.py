@@ -52,6 +52,8 @@ def kill_trial(driver: Driver, bot: BotProcess, n: int, delay: float) -> tuple[T
 
     Returns the trial and the restarted bot (running, ready for the next trial).
     """
+    if delay >= WORK:
+        raise ValueError(f"a kill {delay}s in must come before the {WORK}s turn finishes")
     place = driver.new_place(n)
     tag = f"trial-{n}-{id(driver)}"  # unique text: picks the message out of the hand-outs
 
@@ -75,9 +77,17 @@ def kill_trial(driver: Driver, bot: BotProcess, n: int, delay: float) -> tuple[T
 
     with contextlib.suppress(TimeoutError):  # neither within LOST_AFTER: lost
         eventually(settled, LOST_AFTER, what="a notice or the redelivered turn")
+    if any(t.startswith("working") for t in since_restart()):
+        # Only a finished turn counts as redone: the killed bot's own "working…" can
+        # be in flight at the kill and reach the stand-in's record after `before` was
+        # taken. It never finishes (every delay is shorter than WORK); a redelivered
+        # turn does — and the next kill must not catch it still running.
+        with contextlib.suppress(TimeoutError):
+            driver.api.wait_for_sent(
+                lambda m: said.place.holds(m) and m.text.startswith("done"),
+                timeout=WORK + LOST_AFTER,
+            )
     texts = since_restart()
-    redone = any(t.startswith("working") for t in texts)
-    if redone:  # let the redelivered turn finish: the next kill must not catch it
-        driver.api.wait_for_sent(lambda m: said.place.holds(m) and m.text.startswith("done"))
+    redone = any(t.startswith("done") for t in texts)
     # Any notice of this conversation goes out before the restarted bot serves.
     return Trial(armed.killed_after, any(NOTICE in t for t in texts), redone), restarted
