@@ -9,7 +9,8 @@ Prefix commands: ``!work N`` answers "working on it", spends N seconds
 (think of an LLM call), then answers "done"; ``!crash`` kills the process
 with SIGKILL a quarter second into its turn (a turn that brings the bot down every time, for the
 crash-loop guard). The slash command ``/work seconds`` does the same as
-``!work``. Any other text is echoed.
+``!work``. Any other text is echoed. ``--shards N`` runs it as an
+``AutoShardedBot`` with N gateway connections.
 """
 
 from __future__ import annotations
@@ -97,16 +98,32 @@ async def slash_work(interaction: discord.Interaction, seconds: float = 5.0) -> 
     await interaction.followup.send(f"done: {seconds:g}s of work finished")
 
 
+class ShardedDemoBot(DemoBot, commands.AutoShardedBot):
+    """The same bot on ``AutoShardedBot``: one gateway connection per shard, one process."""
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        # discord.py waits 5 s before each shard's IDENTIFY; a bot large enough to shard
+        # gets a max_concurrency of 16 or more from Discord, and so identifies at once.
+        return None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the bot until SIGTERM/SIGINT."""
     parser = guard_options(__doc__)
     parser.add_argument("--token", default=os.environ.get("DISCORD_TOKEN", "demo-token"))
+    parser.add_argument(
+        "--shards", type=int, default=0, help="run as AutoShardedBot with N shards (0: Bot)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     point_discord_at_env()  # RESTART_GUARD_DISCORD_API / _GATEWAY: the loopback stand-in
 
-    bot_class: type[DemoBot] = guard_from(args)(DemoBot)
-    bot_class().run(args.token, log_handler=None)
+    if args.shards:
+        sharded: type[DemoBot] = guard_from(args)(ShardedDemoBot)
+        sharded(shard_count=args.shards).run(args.token, log_handler=None)
+    else:
+        bot_class: type[DemoBot] = guard_from(args)(DemoBot)
+        bot_class().run(args.token, log_handler=None)
     log.info("demo bot: run() returned")
 
 

@@ -19,7 +19,9 @@ READY = "demo bot ready"
 class DiscordDriver(Driver):
     platform = "discord"
     framework = "discord"
-    modes = ("gateway",)  # every event in its own task: turns of one thread run at once
+    # gateway: commands.Bot, every event in its own task (turns of one thread run at once);
+    # sharded: AutoShardedBot with two shards, the guild on one of them.
+    modes = ("gateway", "sharded")
     concurrent_mode = "gateway"
     command_prefix = "!"
     module = "restart_guard.demo.discord_bot"
@@ -43,7 +45,7 @@ class DiscordDriver(Driver):
         return topic, chat, Place(str(api.add_channel(api.guild_id, name="other")))
 
     def _bot_args(self) -> list[str]:
-        return []
+        return ["--shards", "2"] if self.mode == "sharded" else []
 
     def _bot_env(self) -> dict[str, str]:
         return self.api.env_vars()
