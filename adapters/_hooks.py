@@ -56,6 +56,11 @@ DISCORD = (
         why="a stop during the gateway handshake cancels connect() before close()",
     ),
     HookPoint(
+        "discord.shard:AutoShardedClient.shards",
+        "attribute",
+        why="shards launched so far: a stop before all are up cancels connect() before close()",
+    ),
+    HookPoint(
         "discord.gateway:DiscordWebSocket.open",
         "attribute",
         why="an open gateway socket: connect() is past its handshake, close() ends it cleanly",

@@ -19,9 +19,12 @@ The gateway handshake: discord.py's ``close()`` must not run while
 HELLO and IDENTIFY or RESUME not through yet). ``close()`` closes the HTTP
 session and with it that socket; ``connect()`` takes the drop for a reconnect
 and, on the first connection, reads ``self.ws.sequence`` of a websocket it
-never had — an AttributeError out of ``run()``. So when the drain is over and
-``connect()`` has no open gateway socket, the stop cancels ``connect()``
-first (it then returns, as after a close), and closes once it has.
+never had — an AttributeError out of ``run()``. An ``AutoShardedClient``'s
+``connect()`` launches its shards one by one and retries a failed handshake
+forever, closed or not: ``run()`` never returns. So when the drain is over
+and ``connect()`` has no open gateway socket (or shards left to launch), the
+stop cancels ``connect()`` first (it then returns, as after a close), and
+closes once it has.
 """
 
 from __future__ import annotations
@@ -140,11 +143,29 @@ async def _stop_then_close(
 
 
 def _in_handshake(client: discord.Client, connecting: Connecting) -> bool:
-    """Whether ``connect()`` runs without an open gateway socket: a handshake, or a reconnect."""
+    """Whether ``connect()`` runs without an open gateway socket: a handshake, or a reconnect.
+
+    An ``AutoShardedClient`` has no ``client.ws``: its ``connect()`` is in a
+    handshake until every shard it launches is up (``launch_shards``).
+    """
     if connecting.task.done():
         return False
+    if isinstance(client, discord.AutoShardedClient):
+        return _launching_shards(client)
     ws = client.ws
     return ws is None or not ws.open
+
+
+def _launching_shards(client: discord.AutoShardedClient) -> bool:
+    """Whether ``launch_shards`` has shards left to connect.
+
+    It retries a shard whose handshake failed every 5 s for as long as it
+    takes, closed client or not: a ``close()`` in the middle leaves ``run()``
+    retrying forever (until the service manager's SIGKILL).
+    """
+    count = client.shard_count  # None until /gateway/bot was read
+    wanted = client.shard_ids or (range(count) if count is not None else None)
+    return wanted is None or len(client.shards) < len(wanted)
 
 
 async def _leave_handshake(client: discord.Client, state: BotState) -> None:
@@ -203,9 +224,7 @@ def _schedule_event(
 async def _connect(self: discord.Client, *, reconnect: bool = True) -> None:
     state = state_of(self)
     task = asyncio.current_task()
-    # AutoShardedClient runs one socket per shard and never sets client.ws: its
-    # connect() is left as it is (the handshake is read from client.ws).
-    if state is None or task is None or isinstance(self, discord.AutoShardedClient):
+    if state is None or task is None:
         await above(self).connect(reconnect=reconnect)
         return
     connecting = state.connecting = Connecting(task)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +28,13 @@ from scenarios.drivers.discord import DiscordDriver
 pytestmark = pytest.mark.e2e
 
 GATEWAY_CONNECT = "GATEWAY CONNECT"
+
+
+@pytest.fixture(params=DiscordDriver.modes)
+def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DiscordDriver]:
+    """The demo bot as ``commands.Bot`` and as ``AutoShardedBot`` (a socket per shard)."""
+    with DiscordDriver(request.param, tmp_path).running() as driver:
+        yield driver
 
 
 def leave_markers(driver: DiscordDriver, places: list[Place]) -> None:
@@ -87,9 +96,10 @@ def test_a_sigterm_during_a_resume_handshake_keeps_the_turn_marked(
     api = driver.api
     bot = driver.start_bot("--drain-timeout", "1")
     place = driver.start_work(driver.chat, 60)
+    connected = sum(1 for method, _ in api.calls if method == GATEWAY_CONNECT)  # one per shard
     api.hold_handshakes()
     api.disconnect_clients(4000)  # discord.py reconnects to RESUME: held before HELLO
-    api.wait_for_call(GATEWAY_CONNECT, timeout=60, count=2)
+    api.wait_for_call(GATEWAY_CONNECT, timeout=60, count=connected + 1)
 
     bot.send_signal(signal.SIGTERM)
     assert bot.wait_exit(60) == 0
