@@ -20,6 +20,13 @@ from restart_guard.testing.wait import eventually_async
 #: A marker's conversation as (chat, thread, scope).
 Key = tuple[str, "str | None", "str | None"]
 
+#: The Telegram group the acknowledgement tests write in.
+CHAT = -1001000000001
+#: How long a test holds the marker's batch: both Telegram frameworks poll again (or
+#: answer the webhook) within about a millisecond, so an acknowledgement not held back
+#: would land inside it.
+HOLD = 0.3
+
 
 def stored(marker_dir: Path) -> dict[Key, Phase]:
     """Every marker in ``marker_dir``: its conversation's key → its phase."""
@@ -101,10 +108,10 @@ async def confirmed_once_durable(api: Any, store: HeldStore, handled: asyncio.Ev
     marker). The batch stays unwritten a while, as under a slow disk: the update
     must stay unconfirmed (Telegram would redeliver it) until the batch is written.
     """
-    update_id = api.inject_message(-1001000000001, "hi")
+    update_id = api.inject_message(CHAT, "hi")
     assert await asyncio.to_thread(store.entered.wait, 10)  # the marker's batch is held
     await asyncio.wait_for(handled.wait(), 10)  # the handler ran meanwhile
-    await asyncio.sleep(0.3)  # the bot polls again within a millisecond: it would show
+    await asyncio.sleep(HOLD)  # the bot polls again within a millisecond: it would show
     assert api.confirmed_offset <= update_id
     store.release.set()
     assert await api.wait_until_confirmed_async(update_id) > update_id

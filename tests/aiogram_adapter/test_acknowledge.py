@@ -22,13 +22,8 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_applicati
 from aiohttp import web
 
 import restart_guard
-from held_runs import HeldStore, confirmed_once_durable
+from held_runs import CHAT, HOLD, HeldStore, confirmed_once_durable
 from restart_guard.testing.telegram import TelegramStandIn
-
-CHAT = -1001000000001
-#: How long the store holds the batch: aiogram polls again (or answers the webhook)
-#: within a millisecond, so an acknowledgement not held back would land inside it.
-HOLD = 0.3
 
 
 @pytest.fixture

@@ -17,14 +17,9 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, MessageHandler, filters
 
 import restart_guard
-from held_runs import HeldStore, confirmed_once_durable
+from held_runs import CHAT, HOLD, HeldStore, confirmed_once_durable
 from restart_guard import DirectoryStore
 from restart_guard.testing.telegram import TelegramStandIn
-
-CHAT = -1001000000001
-#: How long the store holds the batch: python-telegram-bot polls again about a
-#: millisecond after fetching, so a confirmation not held back would land inside it.
-HOLD = 0.3
 
 
 @pytest.fixture

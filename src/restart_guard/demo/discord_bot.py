@@ -118,12 +118,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     point_discord_at_env()  # RESTART_GUARD_DISCORD_API / _GATEWAY: the loopback stand-in
 
-    if args.shards:
-        sharded: type[DemoBot] = guard_from(args)(ShardedDemoBot)
-        sharded(shard_count=args.shards).run(args.token, log_handler=None)
-    else:
-        bot_class: type[DemoBot] = guard_from(args)(DemoBot)
-        bot_class().run(args.token, log_handler=None)
+    bot_class: type[DemoBot] = guard_from(args)(ShardedDemoBot if args.shards else DemoBot)
+    options = {"shard_count": args.shards} if args.shards else {}
+    bot_class(**options).run(args.token, log_handler=None)
     log.info("demo bot: run() returned")
 
 
