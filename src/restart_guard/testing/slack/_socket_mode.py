@@ -133,14 +133,12 @@ class _SocketMode(_EventBuilders):
             payload = self.event_callback(event, **origin)
         inner = payload.get("event") or {}
         self._remember_user_message(inner)
-        envelope_id = self._send_envelope(
-            "events_api", payload, envelope_id, retry_attempt, retry_reason
-        )
+        envelope_id = envelope_id or str(uuid.uuid4())
         key = self._event_key(inner)
-        with self._lock:
+        with self._lock:  # known before the envelope can reach the bot and be acked
             if key is not None:
                 self._envelope_by_event[key] = envelope_id
-        return envelope_id
+        return self._send_envelope("events_api", payload, envelope_id, retry_attempt, retry_reason)
 
     def _send_envelope(
         self,
